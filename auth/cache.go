@@ -1,0 +1,278 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheOptions tunes a Cache. The zero value of each field has the meaning
+// its comment gives.
+type CacheOptions struct {
+	// RefreshBefore is how long before expiry a background refresh starts.
+	// It is clamped to half the token's lifetime so that a short-lived
+	// token is not refreshed on every request. Zero refreshes only once
+	// the token has expired.
+	RefreshBefore time.Duration
+	// DefaultLifetime is given to tokens whose response had no expiry.
+	// Zero keeps such a token until Invalidate.
+	DefaultLifetime time.Duration
+	// FetchTimeout bounds one token request; zero means 10s.
+	FetchTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait after a failed fetch before
+	// the next one; zero means 1s and 1m.
+	MinBackoff, MaxBackoff time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Jitter returns a random duration in [0, max); nil means math/rand.
+	// Tests pass a function returning 0.
+	Jitter func(max time.Duration) time.Duration
+	// Log receives token events (never a token); nil discards them.
+	Log logrus.FieldLogger
+}
+
+// Cache wraps a Source, usually a grant, and hands out its token until the
+// token is due for refresh. Reads take no lock. Concurrent callers that
+// find no valid token share one fetch, which runs on a context detached
+// from any one caller so that a client going away cannot fail the others.
+type Cache struct {
+	src  Source
+	opts CacheOptions
+
+	cur        atomic.Pointer[cachedToken]
+	group      singleflight.Group
+	refreshing atomic.Bool
+
+	mu       sync.Mutex // guards the failure state below
+	failures int
+	retryAt  time.Time
+	lastErr  error
+}
+
+type cachedToken struct {
+	tok       *Token
+	refreshAt time.Time // zero: never refreshed early
+}
+
+// BackoffError is returned while the Cache waits after a failed fetch
+// instead of asking the endpoint again. Err is the failure that started
+// the wait.
+type BackoffError struct {
+	Err   error
+	Until time.Time
+}
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("%v (next attempt at %s)", e.Err, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+var _ Source = (*Cache)(nil)
+
+// NewCache returns a Cache over src.
+func NewCache(src Source, opts CacheOptions) *Cache {
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 10 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max)
+		}
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		opts.Log = l
+	}
+	return &Cache{src: src, opts: opts}
+}
+
+// Token returns the cached token while it is valid, starting a background
+// refresh once it is due; otherwise it waits for a fetch, sharing it with
+// every other caller. ctx bounds only this caller's wait.
+func (c *Cache) Token(ctx context.Context) (*Token, error) {
+	now := c.opts.Now()
+	e := c.cur.Load()
+	if e != nil && e.tok.ValidAt(now) {
+		if !e.refreshAt.IsZero() && !now.Before(e.refreshAt) {
+			c.refreshInBackground(now)
+		}
+		return e.tok, nil
+	}
+	// The reason only labels the log line of the fetch this caller starts.
+	reason := "expired"
+	switch {
+	case e == nil:
+		reason = "startup"
+	case e.tok == nil: // Invalidate leaves an empty entry
+		reason = "rejected"
+	}
+	return c.wait(ctx, reason)
+}
+
+// Invalidate drops stale from the cache, but only if it is still the
+// cached token: after a burst of 401s for the same token the first call
+// clears it and the rest find a newer token in place, so the burst causes
+// one refresh.
+func (c *Cache) Invalidate(stale *Token) {
+	e := c.cur.Load()
+	if e == nil || e.tok != stale {
+		return
+	}
+	if c.cur.CompareAndSwap(e, &cachedToken{}) {
+		c.opts.Log.Info("token rejected upstream; fetching a new one")
+	}
+}
+
+// Cached returns the cached token without fetching, or nil.
+func (c *Cache) Cached() *Token {
+	if e := c.cur.Load(); e != nil {
+		return e.tok
+	}
+	return nil
+}
+
+func (c *Cache) wait(ctx context.Context, reason string) (*Token, error) {
+	if err := c.backoff(c.opts.Now()); err != nil {
+		return nil, err
+	}
+	ch := c.group.DoChan("fetch", func() (any, error) {
+		// Detached: the fetch serves every waiter, not only this caller.
+		return c.fetch(context.WithoutCancel(ctx), reason)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Token), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// refreshInBackground starts at most one refresh at a time and none while
+// backing off after a failure; the current token keeps being served.
+func (c *Cache) refreshInBackground(now time.Time) {
+	if !c.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	if c.backoff(now) != nil {
+		c.refreshing.Store(false)
+		return
+	}
+	go func() {
+		defer c.refreshing.Store(false)
+		c.group.Do("fetch", func() (any, error) {
+			return c.fetch(context.Background(), "expiry")
+		})
+	}()
+}
+
+func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
+	defer cancel()
+	tok, err := c.src.Token(ctx)
+	now := c.opts.Now()
+	if err == nil && tok == nil {
+		err = errors.New("token source returned no token")
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("token request timed out after %s: %w", c.opts.FetchTimeout, err)
+		}
+		wait := c.recordFailure(now, err)
+		c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
+			WithError(err).Warn("token fetch failed")
+		return nil, err
+	}
+	if tok.Expiry.IsZero() && c.opts.DefaultLifetime > 0 {
+		t := *tok
+		t.Expiry = now.Add(c.opts.DefaultLifetime)
+		tok = &t
+	}
+	c.cur.Store(&cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now)})
+	c.recordSuccess()
+	fields := logrus.Fields{"reason": reason}
+	if !tok.Expiry.IsZero() {
+		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()
+	} else {
+		fields["expires_in"] = "until rejected"
+	}
+	c.opts.Log.WithFields(fields).Info("token fetched")
+	return tok, nil
+}
+
+// refreshAt is when a background refresh of tok should start: RefreshBefore
+// ahead of expiry, at most half the lifetime ahead, less up to a tenth of
+// that lead as jitter so that replicas do not refresh in lockstep.
+func (c *Cache) refreshAt(tok *Token, now time.Time) time.Time {
+	if tok.Expiry.IsZero() || c.opts.RefreshBefore <= 0 {
+		return time.Time{}
+	}
+	obtained := tok.Obtained
+	if obtained.IsZero() {
+		obtained = now
+	}
+	lead := min(c.opts.RefreshBefore, tok.Expiry.Sub(obtained)/2)
+	if lead <= 0 {
+		return time.Time{}
+	}
+	return tok.Expiry.Add(-lead - c.opts.Jitter(lead/10))
+}
+
+func (c *Cache) backoff(now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr != nil && now.Before(c.retryAt) {
+		return &BackoffError{Err: c.lastErr, Until: c.retryAt}
+	}
+	return nil
+}
+
+// recordFailure doubles the wait before the next fetch, from MinBackoff up
+// to MaxBackoff, with up to 20% jitter, and returns it.
+func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures++
+	wait := c.opts.MinBackoff
+	for i := 1; i < c.failures && wait < c.opts.MaxBackoff; i++ {
+		wait *= 2
+	}
+	wait = min(wait, c.opts.MaxBackoff)
+	wait += c.opts.Jitter(wait / 5)
+	c.retryAt = now.Add(wait)
+	c.lastErr = err
+	return wait
+}
+
+func (c *Cache) recordSuccess() {
+	c.mu.Lock()
+	c.failures, c.retryAt, c.lastErr = 0, time.Time{}, nil
+	c.mu.Unlock()
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,304 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeSource is a Source whose behaviour a test sets with a function.
+type fakeSource struct {
+	calls atomic.Int32
+	fn    func(ctx context.Context, n int32) (*Token, error)
+}
+
+func (s *fakeSource) Token(ctx context.Context) (*Token, error) {
+	return s.fn(ctx, s.calls.Add(1))
+}
+
+// lifetimeSource issues token "tN" on call N, valid for lifetime from clk's now.
+func lifetimeSource(clk *fakeClock, lifetime time.Duration) *fakeSource {
+	return &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		now := clk.Now()
+		return &Token{AccessToken: fmt.Sprintf("t%d", n), Obtained: now, Expiry: now.Add(lifetime)}, nil
+	}}
+}
+
+func noJitter(time.Duration) time.Duration { return 0 }
+
+func TestCacheConcurrentColdStartFetchesOnce(t *testing.T) {
+	release := make(chan struct{})
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		<-release
+		return &Token{AccessToken: "t"}, nil
+	}}
+	c := NewCache(src, CacheOptions{})
+	const n = 500
+	var arrived, done sync.WaitGroup
+	arrived.Add(n)
+	done.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			defer done.Done()
+			arrived.Done()
+			tok, err := c.Token(context.Background())
+			if err == nil && tok.AccessToken != "t" {
+				err = fmt.Errorf("got %q", tok.AccessToken)
+			}
+			errs <- err
+		}()
+	}
+	arrived.Wait()
+	close(release)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Errorf("%d concurrent cold requests made %d token requests, want 1", n, got)
+	}
+}
+
+func TestCacheFetchIsDetachedFromTheCallerThatStartedIt(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		close(started)
+		<-release
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return &Token{AccessToken: "t"}, nil
+	}}
+	c := NewCache(src, CacheOptions{})
+	firstCtx, cancelFirst := context.WithCancel(context.Background())
+	firstErr := make(chan error)
+	go func() { _, err := c.Token(firstCtx); firstErr <- err }()
+	<-started
+	secondTok := make(chan *Token)
+	go func() { tok, _ := c.Token(context.Background()); secondTok <- tok }()
+	cancelFirst()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the client that went away got %v, want context.Canceled", err)
+	}
+	close(release)
+	if tok := <-secondTok; tok == nil || tok.AccessToken != "t" {
+		t.Fatalf("the other client got %v", tok)
+	}
+}
+
+func TestCacheFetchTimeout(t *testing.T) {
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	c := NewCache(src, CacheOptions{FetchTimeout: time.Millisecond})
+	_, err := c.Token(context.Background())
+	if !errors.Is(err, context.DeadlineExceeded) || !errorContains(err, "timed out after 1ms") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCacheRefreshesInBackgroundBeforeExpiry(t *testing.T) {
+	clk := newFakeClock()
+	blockSecond, fetched := make(chan struct{}), make(chan struct{})
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		if n == 2 {
+			<-blockSecond
+			defer close(fetched)
+		}
+		now := clk.Now()
+		return &Token{AccessToken: fmt.Sprintf("t%d", n), Obtained: now, Expiry: now.Add(time.Hour)}, nil
+	}}
+	c := NewCache(src, CacheOptions{RefreshBefore: 10 * time.Minute, Now: clk.Now, Jitter: noJitter})
+	mustToken(t, c, "t1")
+	clk.Advance(49 * time.Minute)
+	mustToken(t, c, "t1")
+	if src.calls.Load() != 1 {
+		t.Fatal("refreshed before the refresh window")
+	}
+	clk.Advance(time.Minute)
+	// The refresh blocks until blockSecond closes: a request that waited
+	// for it would hang here instead of returning the current token.
+	mustToken(t, c, "t1")
+	mustToken(t, c, "t1")
+	close(blockSecond)
+	<-fetched
+	waitFor(t, func() bool { return c.Cached().AccessToken == "t2" })
+	mustToken(t, c, "t2")
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("%d token requests, want 2", got)
+	}
+}
+
+func TestCacheRefreshLeadIsClampedToHalfTheLifetime(t *testing.T) {
+	clk := newFakeClock()
+	src := lifetimeSource(clk, 300*time.Second)
+	c := NewCache(src, CacheOptions{RefreshBefore: 10 * time.Minute, Now: clk.Now, Jitter: noJitter})
+	mustToken(t, c, "t1")
+	clk.Advance(149 * time.Second)
+	mustToken(t, c, "t1")
+	if src.calls.Load() != 1 {
+		t.Fatal("a 300s token with refresh_before 10m was refreshed at once: it would loop")
+	}
+	clk.Advance(time.Second)
+	mustToken(t, c, "t1")
+	waitFor(t, func() bool { return c.Cached().AccessToken == "t2" })
+	clk.Advance(time.Second)
+	mustToken(t, c, "t2")
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("%d token requests, want 2", got)
+	}
+}
+
+func TestCacheServesUntilExpiryWhenBackgroundRefreshFails(t *testing.T) {
+	clk := newFakeClock()
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		if n > 1 {
+			return nil, errors.New("endpoint down")
+		}
+		now := clk.Now()
+		return &Token{AccessToken: "t1", Obtained: now, Expiry: now.Add(time.Hour)}, nil
+	}}
+	c := NewCache(src, CacheOptions{RefreshBefore: 10 * time.Minute, Now: clk.Now, Jitter: noJitter})
+	mustToken(t, c, "t1")
+	clk.Advance(55 * time.Minute)
+	mustToken(t, c, "t1")
+	waitFor(t, func() bool { return src.calls.Load() == 2 && !c.refreshing.Load() })
+	// Backing off: more requests in the same second start no refresh.
+	for range 10 {
+		mustToken(t, c, "t1")
+	}
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("%d token requests during the backoff, want 2", got)
+	}
+	clk.Advance(5 * time.Minute)
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Error("an expired token was served")
+	}
+}
+
+func TestCacheInvalidateBurstCausesOneRefresh(t *testing.T) {
+	clk := newFakeClock()
+	src := lifetimeSource(clk, time.Hour)
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	stale := mustToken(t, c, "t1")
+	const n = 200
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for range n {
+		go func() {
+			defer wg.Done()
+			c.Invalidate(stale)
+			tok, err := c.Token(context.Background())
+			if err != nil || tok.AccessToken != "t2" {
+				t.Errorf("after invalidation got %v, %v", tok, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("%d 401s caused %d refreshes, want 1", n, got-1)
+	}
+}
+
+func TestCacheInvalidateIgnoresAnOlderToken(t *testing.T) {
+	clk := newFakeClock()
+	c := NewCache(lifetimeSource(clk, time.Hour), CacheOptions{Now: clk.Now})
+	old := mustToken(t, c, "t1")
+	c.Invalidate(old)
+	mustToken(t, c, "t2")
+	c.Invalidate(old)
+	mustToken(t, c, "t2")
+}
+
+func TestCacheTokenWithoutExpiry(t *testing.T) {
+	clk := newFakeClock()
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		return &Token{AccessToken: fmt.Sprintf("t%d", n)}, nil
+	}}
+	t.Run("kept until invalidated", func(t *testing.T) {
+		c := NewCache(src, CacheOptions{RefreshBefore: time.Minute, Now: clk.Now})
+		tok := mustToken(t, c, "t1")
+		clk.Advance(100 * 365 * 24 * time.Hour)
+		mustToken(t, c, "t1")
+		c.Invalidate(tok)
+		mustToken(t, c, "t2")
+	})
+	t.Run("default lifetime", func(t *testing.T) {
+		c := NewCache(src, CacheOptions{DefaultLifetime: time.Hour, Now: clk.Now})
+		tok := mustToken(t, c, "t3")
+		if want := clk.Now().Add(time.Hour); !tok.Expiry.Equal(want) {
+			t.Errorf("expiry %v, want %v", tok.Expiry, want)
+		}
+		clk.Advance(time.Hour)
+		mustToken(t, c, "t4")
+	})
+}
+
+func TestCacheBacksOffAfterFailureAndSharesIt(t *testing.T) {
+	clk := newFakeClock()
+	fail := atomic.Bool{}
+	fail.Store(true)
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		if fail.Load() {
+			return nil, &RetrieveError{StatusCode: 500}
+		}
+		return &Token{AccessToken: "ok"}, nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now, Jitter: noJitter})
+	for i, wantWait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		_, err := c.Token(context.Background())
+		var re *RetrieveError
+		if !errors.As(err, &re) || errors.As(err, new(*BackoffError)) {
+			t.Fatalf("attempt %d: got %v", i, err)
+		}
+		_, err = c.Token(context.Background())
+		var be *BackoffError
+		if !errors.As(err, &be) || !errors.As(err, &re) || !be.Until.Equal(clk.Now().Add(wantWait)) {
+			t.Fatalf("attempt %d: during the backoff got %v, want a BackoffError until +%v", i, err, wantWait)
+		}
+		if got := src.calls.Load(); got != int32(i+1) {
+			t.Fatalf("attempt %d: %d token requests", i, got)
+		}
+		clk.Advance(wantWait)
+	}
+	fail.Store(false)
+	mustToken(t, c, "ok")
+}
+
+func mustToken(t *testing.T, c *Cache, want string) *Token {
+	t.Helper()
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if tok.AccessToken != want {
+		t.Fatalf("got token %q, want %q", tok.AccessToken, want)
+	}
+	return tok
+}
+
+// waitFor waits for a background goroutine's effect without a fixed sleep.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func errorContains(err error, s string) bool {
+	return err != nil && strings.Contains(err.Error(), s)
+}

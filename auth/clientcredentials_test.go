@@ -1,0 +1,156 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// tokenRequest is what a fake token endpoint saw.
+type tokenRequest struct {
+	contentType, accept string
+	basicUser, basicPw  string
+	hasBasic            bool
+	fields              map[string]string
+}
+
+func captureEndpoint(t *testing.T, status int, answer string) (*httptest.Server, *tokenRequest) {
+	t.Helper()
+	var got tokenRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.contentType, got.accept = r.Header.Get("Content-Type"), r.Header.Get("Accept")
+		got.basicUser, got.basicPw, got.hasBasic = r.BasicAuth()
+		body, _ := io.ReadAll(r.Body)
+		got.fields = map[string]string{}
+		if strings.HasPrefix(got.contentType, "application/json") {
+			if err := json.Unmarshal(body, &got.fields); err != nil {
+				t.Errorf("body is not a JSON object of strings: %v", err)
+			}
+		} else {
+			vals, _ := url.ParseQuery(string(body))
+			for k := range vals {
+				got.fields[k] = vals.Get(k)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &got
+}
+
+func TestClientCredentialsRequestShapes(t *testing.T) {
+	tests := []struct {
+		name       string
+		cc         ClientCredentials
+		wantCT     string
+		wantFields map[string]string
+		wantBasic  [2]string // empty: no Basic header
+	}{
+		{name: "redgifs: form, secret in body",
+			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3"},
+			wantCT:     "application/x-www-form-urlencoded",
+			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3"}},
+		{name: "producthunt: json body",
+			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3", BodyFormat: JSONBody},
+			wantCT:     "application/json",
+			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3"}},
+		{name: "generic guide: basic auth with client_id also in the form",
+			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3", AuthMethod: ClientSecretBasic},
+			wantCT:     "application/x-www-form-urlencoded",
+			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id"},
+			wantBasic:  [2]string{"id", "s3"}},
+		{name: "basic auth form-encodes id and secret (RFC 6749 2.3.1)",
+			cc:         ClientCredentials{ClientID: "a:b", ClientSecret: "p w", AuthMethod: ClientSecretBasic},
+			wantCT:     "application/x-www-form-urlencoded",
+			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "a:b"},
+			wantBasic:  [2]string{"a%3Ab", "p+w"}},
+		{name: "scopes and extra params",
+			cc: ClientCredentials{ClientID: "id", ClientSecret: "s3", Scopes: []string{"read", "write"},
+				Params: map[string]string{"audience": "https://api"}},
+			wantCT: "application/x-www-form-urlencoded",
+			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3",
+				"scope": "read write", "audience": "https://api"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, got := captureEndpoint(t, 200, `{"access_token":"tok","token_type":"bearer","expires_in":60}`)
+			cc := tt.cc
+			cc.TokenURL = srv.URL
+			tok, err := cc.Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken != "tok" {
+				t.Errorf("access token %q", tok.AccessToken)
+			}
+			if got.contentType != tt.wantCT || got.accept != "application/json" {
+				t.Errorf("content-type %q accept %q", got.contentType, got.accept)
+			}
+			if len(got.fields) != len(tt.wantFields) {
+				t.Errorf("fields %v, want %v", got.fields, tt.wantFields)
+			}
+			for k, v := range tt.wantFields {
+				if got.fields[k] != v {
+					t.Errorf("field %s = %q, want %q", k, got.fields[k], v)
+				}
+			}
+			if got.hasBasic != (tt.wantBasic[0] != "") || got.basicUser != tt.wantBasic[0] || got.basicPw != tt.wantBasic[1] {
+				t.Errorf("basic auth %v %q %q, want %q", got.hasBasic, got.basicUser, got.basicPw, tt.wantBasic)
+			}
+		})
+	}
+}
+
+func TestClientCredentialsRedactsEchoedSecret(t *testing.T) {
+	srv, _ := captureEndpoint(t, 400, `{"error":"invalid_request","error_description":"bad secret s3cr3t-value"}`)
+	cc := ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s3cr3t-value"}
+	_, err := cc.Token(context.Background())
+	var re *RetrieveError
+	if !errors.As(err, &re) || re.StatusCode != 400 || re.ErrorCode != "invalid_request" {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t-value") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("error text %q", err)
+	}
+}
+
+func TestClientCredentialsDoesNotFollowRedirects(t *testing.T) {
+	var leaked bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { leaked = true }))
+	defer elsewhere.Close()
+	for _, code := range []int{301, 302, 307, 308} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/token", code)
+		}))
+		cc := ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}
+		_, err := cc.Token(context.Background())
+		srv.Close()
+		var re *RetrieveError
+		if !errors.As(err, &re) || re.StatusCode != code || !strings.Contains(err.Error(), "redirect not followed") {
+			t.Errorf("%d: got %v", code, err)
+		}
+	}
+	if leaked {
+		t.Error("a redirect was followed: the credentials went to another host")
+	}
+}
+
+func TestClientCredentialsCapsBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"`+strings.Repeat("a", maxResponseBytes)+`"}`)
+	}))
+	defer srv.Close()
+	_, err := (&ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}).Token(context.Background())
+	if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "over") {
+		t.Fatalf("got %v", err)
+	}
+}

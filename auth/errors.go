@@ -1,0 +1,55 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// RetrieveError is a token endpoint's refusal: a non-2xx status, or a
+// 2xx whose body carries an RFC 6749 5.2 error. Its message holds the
+// status and the endpoint's error fields, never the request's secrets.
+type RetrieveError struct {
+	// StatusCode is the HTTP status of the token response.
+	StatusCode int
+	// ErrorCode is the RFC 6749 5.2 "error" field ("invalid_client",
+	// "invalid_grant", ...); empty when the body had none.
+	ErrorCode string
+	// ErrorDescription is the "error_description" field, if any.
+	ErrorDescription string
+}
+
+func (e *RetrieveError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	if e.ErrorCode != "" {
+		b.WriteString(" ")
+		b.WriteString(e.ErrorCode)
+	}
+	if e.ErrorDescription != "" {
+		b.WriteString(": ")
+		b.WriteString(e.ErrorDescription)
+	}
+	return b.String()
+}
+
+// ErrBadResponse marks a token response that could not be used: not JSON,
+// truncated, too large, or without an access_token. Test with errors.Is.
+var ErrBadResponse = errors.New("unusable token response")
+
+// badResponse wraps ErrBadResponse with what was wrong.
+func badResponse(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadResponse, fmt.Sprintf(format, args...))
+}
+
+// redact replaces every non-empty secret in s, so that text which came
+// from the network (an echoed error_description) or from the HTTP client
+// (a URL in a *url.Error) cannot carry one out.
+func redact(s string, secrets ...string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
+}
