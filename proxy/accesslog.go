@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// requestInfo collects what the access log reports of one request; the
+// transport and the error writer fill it in through the context.
+type requestInfo struct {
+	upstream string
+	replayed bool
+	errCode  string
+	err      error
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(infoKey{}).(*requestInfo)
+	return info
+}
+
+// responseRecorder notes the status and size of a response. Unwrap lets
+// http.ResponseController reach Flush and Hijack on the real writer, which
+// ReverseProxy needs for streaming and upgrades.
+type responseRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *responseRecorder) WriteHeader(code int) {
+	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *responseRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *responseRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logAccess writes one line per request. It logs the path without the
+// query string, which may carry keys, and never a header value.
+func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *requestInfo, start time.Time) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	fields := logrus.Fields{
+		"method":      r.Method,
+		"path":        r.URL.Path,
+		"status":      status,
+		"duration_ms": float64(h.now().Sub(start).Microseconds()) / 1000,
+		"bytes":       rec.bytes,
+		"replayed":    info.replayed,
+		"remote":      r.RemoteAddr,
+	}
+	if info.upstream != "" {
+		fields["upstream"] = info.upstream
+	}
+	entry := h.log.WithFields(fields)
+	if info.errCode != "" {
+		entry = entry.WithField("error", info.errCode)
+		if info.err != nil {
+			entry = entry.WithField("detail", info.err.Error())
+		}
+	}
+	entry.Info("request")
+}

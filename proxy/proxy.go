@@ -1,0 +1,195 @@
+// Package proxy forwards a legacy app's plain requests to upstream APIs
+// with an OAuth2 access token attached.
+//
+// Each Upstream gets an httputil.ReverseProxy whose transport asks a
+// TokenSource for the token, sets it on the outbound request, and replays
+// the request once with a fresh token when the upstream rejects it.
+// Requests are routed by path prefix and only ever sent to an upstream's
+// configured target.
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Upstream is one API behind the proxy. The zero value of each optional
+// field has the meaning its comment gives.
+type Upstream struct {
+	// Name identifies the upstream in logs and error bodies.
+	Name string
+	// Target is where requests go: scheme, host and an optional base path.
+	Target *url.URL
+	// PathPrefix selects the requests for this upstream and is stripped
+	// from them. "" takes every request no other prefix takes.
+	PathPrefix string
+	// Tokens supplies the access token. Required.
+	Tokens TokenSource
+	// Header is the header the token goes in; "" means Authorization.
+	Header string
+	// Format renders the header value: {token} is the access token and
+	// {token_type} its normalised type. "" means "Bearer {token}".
+	Format string
+	// StaticHeaders are set on every forwarded request.
+	StaticHeaders map[string]string
+	// ReplayOn lists the statuses after which the token is refreshed and
+	// the request sent once more. Nil means none.
+	ReplayOn []int
+	// MaxReplayBody is the largest body kept for a replay; larger bodies
+	// stream through and are not replayed. Zero replays only requests
+	// without a body.
+	MaxReplayBody int64
+	// Transport sends requests upstream; nil means a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Handler routes requests to upstreams. It is an http.Handler.
+type Handler struct {
+	routes []route // longest prefix first
+	log    logrus.FieldLogger
+	now    func() time.Time
+}
+
+type route struct {
+	prefix string
+	name   string
+	proxy  *httputil.ReverseProxy
+}
+
+// New builds the handler. log receives the access log and proxy errors;
+// nil discards them.
+func New(upstreams []Upstream, log logrus.FieldLogger) (*Handler, error) {
+	if log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		log = l
+	}
+	h := &Handler{log: log, now: time.Now}
+	seen := map[string]string{}
+	for _, u := range upstreams {
+		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
+			return nil, fmt.Errorf("upstream %q: target must be an absolute URL", u.Name)
+		}
+		if u.Tokens == nil {
+			return nil, fmt.Errorf("upstream %q: no token source", u.Name)
+		}
+		prefix := strings.TrimSuffix(u.PathPrefix, "/")
+		if other, dup := seen[prefix]; dup {
+			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
+		}
+		seen[prefix] = u.Name
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log)})
+	}
+	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
+	return h, nil
+}
+
+func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *httputil.ReverseProxy {
+	base := u.Transport
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	header, format := u.Header, u.Format
+	if header == "" {
+		header = "Authorization"
+	}
+	if format == "" {
+		format = "Bearer {token}"
+	}
+	static := http.Header{}
+	for k, v := range u.StaticHeaders {
+		static.Set(k, v)
+	}
+	target := u.Target
+	return &httputil.ReverseProxy{
+		// Rewrite, not Director: with Director, hop-by-hop removal runs
+		// afterwards and could delete what it set. The token itself is
+		// set later still, by the transport.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rest := strings.TrimPrefix(pr.In.URL.EscapedPath(), prefix)
+			if rest == "" || rest[0] != '/' {
+				rest = "/" + rest
+			}
+			pr.Out.URL.RawPath = rest
+			pr.Out.URL.Path, _ = url.PathUnescape(rest)
+			pr.SetURL(target) // also sets the outbound Host to the target's
+		},
+		Transport: &tokenTransport{
+			base: base, upstream: u.Name, tokens: u.Tokens,
+			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
+			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, r, u.Name, err)
+		},
+		ErrorLog: log.New(logWriter{logger.WithField("upstream", u.Name)}, "", 0),
+	}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	info := &requestInfo{}
+	rec := &responseRecorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	defer func() { h.logAccess(r, rec, info, start) }()
+
+	if err := checkRequest(r); err != nil {
+		writeError(rec, r, "", err)
+		return
+	}
+	for i := range h.routes {
+		rt := &h.routes[i]
+		if matchPrefix(r.URL.EscapedPath(), rt.prefix) {
+			info.upstream = rt.name
+			rt.proxy.ServeHTTP(rec, r)
+			return
+		}
+	}
+	writeError(rec, r, "", errNoRoute)
+}
+
+// matchPrefix reports whether path is prefix or lies below it.
+func matchPrefix(path, prefix string) bool {
+	return prefix == "" || path == prefix || strings.HasPrefix(path, prefix) && path[len(prefix)] == '/'
+}
+
+// checkRequest refuses what must never be forwarded: an absolute-form or
+// authority-form request URI names a host of the client's choosing, and
+// a dot segment could climb out of the target's base path once the
+// upstream normalises it.
+func checkRequest(r *http.Request) error {
+	if r.URL.Scheme != "" || r.URL.Host != "" || r.Method == http.MethodConnect {
+		return &requestError{http.StatusBadRequest, "bad_request", "absolute-form and CONNECT requests are not proxied; send the path only"}
+	}
+	if !strings.HasPrefix(r.URL.Path, "/") {
+		return &requestError{http.StatusBadRequest, "bad_request", "the request path must start with /"}
+	}
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == ".." || seg == "." {
+			return &requestError{http.StatusBadRequest, "bad_request", "dot segments in the path are refused"}
+		}
+	}
+	return nil
+}
+
+// logWriter sends httputil's own error log lines to logrus.
+type logWriter struct{ log logrus.FieldLogger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
