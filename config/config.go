@@ -1,0 +1,93 @@
+// Package config loads proxy.yaml, environment overrides and secret files
+// into plain structs, applies defaults, and validates everything at once.
+//
+// Only main wires this package to the others: auth and proxy never see
+// viper. Every problem found is reported together, each naming its key and
+// what to write instead.
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	// Listen is the proxy's address, host:port.
+	Listen string
+	// Log says how the process logs.
+	Log Log
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	ShutdownTimeout time.Duration
+	// Upstreams are sorted by name.
+	Upstreams []Upstream
+}
+
+// Log is the log level ("debug", "info", "warn", "error") and format
+// ("json", "text").
+type Log struct {
+	Level  string
+	Format string
+}
+
+// Upstream is one API behind the proxy.
+type Upstream struct {
+	Name string
+	// Target is where requests go.
+	Target *url.URL
+	// PathPrefix routes requests here; "" takes all others.
+	PathPrefix string
+	// Timeout bounds the wait for the upstream's response headers.
+	Timeout time.Duration
+	Token   Token
+	Inject  Inject
+	Replay  Replay
+}
+
+// Token says how to get the upstream's access token.
+type Token struct {
+	GrantType       string
+	URL             string
+	ClientID        string
+	ClientSecret    Secret
+	AuthMethod      string // client_secret_post | client_secret_basic
+	BodyFormat      string // form | json
+	Scopes          []string
+	Params          map[string]string
+	RefreshBefore   time.Duration
+	DefaultLifetime time.Duration // zero: keep a token without expiry until a 401
+	Timeout         time.Duration
+}
+
+// Inject says how the token is attached.
+type Inject struct {
+	Header  string
+	Format  string
+	Headers map[string]string
+}
+
+// Replay says when a request is replayed with a fresh token.
+type Replay struct {
+	OnStatus []int
+	MaxBody  int64
+}
+
+// Secret is a string that never prints itself, so that a config dumped
+// into a log or an error shows no credential.
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts like String, for %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText redacts for encoders (JSON, YAML, logrus fields).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret itself, for the one place that sends it.
+func (s Secret) Reveal() string { return string(s) }

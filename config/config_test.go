@@ -1,0 +1,275 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	env := map[string]string{}
+	for _, api := range []string{"REDGIFS", "PRODUCTHUNT", "TEENQUOTES"} {
+		env[api+"_CLIENT_ID"] = strings.ToLower(api) + "-id"
+		env[api+"_CLIENT_SECRET"] = strings.ToLower(api) + "-secret"
+	}
+	cfg, err := Load("../proxy.yaml", Options{Lookup: lookup(env), NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Upstreams) != 3 {
+		t.Fatalf("%d upstreams", len(cfg.Upstreams))
+	}
+	ph, rg := cfg.Upstreams[0], cfg.Upstreams[1]
+	if ph.Name != "producthunt" || ph.Token.BodyFormat != "json" || ph.Token.ClientSecret.Reveal() != "producthunt-secret" ||
+		ph.PathPrefix != "/producthunt" || ph.Token.URL != "https://api.producthunt.com/v2/oauth/token" {
+		t.Errorf("producthunt: %+v", ph)
+	}
+	if rg.Name != "redgifs" || rg.Target.String() != "https://api.redgifs.com" || rg.Token.RefreshBefore != 10*time.Minute ||
+		rg.Replay.MaxBody != 1<<20 || !reflect.DeepEqual(rg.Replay.OnStatus, []int{401}) || rg.Inject.Format != "Bearer {token}" {
+		t.Errorf("redgifs: %+v", rg)
+	}
+}
+
+const minimal = `
+upstreams:
+  api:
+    target: https://api.example
+    token:
+      url: https://api.example/token
+      client_id: id
+      client_secret: s3cret
+`
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen: "127.0.0.1:8080", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
+		Upstreams: []Upstream{{
+			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute,
+			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
+				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, Timeout: 10 * time.Second},
+			Inject: Inject{Header: "Authorization", Format: "Bearer {token}"},
+			Replay: Replay{OnStatus: []int{401}, MaxBody: 1 << 20},
+		}},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got  %#v\nwant %#v", cfg, want)
+	}
+}
+
+func TestEnvironmentOverridesEveryKey(t *testing.T) {
+	file := `
+listen: 127.0.0.1:1
+upstreams:
+  my-api:
+    target: https://api.example
+    token:
+      url: https://api.example/token
+      client_id: id
+`
+	t.Setenv("AUTHPROXY_LISTEN", ":9000")
+	t.Setenv("AUTHPROXY_LOG_LEVEL", "debug")
+	t.Setenv("AUTHPROXY_UPSTREAMS_MY_API_TOKEN_CLIENT_SECRET", "from-env") // absent from the file
+	t.Setenv("AUTHPROXY_UPSTREAMS_MY_API_TOKEN_SCOPES", "read,write")
+	t.Setenv("AUTHPROXY_UPSTREAMS_MY_API_REPLAY_ON_STATUS", "401,403")
+	t.Setenv("AUTHPROXY_UPSTREAMS_MY_API_PATH_PREFIX", "/v1")
+	cfg, err := Parse([]byte(file), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Upstreams[0]
+	if cfg.Listen != ":9000" || cfg.Log.Level != "debug" || u.Token.ClientSecret.Reveal() != "from-env" ||
+		!reflect.DeepEqual(u.Token.Scopes, []string{"read", "write"}) || !reflect.DeepEqual(u.Replay.OnStatus, []int{401, 403}) ||
+		u.PathPrefix != "/v1" {
+		t.Errorf("got %+v / %+v", cfg, u)
+	}
+}
+
+func TestAllProblemsReportedTogether(t *testing.T) {
+	file := `
+listen: nonsense
+log: {level: loud}
+upstreams:
+  api:
+    target: ftp://x
+    path_prefix: /a/../b
+    token:
+      url: /relative
+      clientsecret: oops
+      timeout: "10"
+      auth_method: basic
+      params: {grant_type: password}
+    inject: {format: "Bearer", header: "Bad Header"}
+    replay: {on_status: [200], max_body: lots}
+    colour: blue
+  other:
+    target: https://x
+    path_prefix: /a/../b
+    token: {url: "https://x/t", client_id: i, client_secret: s, refresh_before: soon}
+`
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`listen: "nonsense" is not host:port`,
+		`log.level: "loud" is not allowed; write one of debug, info, warn, error`,
+		`upstreams.api.colour: unknown key`,
+		`upstreams.api.token.clientsecret: unknown key; did you mean "client_secret"?`,
+		`upstreams.api.target: "ftp://x" is not an absolute http(s) URL`,
+		`upstreams.api.path_prefix: "/a/../b" is not a plain path`,
+		`upstreams.api.token.url: "/relative" is not an absolute http(s) URL`,
+		`upstreams.api.token.client_id: required`,
+		`upstreams.api.token.client_secret: required`,
+		`upstreams.api.token.timeout: "10" is not a duration; write it with a unit, like 30s`,
+		`upstreams.api.token.auth_method: "basic" is not allowed; write one of client_secret_post, client_secret_basic`,
+		`upstreams.api.token.params.grant_type: is set by the proxy`,
+		`upstreams.api.inject.header: "Bad Header" is not a header name`,
+		`upstreams.api.inject.format: "Bearer" must contain {token}`,
+		`upstreams.api.replay.on_status[0]: 200 is not an error status`,
+		`upstreams.api.replay.max_body: "lots" is not a size; write e.g. 1MiB`,
+		`upstreams.other.token.refresh_before: "soon" is not a duration`,
+		`upstreams.other.path_prefix: "/a/../b" is also the prefix of upstream "api"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q", want)
+		}
+	}
+	if strings.Contains(msg, "oops") {
+		t.Error("the error shows the value of a misspelt secret key")
+	}
+	if t.Failed() {
+		t.Log(msg)
+	}
+}
+
+func TestValuesOfTheWrongShapeNameTheirKey(t *testing.T) {
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      timeout: [1, 2]\n    replay: {on_status: [abc]}", 1)
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.timeout: expected type 'string'") ||
+		!strings.Contains(err.Error(), "upstreams.api.replay.on_status.0: cannot parse") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestEnvironmentExpansion(t *testing.T) {
+	file := strings.Replace(minimal, "client_id: id", "client_id: ${API_ID}-$${literal}", 1)
+	cfg, err := Parse([]byte(file), Options{Lookup: lookup(map[string]string{"API_ID": "abc"}), NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Upstreams[0].Token.ClientID; got != "abc-${literal}" {
+		t.Errorf("client_id %q", got)
+	}
+	_, err = Parse([]byte(strings.Replace(minimal, "s3cret", "${MISSING_SECRET}", 1)), Options{Lookup: lookup(nil), NoEnvOverrides: true})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.client_secret: environment variable MISSING_SECRET is not set") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600)
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
+	path := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(path, []byte(file), 0o600)
+	cfg, err := Load(path, Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Upstreams[0].Token.ClientSecret.Reveal(); got != "from-file" {
+		t.Errorf("secret %q", got)
+	}
+	os.Remove(filepath.Join(dir, "secret"))
+	if _, err := Load(path, Options{NoEnvOverrides: true}); err == nil ||
+		!strings.Contains(err.Error(), "upstreams.api.token.client_secret_file: cannot read it") {
+		t.Errorf("got %v", err)
+	}
+	both := strings.Replace(minimal, "client_secret: s3cret", "client_secret: a\n      client_secret_file: b", 1)
+	if _, err := Parse([]byte(both), Options{NoEnvOverrides: true}); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestParamNamesKeepTheirCase(t *testing.T) {
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      params: {resourceId: r1, Audience: a}", 1)
+	cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"resourceId": "r1", "Audience": "a"}; !reflect.DeepEqual(cfg.Upstreams[0].Token.Params, want) {
+		t.Errorf("params %v", cfg.Upstreams[0].Token.Params)
+	}
+}
+
+func TestPathPrefixes(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"", "/api"}, {`path_prefix: ""`, ""}, {`path_prefix: "/"`, ""}, {`path_prefix: /v1/x/`, "/v1/x"},
+	} {
+		file := strings.Replace(minimal, "target:", tt.yaml+"\n    target:", 1)
+		cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if got := cfg.Upstreams[0].PathPrefix; got != tt.want {
+			t.Errorf("%q: prefix %q, want %q", tt.yaml, got, tt.want)
+		}
+	}
+}
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "1MiB": 1 << 20, "512 KiB": 512 << 10, "2MB": 2e6, "1gib": 1 << 30} {
+		var p Problems
+		if got := p.size("k", in, -1); got != want || len(p) != 0 {
+			t.Errorf("%q: %d %v", in, got, p)
+		}
+	}
+}
+
+func TestConfigFormattingRedactsSecrets(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg.Upstreams, cfg.Upstreams); strings.Contains(s, "s3cret") {
+		t.Errorf("formatted config leaks the secret: %s", s)
+	}
+}
+
+// FuzzParse checks that no config text makes loading panic, and that an
+// accepted config is usable.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	if b, err := os.ReadFile("../proxy.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("upstreams: [1, 2]"))
+	f.Add([]byte("upstreams: {a: 1}"))
+	f.Add([]byte("log: 3"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, Options{Lookup: lookup(map[string]string{"X": "x"}), NoEnvOverrides: true})
+		if err != nil {
+			return
+		}
+		if len(cfg.Upstreams) == 0 {
+			t.Fatal("accepted a config with no upstream")
+		}
+		for _, u := range cfg.Upstreams {
+			if u.Target == nil || u.Token.URL == "" || u.Token.ClientID == "" || u.Token.ClientSecret == "" {
+				t.Fatalf("accepted an incomplete upstream: %+v", u)
+			}
+		}
+	})
+}

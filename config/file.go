@@ -1,0 +1,52 @@
+package config
+
+// The file* structs mirror proxy.yaml key for key. Durations and sizes
+// are kept as text here so that validation, not the decoder, reports them,
+// with the key and an example of what to write.
+
+type fileConfig struct {
+	Listen          string                  `mapstructure:"listen"`
+	Log             fileLog                 `mapstructure:"log"`
+	ShutdownTimeout string                  `mapstructure:"shutdown_timeout"`
+	Upstreams       map[string]fileUpstream `mapstructure:"upstreams"`
+}
+
+type fileLog struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+type fileUpstream struct {
+	Target     string     `mapstructure:"target"`
+	PathPrefix *string    `mapstructure:"path_prefix"` // nil: unset, so "/<name>"
+	Timeout    string     `mapstructure:"upstream_timeout"`
+	Token      fileToken  `mapstructure:"token"`
+	Inject     fileInject `mapstructure:"inject"`
+	Replay     fileReplay `mapstructure:"replay"`
+}
+
+type fileToken struct {
+	GrantType        string            `mapstructure:"grant_type"`
+	URL              string            `mapstructure:"url"`
+	ClientID         string            `mapstructure:"client_id"`
+	ClientSecret     string            `mapstructure:"client_secret"`
+	ClientSecretFile string            `mapstructure:"client_secret_file"`
+	AuthMethod       string            `mapstructure:"auth_method"`
+	BodyFormat       string            `mapstructure:"body_format"`
+	Scopes           []string          `mapstructure:"scopes"`
+	Params           map[string]string `mapstructure:"params"`
+	RefreshBefore    string            `mapstructure:"refresh_before"`
+	DefaultLifetime  string            `mapstructure:"default_lifetime"`
+	Timeout          string            `mapstructure:"timeout"`
+}
+
+type fileInject struct {
+	Header  string            `mapstructure:"header"`
+	Format  string            `mapstructure:"format"`
+	Headers map[string]string `mapstructure:"headers"`
+}
+
+type fileReplay struct {
+	OnStatus []int  `mapstructure:"on_status"`
+	MaxBody  string `mapstructure:"max_body"`
+}

@@ -1,0 +1,276 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a config: the dotted key and what to do.
+type Problem struct {
+	Key     string
+	Message string
+}
+
+// Problems is every problem found in one config; as an error it lists
+// them all, one a line.
+type Problems []Problem
+
+func (p Problems) Error() string {
+	var b strings.Builder
+	if len(p) == 1 {
+		b.WriteString("1 problem:")
+	} else {
+		fmt.Fprintf(&b, "%d problems:", len(p))
+	}
+	for _, pr := range p {
+		b.WriteString("\n  ")
+		if pr.Key != "" {
+			b.WriteString(pr.Key)
+			b.WriteString(": ")
+		}
+		b.WriteString(pr.Message)
+	}
+	return b.String()
+}
+
+func (p *Problems) add(key, format string, args ...any) {
+	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p Problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}
+
+// Defaults, as documented in README.md.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	defaultShutdownTimeout = 30 * time.Second
+	defaultUpstreamTimeout = 60 * time.Second
+	defaultRefreshBefore   = 10 * time.Minute
+	defaultTokenTimeout    = 10 * time.Second
+	defaultMaxBody         = 1 << 20
+)
+
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	prefixPattern = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*/?$`)
+	headerPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	reservedParam = map[string]bool{"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
+		"refresh_token": true, "code": true}
+)
+
+func (p *Problems) validate(fc *fileConfig, dir string) *Config {
+	cfg := &Config{
+		Listen:          orDefault(fc.Listen, DefaultListen),
+		Log:             Log{Level: orDefault(fc.Log.Level, "info"), Format: orDefault(fc.Log.Format, "json")},
+		ShutdownTimeout: p.duration("shutdown_timeout", fc.ShutdownTimeout, defaultShutdownTimeout),
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)
+	}
+	p.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", cfg.Log.Format, "json", "text")
+	if len(fc.Upstreams) == 0 {
+		p.add("upstreams", "no upstream is configured; add one under upstreams: (see proxy.yaml)")
+	}
+	names := make([]string, 0, len(fc.Upstreams))
+	for name := range fc.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	prefixes := map[string]string{}
+	for _, name := range names {
+		u := p.upstream(name, fc.Upstreams[name], dir)
+		if other, dup := prefixes[u.PathPrefix]; dup {
+			p.add("upstreams."+name+".path_prefix", "%q is also the prefix of upstream %q; give each upstream its own", u.PathPrefix, other)
+		}
+		prefixes[u.PathPrefix] = name
+		cfg.Upstreams = append(cfg.Upstreams, u)
+	}
+	return cfg
+}
+
+func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
+	key := "upstreams." + name
+	if !namePattern.MatchString(name) {
+		p.add(key, "the name may hold only lower-case letters, digits, - and _")
+	}
+	u := Upstream{
+		Name:    name,
+		Target:  p.url(key+".target", fu.Target),
+		Timeout: p.duration(key+".upstream_timeout", fu.Timeout, defaultUpstreamTimeout),
+	}
+	if u.Target != nil && u.Target.User != nil {
+		p.add(key+".target", "must not hold credentials; the proxy supplies them")
+	}
+	prefix := "/" + name
+	if fu.PathPrefix != nil {
+		prefix = *fu.PathPrefix
+	}
+	if prefix != "" && !prefixPattern.MatchString(prefix) || strings.Contains(prefix, "/./") || strings.Contains(prefix+"/", "/../") {
+		p.add(key+".path_prefix", "%q is not a plain path; write e.g. /%s, or \"\" to send every request here", prefix, name)
+	}
+	u.PathPrefix = strings.TrimSuffix(prefix, "/")
+
+	ft, tk := fu.Token, key+".token"
+	u.Token = Token{
+		GrantType:       orDefault(ft.GrantType, "client_credentials"),
+		ClientID:        ft.ClientID,
+		AuthMethod:      orDefault(ft.AuthMethod, "client_secret_post"),
+		BodyFormat:      orDefault(ft.BodyFormat, "form"),
+		Scopes:          ft.Scopes,
+		Params:          ft.Params,
+		RefreshBefore:   p.duration(tk+".refresh_before", ft.RefreshBefore, defaultRefreshBefore),
+		DefaultLifetime: p.duration(tk+".default_lifetime", ft.DefaultLifetime, 0),
+		Timeout:         p.duration(tk+".timeout", ft.Timeout, defaultTokenTimeout),
+	}
+	if u.Token.GrantType != "client_credentials" {
+		p.add(tk+".grant_type", "%q is not supported; write client_credentials", u.Token.GrantType)
+	}
+	if tu := p.url(tk+".url", ft.URL); tu != nil {
+		u.Token.URL = tu.String()
+	}
+	if ft.ClientID == "" {
+		p.add(tk+".client_id", "required; write the client id the API gave you, or ${ENV_VAR}")
+	}
+	u.Token.ClientSecret = p.secret(tk, ft.ClientSecret, ft.ClientSecretFile, dir)
+	p.oneOf(tk+".auth_method", u.Token.AuthMethod, "client_secret_post", "client_secret_basic")
+	p.oneOf(tk+".body_format", u.Token.BodyFormat, "form", "json")
+	for k := range ft.Params {
+		if reservedParam[strings.ToLower(k)] {
+			p.add(tk+".params."+k, "is set by the proxy; remove it (scopes go in token.scopes)")
+		}
+	}
+	if u.Token.Timeout <= 0 {
+		p.add(tk+".timeout", "must be more than 0; write e.g. 10s")
+	}
+
+	fi, ik := fu.Inject, key+".inject"
+	u.Inject = Inject{Header: orDefault(fi.Header, "Authorization"), Format: orDefault(fi.Format, "Bearer {token}"), Headers: fi.Headers}
+	if !headerPattern.MatchString(u.Inject.Header) || strings.EqualFold(u.Inject.Header, "host") {
+		p.add(ik+".header", "%q is not a header name you can set; write e.g. Authorization", u.Inject.Header)
+	}
+	if !strings.Contains(u.Inject.Format, "{token}") || strings.ContainsAny(u.Inject.Format, "\r\n") {
+		p.add(ik+".format", "%q must contain {token} on one line; write e.g. \"Bearer {token}\", or \"{token}\" for the raw token", u.Inject.Format)
+	}
+	for h, v := range fi.Headers {
+		if !headerPattern.MatchString(h) || strings.EqualFold(h, "host") || strings.EqualFold(h, u.Inject.Header) {
+			p.add(ik+".headers."+h, "is not a header name you can set here")
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			p.add(ik+".headers."+h, "the value must be on one line")
+		}
+	}
+
+	fr, rk := fu.Replay, key+".replay"
+	u.Replay = Replay{OnStatus: fr.OnStatus, MaxBody: p.size(rk+".max_body", fr.MaxBody, defaultMaxBody)}
+	if fr.OnStatus == nil {
+		u.Replay.OnStatus = []int{401}
+	}
+	for i, s := range u.Replay.OnStatus {
+		if s < 400 || s > 599 {
+			p.add(fmt.Sprintf("%s.on_status[%d]", rk, i), "%d is not an error status; write e.g. [401] or [401, 403]", s)
+		}
+	}
+	return u
+}
+
+func (p *Problems) url(key, s string) *url.URL {
+	if s == "" {
+		p.add(key, "required; write an absolute URL such as https://api.example.com")
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(key, "%q is not an absolute http(s) URL; write e.g. https://api.example.com", s)
+		return nil
+	}
+	if u.Fragment != "" {
+		p.add(key, "must not have a #fragment")
+	}
+	return u
+}
+
+func (p *Problems) secret(key, value, file, dir string) Secret {
+	switch {
+	case value != "" && file != "":
+		p.add(key+".client_secret_file", "set either client_secret or client_secret_file, not both")
+	case file != "":
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			p.add(key+".client_secret_file", "cannot read it: %v", err)
+			return ""
+		}
+		value = strings.TrimRight(string(b), "\r\n")
+		if value == "" {
+			p.add(key+".client_secret_file", "%s is empty", file)
+		}
+	case value == "":
+		p.add(key+".client_secret", "required; write client_secret: ${ENV_VAR} or client_secret_file: /run/secrets/NAME")
+	}
+	return Secret(value)
+}
+
+func (p *Problems) duration(key, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		p.add(key, "%q is not a duration; write it with a unit, like 30s, 10m or 1h", s)
+		return def
+	}
+	return d
+}
+
+var sizePattern = regexp.MustCompile(`^(?i)\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$`)
+
+var sizeUnits = map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30}
+
+func (p *Problems) size(key, s string, def int64) int64 {
+	if s == "" {
+		return def
+	}
+	m := sizePattern.FindStringSubmatch(s)
+	if m == nil {
+		p.add(key, "%q is not a size; write e.g. 1MiB, 512KiB or 0", s)
+		return def
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	unit := sizeUnits[strings.ToLower(m[2])]
+	if err != nil || n > (1<<40)/unit {
+		p.add(key, "%q is too large; write at most 1TiB", s)
+		return def
+	}
+	return n * unit
+}
+
+func (p *Problems) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.add(key, "%q is not allowed; write one of %s", v, strings.Join(allowed, ", "))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
