@@ -1,0 +1,276 @@
+package fakeapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request is what the fake API received on a protected path.
+type Request struct {
+	Method, Path, RawQuery, Host string
+	Header                       http.Header
+	Body                         []byte
+	// Authorized tells whether the token was accepted.
+	Authorized bool
+}
+
+// Server is one fake API: its token endpoint and its protected paths.
+type Server struct {
+	flavor       Flavor
+	clientID     string
+	clientSecret string
+	now          func() time.Time
+
+	mu            sync.Mutex
+	tokens        map[string]time.Time // access token -> expiry (zero: none)
+	tokenRequests int
+	apiRequests   []Request
+	tokenFault    http.HandlerFunc
+	apiHook       func(w http.ResponseWriter, r *Request) bool
+}
+
+// New returns a fake API of the flavor that accepts the given client.
+// now is its clock; nil means time.Now.
+func New(f Flavor, clientID, clientSecret string, now func() time.Time) *Server {
+	if now == nil {
+		now = time.Now
+	}
+	return &Server{flavor: f, clientID: clientID, clientSecret: clientSecret, now: now, tokens: map[string]time.Time{}}
+}
+
+// Flavor returns the server's flavor.
+func (s *Server) Flavor() Flavor { return s.flavor }
+
+// TokenRequests counts the requests the token endpoint received.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenRequests
+}
+
+// APIRequests returns the requests the protected paths received.
+func (s *Server) APIRequests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.apiRequests...)
+}
+
+// IssuedTokens returns every access token issued so far, for tests that
+// search logs and bodies for leaks.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.tokens))
+	for t := range s.tokens {
+		out = append(out, t)
+	}
+	return out
+}
+
+// RevokeAll makes every issued token invalid, as a server-side revocation.
+func (s *Server) RevokeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tokens {
+		s.tokens[t] = time.Unix(1, 0)
+	}
+}
+
+// SetTokenFault makes the token endpoint answer with h instead (nil
+// restores it). The request is still counted.
+func (s *Server) SetTokenFault(h http.HandlerFunc) {
+	s.mu.Lock()
+	s.tokenFault = h
+	s.mu.Unlock()
+}
+
+// SetAPIHook lets a test answer API requests itself: when hook returns
+// true the request is answered. It runs after the token check.
+func (s *Server) SetAPIHook(hook func(w http.ResponseWriter, r *Request) bool) {
+	s.mu.Lock()
+	s.apiHook = hook
+	s.mu.Unlock()
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == s.flavor.TokenPath {
+		s.serveToken(w, r)
+		return
+	}
+	s.serveAPI(w, r)
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.tokenRequests++
+	fault := s.tokenFault
+	s.mu.Unlock()
+	if fault != nil {
+		fault(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		s.tokenError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return
+	}
+	fields, err := s.readTokenRequest(r)
+	if err != nil {
+		s.tokenError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if fields["grant_type"] != "client_credentials" {
+		s.tokenError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("The authorization grant type %q is not supported", fields["grant_type"]))
+		return
+	}
+	id, secret := fields["client_id"], fields["client_secret"]
+	if s.flavor.BasicAuth {
+		user, pw, ok := r.BasicAuth()
+		u, _ := url.QueryUnescape(user)
+		p, _ := url.QueryUnescape(pw)
+		if !ok || u != id || secret != "" {
+			s.tokenError(w, http.StatusUnauthorized, "invalid_client", "send the client id and secret as Basic credentials, and client_id in the form")
+			return
+		}
+		secret = p
+	}
+	if id != s.clientID || secret != s.clientSecret {
+		status := s.flavor.ClientErrorStatus
+		if status == 0 {
+			status = http.StatusUnauthorized
+		}
+		s.tokenError(w, status, "invalid_client", "Client authentication failed")
+		return
+	}
+	s.issue(w)
+}
+
+// readTokenRequest checks the body format the flavor documents.
+func (s *Server) readTokenRequest(r *http.Request) (map[string]string, error) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	if s.flavor.JSONRequest {
+		if mediaType != "application/json" {
+			return nil, fmt.Errorf("send a JSON body with Content-Type application/json, not %q", mediaType)
+		}
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return nil, fmt.Errorf("the body is not a JSON object of strings")
+		}
+		return fields, nil
+	}
+	if mediaType != "application/x-www-form-urlencoded" {
+		return nil, fmt.Errorf("send a form body, not %q", mediaType)
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	for k := range vals {
+		fields[k] = vals.Get(k)
+	}
+	return fields, nil
+}
+
+func (s *Server) issue(w http.ResponseWriter) {
+	b := make([]byte, 16)
+	rand.Read(b)
+	token := s.flavor.Name + "-" + hex.EncodeToString(b)
+	now := s.now()
+	resp := map[string]any{"access_token": token, "token_type": s.flavor.TokenType, "scope": "read"}
+	var expiry time.Time
+	if s.flavor.ExpiresIn > 0 {
+		expiry = now.Add(s.flavor.ExpiresIn)
+		resp["expires_in"] = int(s.flavor.ExpiresIn.Seconds())
+		if s.flavor.AbsoluteExpires {
+			resp["expires"] = expiry.Unix()
+		}
+	}
+	if s.flavor.RefreshToken {
+		rb := make([]byte, 16)
+		rand.Read(rb)
+		resp["refresh_token"] = "refresh-" + hex.EncodeToString(rb)
+	}
+	s.mu.Lock()
+	s.tokens[token] = expiry
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) tokenError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if s.flavor.NestedErrors {
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": desc}})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone(), Body: body}
+	problem := s.checkAPIRequest(r)
+	req.Authorized = problem == ""
+	s.mu.Lock()
+	s.apiRequests = append(s.apiRequests, req)
+	hook := s.apiHook
+	s.mu.Unlock()
+	if problem != "" {
+		// As Redbooth's Doorkeeper does (RFC 6750 3).
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q, error="invalid_token", error_description=%q`, s.flavor.Name, problem))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_token", "error_description": problem})
+		return
+	}
+	if hook != nil && hook(w, &req) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"api": s.flavor.Name, "method": r.Method, "path": r.URL.Path, "authenticated": true, "body_bytes": len(body)})
+}
+
+// checkAPIRequest returns why the request is not authorized, or "".
+func (s *Server) checkAPIRequest(r *http.Request) string {
+	for h, want := range s.flavor.RequiredHeaders {
+		if r.Header.Get(h) != want {
+			return "missing or wrong " + h + " header"
+		}
+	}
+	auths := r.Header.Values("Authorization")
+	if len(auths) != 1 {
+		return fmt.Sprintf("want exactly one Authorization header, got %d", len(auths))
+	}
+	token := auths[0]
+	if !s.flavor.RawAuthorization {
+		scheme, rest, ok := strings.Cut(token, " ")
+		if !ok || scheme != "Bearer" {
+			return `Authorization must be "Bearer <token>"`
+		}
+		token = rest
+	}
+	s.mu.Lock()
+	expiry, known := s.tokens[token]
+	s.mu.Unlock()
+	switch {
+	case !known:
+		return "The access token is invalid"
+	case !expiry.IsZero() && !s.now().Before(expiry):
+		return "The access token expired"
+	}
+	return ""
+}
