@@ -157,6 +157,12 @@ func (c *Cache) wait(ctx context.Context, reason string) (*Token, error) {
 		return nil, err
 	}
 	ch := c.group.DoChan("fetch", func() (any, error) {
+		// singleflight merges only fetches in flight: a caller that found
+		// no token just before another fetch stored one and finished would
+		// fetch again. Look once more before asking the endpoint.
+		if e := c.cur.Load(); e != nil && e.tok.ValidAt(c.opts.Now()) {
+			return e.tok, nil
+		}
 		// Detached: the fetch serves every waiter, not only this caller.
 		return c.fetch(context.WithoutCancel(ctx), reason)
 	})

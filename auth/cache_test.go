@@ -210,6 +210,24 @@ func TestCacheInvalidateBurstCausesOneRefresh(t *testing.T) {
 	}
 }
 
+// A caller that saw the invalidated cache just before another caller's
+// fetch stored a new token and finished must not fetch again.
+func TestCacheLateWaiterReusesTheTokenJustFetched(t *testing.T) {
+	clk := newFakeClock()
+	src := lifetimeSource(clk, time.Hour)
+	c := NewCache(src, CacheOptions{Now: clk.Now})
+	c.Invalidate(mustToken(t, c, "t1"))
+	mustToken(t, c, "t2")
+	// The late caller, which decided to wait before t2 was stored:
+	tok, err := c.wait(context.Background(), "rejected")
+	if err != nil || tok.AccessToken != "t2" {
+		t.Fatalf("got %v, %v", tok, err)
+	}
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("%d token requests, want 2", got)
+	}
+}
+
 func TestCacheInvalidateIgnoresAnOlderToken(t *testing.T) {
 	clk := newFakeClock()
 	c := NewCache(lifetimeSource(clk, time.Hour), CacheOptions{Now: clk.Now})

@@ -32,6 +32,7 @@ type Server struct {
 
 	mu            sync.Mutex
 	tokens        map[string]time.Time // access token -> expiry (zero: none)
+	refreshTokens []string
 	tokenRequests int
 	apiRequests   []Request
 	tokenFault    http.HandlerFunc
@@ -64,12 +65,12 @@ func (s *Server) APIRequests() []Request {
 	return append([]Request(nil), s.apiRequests...)
 }
 
-// IssuedTokens returns every access token issued so far, for tests that
-// search logs and bodies for leaks.
-func (s *Server) IssuedTokens() []string {
+// Secrets returns the client secret and every access and refresh token
+// issued so far, for tests that search logs and bodies for leaks.
+func (s *Server) Secrets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.tokens))
+	out := append([]string{s.clientSecret}, s.refreshTokens...)
 	for t := range s.tokens {
 		out = append(out, t)
 	}
@@ -203,6 +204,9 @@ func (s *Server) issue(w http.ResponseWriter) {
 		resp["refresh_token"] = "refresh-" + hex.EncodeToString(rb)
 	}
 	s.mu.Lock()
+	if rt, ok := resp["refresh_token"].(string); ok {
+		s.refreshTokens = append(s.refreshTokens, rt)
+	}
 	s.tokens[token] = expiry
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -1,0 +1,255 @@
+// Package integration runs the real authproxy program (app.Run, in
+// process, on port 0) in front of the fake APIs of package fakeapi, on
+// loopback, and checks what a user would see.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authproxy/authproxy/app"
+	"github.com/authproxy/authproxy/integration/fakeapi"
+)
+
+const (
+	clientID     = "integration-client"
+	clientSecret = "integration-secret-d41d8cd98f00"
+)
+
+// fakeClock is shared by the proxy's token caches and the fake APIs.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects the proxy's log output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one running proxy in front of one fake API.
+type env struct {
+	t      *testing.T
+	api    *fakeapi.Server
+	apiURL string
+	url    string // the proxy's base URL, with the upstream's prefix
+	clock  *fakeClock
+	logs   *syncBuffer
+	client *http.Client
+}
+
+// setup is how a test changes the generated config: extra token and
+// upstream keys, as YAML lines.
+type setup struct {
+	tokenYAML    string // extra lines under token:
+	upstreamYAML string // extra lines under the upstream
+	secret       string // the secret the proxy is given; "" means the right one
+}
+
+// newServer serves h on loopback until the test ends and returns its URL.
+func newServer(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// configFor writes the proxy.yaml a user would write for this flavor.
+func configFor(t *testing.T, f fakeapi.Flavor, apiURL string, s setup) string {
+	dir := t.TempDir()
+	secret := s.secret
+	if secret == "" {
+		secret = clientSecret
+	}
+	// The secret comes from a file, as in production.
+	secretFile := filepath.Join(dir, "client_secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nlog: {level: debug, format: json}\nupstreams:\n  %s:\n", f.Name)
+	fmt.Fprintf(&b, "    target: %s\n    path_prefix: /%s\n", apiURL, f.Name)
+	fmt.Fprintf(&b, "    token:\n      url: %s%s\n      client_id: %s\n      client_secret_file: %s\n", apiURL, f.TokenPath, clientID, secretFile)
+	if f.JSONRequest {
+		b.WriteString("      body_format: json\n")
+	}
+	if f.BasicAuth {
+		b.WriteString("      auth_method: client_secret_basic\n")
+	}
+	b.WriteString(s.tokenYAML)
+	if f.RawAuthorization || len(f.RequiredHeaders) > 0 {
+		b.WriteString("    inject:\n")
+		if f.RawAuthorization {
+			b.WriteString("      format: \"{token}\"\n")
+		}
+		b.WriteString("      headers:\n")
+		for h, v := range f.RequiredHeaders {
+			fmt.Fprintf(&b, "        %s: %q\n", h, v)
+		}
+	}
+	b.WriteString(s.upstreamYAML)
+	path := filepath.Join(dir, "proxy.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// start runs a fake API of flavor f and the real proxy in front of it.
+// At cleanup it stops the proxy, expects a clean exit, and checks that no
+// secret or token reached the logs.
+func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
+	apiURL := newServer(t, api)
+	path := configFor(t, f, apiURL, s)
+	logs := &syncBuffer{}
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	go func() {
+		exit <- app.Run(ctx, app.Options{
+			Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
+			Ready: func(addr string) { ready <- addr }, Now: clock.Now,
+			LookupEnv: func(string) (string, bool) { return "", false },
+		})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case code := <-exit:
+		cancel()
+		t.Fatalf("proxy exited with %d before listening:\n%s", code, logs)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 0}
+	e := &env{t: t, api: api, apiURL: apiURL, url: "http://" + addr + "/" + f.Name, clock: clock, logs: logs,
+		client: &http.Client{Transport: tr, Timeout: time.Minute}}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		cancel()
+		if code := <-exit; code != 0 {
+			t.Errorf("proxy exited with %d after SIGTERM-equivalent, want 0", code)
+		}
+		e.assertNoSecretsIn("the logs", logs.String())
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", logs)
+		}
+	})
+	return e
+}
+
+func (e *env) assertNoSecretsIn(where, text string) {
+	e.t.Helper()
+	for _, s := range e.api.Secrets() {
+		if s != "" && strings.Contains(text, s) {
+			e.t.Errorf("%s contain a secret or token (%.6s...)", where, s)
+		}
+	}
+}
+
+// do sends a request through the proxy and returns the status and body.
+func (e *env) do(method, path string, body []byte) (int, []byte, http.Header) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.assertNoSecretsIn("a response body", string(b))
+	for k, vs := range resp.Header {
+		e.assertNoSecretsIn("response header "+k, strings.Join(vs, " "))
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+// concurrently runs n requests at once and returns how many did not get 200.
+func (e *env) concurrently(n int, method, path string, body []byte) int {
+	e.t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	wg.Add(n)
+	for range n {
+		go func() {
+			defer wg.Done()
+			var rd io.Reader
+			if body != nil {
+				rd = bytes.NewReader(body)
+			}
+			req, _ := http.NewRequest(method, e.url+path, rd)
+			resp, err := e.client.Do(req)
+			ok := err == nil && resp.StatusCode == 200
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if !ok {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// waitFor polls cond until it holds; it waits for the proxy's background
+// refresh, which no fake clock can make synchronous.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
