@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/authproxy/authproxy/internal/fakeclock"
 	"time"
 )
 
@@ -22,7 +24,7 @@ func (s *fakeSource) Token(ctx context.Context) (*Token, error) {
 }
 
 // lifetimeSource issues token "tN" on call N, valid for lifetime from clk's now.
-func lifetimeSource(clk *fakeClock, lifetime time.Duration) *fakeSource {
+func lifetimeSource(clk *fakeclock.Clock, lifetime time.Duration) *fakeSource {
 	return &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
 		now := clk.Now()
 		return &Token{AccessToken: fmt.Sprintf("t%d", n), Obtained: now, Expiry: now.Add(lifetime)}, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeclock"
 )
 
 // buildBinary builds authproxy as a user would.
@@ -115,7 +116,7 @@ func TestCheckCommand(t *testing.T) {
 
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	f := fakeapi.RedGIFs()
-	clock := &fakeClock{now: time.Now()}
+	clock := fakeclock.New(time.Now())
 	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once

@@ -19,30 +19,13 @@ import (
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeclock"
 )
 
 const (
 	clientID     = "integration-client"
 	clientSecret = "integration-secret-d41d8cd98f00"
 )
-
-// fakeClock is shared by the proxy's token caches and the fake APIs.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // syncBuffer collects the proxy's log output.
 type syncBuffer struct {
@@ -68,7 +51,7 @@ type env struct {
 	api    *fakeapi.Server
 	apiURL string
 	url    string // the proxy's base URL, with the upstream's prefix
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	logs   *syncBuffer
 	client *http.Client
 }
@@ -134,7 +117,7 @@ func configFor(t *testing.T, f fakeapi.Flavor, apiURL string, s setup) string {
 // secret or token reached the logs.
 func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
 	apiURL := newServer(t, api)
 	path := configFor(t, f, apiURL, s)
