@@ -65,10 +65,11 @@ func serve(ctx context.Context, path string, opts Options) int {
 	}
 	srv := &http.Server{
 		Handler: handler,
-		// Slow-header clients are cut off; bodies may take longer.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
+		// Slow-header clients are cut off; bodies may take longer. Headers
+		// over MaxHeaderBytes get 431 from net/http.
+		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Limits.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(logger.WriterLevel(logrus.DebugLevel), "", 0),
 	}
 	names := make([]string, len(cfg.Upstreams))
@@ -157,9 +158,18 @@ func newHandler(cfg *config.Config, logger *logrus.Logger, now func() time.Time)
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,
 			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
 			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: upstreamTransport,
+			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
 		})
 	}
-	return proxy.New(ups, logger)
+	keys := make([]string, len(cfg.Inbound.APIKeys))
+	for i, k := range cfg.Inbound.APIKeys {
+		keys[i] = k.Reveal()
+	}
+	return proxy.New(ups, proxy.Options{
+		Log:            logger,
+		MaxRequestBody: cfg.Limits.MaxRequestBody,
+		Inbound:        proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
+	})
 }
 
 // startDemo serves the fake APIs on loopback until ctx is done and

@@ -29,6 +29,9 @@ type CacheOptions struct {
 	// MinBackoff and MaxBackoff bound the wait after a failed fetch before
 	// the next one; zero means 1s and 1m.
 	MinBackoff, MaxBackoff time.Duration
+	// MaxRetryAfter caps how long a token endpoint's Retry-After (on a 429
+	// or 503) holds back the next fetch; zero means 5m.
+	MaxRetryAfter time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Jitter returns a random duration in [0, max); nil means math/rand.
@@ -61,9 +64,8 @@ type cachedToken struct {
 	refreshAt time.Time // zero: never refreshed early
 }
 
-// BackoffError is returned while the Cache waits after a failed fetch
-// instead of asking the endpoint again. Err is the failure that started
-// the wait.
+// BackoffError is returned by a failed fetch, and then by every Token call
+// until Until instead of asking the endpoint again. Err is the failure.
 type BackoffError struct {
 	Err   error
 	Until time.Time
@@ -87,6 +89,9 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
+	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = 5 * time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -210,7 +215,9 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 		wait := c.recordFailure(now, err)
 		c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
 			WithError(err).Warn("token fetch failed")
-		return nil, err
+		// Every waiter learns when the next attempt will be, so callers can
+		// tell their clients when to retry.
+		return nil, &BackoffError{Err: err, Until: now.Add(wait)}
 	}
 	if tok.Expiry.IsZero() && c.opts.DefaultLifetime > 0 {
 		t := *tok
@@ -257,7 +264,8 @@ func (c *Cache) backoff(now time.Time) error {
 }
 
 // recordFailure doubles the wait before the next fetch, from MinBackoff up
-// to MaxBackoff, with up to 20% jitter, and returns it.
+// to MaxBackoff, with up to 20% jitter, and returns it. An endpoint's
+// Retry-After, capped at MaxRetryAfter, lengthens the wait.
 func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -268,6 +276,10 @@ func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
 	}
 	wait = min(wait, c.opts.MaxBackoff)
 	wait += c.opts.Jitter(wait / 5)
+	var re *RetrieveError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		wait = max(wait, min(re.RetryAfter, c.opts.MaxRetryAfter))
+	}
 	c.retryAt = now.Add(wait)
 	c.lastErr = err
 	return wait

@@ -276,15 +276,13 @@ func TestCacheBacksOffAfterFailureAndSharesIt(t *testing.T) {
 	}}
 	c := NewCache(src, CacheOptions{Now: clk.Now, Jitter: noJitter})
 	for i, wantWait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
-		_, err := c.Token(context.Background())
-		var re *RetrieveError
-		if !errors.As(err, &re) || errors.As(err, new(*BackoffError)) {
-			t.Fatalf("attempt %d: got %v", i, err)
-		}
-		_, err = c.Token(context.Background())
-		var be *BackoffError
-		if !errors.As(err, &be) || !errors.As(err, &re) || !be.Until.Equal(clk.Now().Add(wantWait)) {
-			t.Fatalf("attempt %d: during the backoff got %v, want a BackoffError until +%v", i, err, wantWait)
+		for _, when := range []string{"the failed fetch", "during the backoff"} {
+			_, err := c.Token(context.Background())
+			var re *RetrieveError
+			var be *BackoffError
+			if !errors.As(err, &be) || !errors.As(err, &re) || !be.Until.Equal(clk.Now().Add(wantWait)) {
+				t.Fatalf("attempt %d, %s: got %v, want a BackoffError until +%v", i, when, err, wantWait)
+			}
 		}
 		if got := src.calls.Load(); got != int32(i+1) {
 			t.Fatalf("attempt %d: %d token requests", i, got)
@@ -293,6 +291,43 @@ func TestCacheBacksOffAfterFailureAndSharesIt(t *testing.T) {
 	}
 	fail.Store(false)
 	mustToken(t, c, "ok")
+}
+
+func TestCacheHonoursRetryAfterCapped(t *testing.T) {
+	for _, tt := range []struct{ retryAfter, want time.Duration }{
+		{2 * time.Minute, 2 * time.Minute},
+		{time.Hour, 5 * time.Minute}, // capped
+	} {
+		clk := newFakeClock()
+		src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+			return nil, &RetrieveError{StatusCode: 429, RetryAfter: tt.retryAfter}
+		}}
+		c := NewCache(src, CacheOptions{Now: clk.Now, Jitter: noJitter})
+		c.Token(context.Background())
+		clk.Advance(tt.want - time.Second)
+		_, err := c.Token(context.Background())
+		var be *BackoffError
+		if !errors.As(err, &be) || !be.Until.Equal(clk.Now().Add(time.Second)) || src.calls.Load() != 1 {
+			t.Errorf("Retry-After %v: during the cool-down got %v after %d fetches", tt.retryAfter, err, src.calls.Load())
+		}
+		clk.Advance(time.Second)
+		c.Token(context.Background())
+		if src.calls.Load() != 2 {
+			t.Errorf("Retry-After %v: no fetch once it had passed", tt.retryAfter)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"120": 2 * time.Minute, "": 0, "soon": 0, "-5": 0,
+		"Thu, 01 Jan 2026 00:01:00 GMT": time.Minute, "Wed, 31 Dec 2025 00:00:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
 }
 
 func mustToken(t *testing.T, c *Cache, want string) *Token {

@@ -132,6 +132,10 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 		now = e.now
 	}
 	tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, now())
+	var re *RetrieveError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
+		re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
+	}
 	if err != nil {
 		secrets := []string{e.clientSecret}
 		for _, f := range fields {
@@ -139,8 +143,7 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 				secrets = append(secrets, f[1])
 			}
 		}
-		var re *RetrieveError
-		if errors.As(err, &re) {
+		if re != nil {
 			re.ErrorCode = redact(re.ErrorCode, secrets...)
 			re.ErrorDescription = redact(re.ErrorDescription, secrets...)
 		}

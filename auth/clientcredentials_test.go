@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // tokenRequest is what a fake token endpoint saw.
@@ -140,6 +141,19 @@ func TestClientCredentialsDoesNotFollowRedirects(t *testing.T) {
 	}
 	if leaked {
 		t.Error("a redirect was followed: the credentials went to another host")
+	}
+}
+
+func TestClientCredentialsReadsRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	_, err := (&ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}).Token(context.Background())
+	var re *RetrieveError
+	if !errors.As(err, &re) || re.RetryAfter != 30*time.Second || !strings.Contains(err.Error(), "retry after 30s") {
+		t.Fatalf("got %#v", err)
 	}
 }
 

@@ -3,7 +3,10 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // RetrieveError is a token endpoint's refusal: a non-2xx status, or a
@@ -17,6 +20,9 @@ type RetrieveError struct {
 	ErrorCode string
 	// ErrorDescription is the "error_description" field, if any.
 	ErrorDescription string
+	// RetryAfter is the endpoint's Retry-After on a 429 or 503 (RFC 9110
+	// 10.2.3), as a duration; zero when it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *RetrieveError) Error() string {
@@ -30,7 +36,25 @@ func (e *RetrieveError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.ErrorDescription)
 	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
 	return b.String()
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(0, time.Duration(min(secs, 1<<30))*time.Second)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
 }
 
 // ErrBadResponse marks a token response that could not be used: not JSON,

@@ -73,11 +73,11 @@ func TestParseTokenResponseErrors(t *testing.T) {
 	}{
 		{name: "rfc 6749 error", status: 401, ctype: "application/json",
 			body:         `{"error":"invalid_client","error_description":"Client authentication failed"}`,
-			wantRetrieve: &RetrieveError{401, "invalid_client", "Client authentication failed"},
+			wantRetrieve: &RetrieveError{StatusCode: 401, ErrorCode: "invalid_client", ErrorDescription: "Client authentication failed"},
 			wantText:     "token endpoint answered 401 invalid_client: Client authentication failed"},
 		{name: "error with 200", status: 200, ctype: "application/json",
 			body:         `{"error":"invalid_request","error_description":"The user credentials were incorrect."}`,
-			wantRetrieve: &RetrieveError{200, "invalid_request", "The user credentials were incorrect."}},
+			wantRetrieve: &RetrieveError{StatusCode: 200, ErrorCode: "invalid_request", ErrorDescription: "The user credentials were incorrect."}},
 		{name: "500 html", status: 500, ctype: "text/html", body: "<html>oops</html>",
 			wantRetrieve: &RetrieveError{StatusCode: 500, ErrorDescription: "response body is text/html"}},
 		{name: "403 empty", status: 403, wantRetrieve: &RetrieveError{StatusCode: 403}},

@@ -7,6 +7,7 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"time"
 )
@@ -19,8 +20,32 @@ type Config struct {
 	Log Log
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 	ShutdownTimeout time.Duration
+	// Inbound limits who may use the proxy.
+	Inbound Inbound
+	// Limits bound what a client may send.
+	Limits Limits
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
+}
+
+// Inbound is the access control in front of every upstream.
+type Inbound struct {
+	// APIKeys, if any, are required of clients in APIKeyHeader.
+	APIKeys      []Secret
+	APIKeyHeader string
+	// AllowCIDRs, if any, are the client addresses let in.
+	AllowCIDRs []netip.Prefix
+	// ForwardedHeaders is "drop" (client X-Forwarded-* and Forwarded are
+	// removed) or "append" (the client address is appended).
+	ForwardedHeaders string
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	MaxHeaderBytes    int64
+	ReadHeaderTimeout time.Duration
+	MaxRequestBody    int64 // zero: no limit
+	IdleTimeout       time.Duration
 }
 
 // Log is the log level ("debug", "info", "warn", "error") and format
@@ -39,9 +64,12 @@ type Upstream struct {
 	PathPrefix string
 	// Timeout bounds the wait for the upstream's response headers.
 	Timeout time.Duration
-	Token   Token
-	Inject  Inject
-	Replay  Replay
+	// IdleTimeout cuts off a response body that stalls this long; zero:
+	// never.
+	IdleTimeout time.Duration
+	Token       Token
+	Inject      Inject
+	Replay      Replay
 }
 
 // Token says how to get the upstream's access token.

@@ -55,8 +55,10 @@ func TestDefaults(t *testing.T) {
 	}
 	want := &Config{
 		Listen: "127.0.0.1:8080", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
+		Inbound: Inbound{APIKeyHeader: "X-Authproxy-Key", ForwardedHeaders: "drop"},
+		Limits:  Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute},
 		Upstreams: []Upstream{{
-			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute,
+			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
 			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
 				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, Timeout: 10 * time.Second},
 			Inject: Inject{Header: "Authorization", Format: "Bearer {token}"},
@@ -161,6 +163,42 @@ func TestValuesOfTheWrongShapeNameTheirKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.timeout: expected type 'string'") ||
 		!strings.Contains(err.Error(), "upstreams.api.replay.on_status.0: cannot parse") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestInboundAndLimits(t *testing.T) {
+	file := minimal + `
+inbound:
+  api_keys: ["0123456789abcdef0123", short]
+  allow_cidrs: [10.0.0.0/8, 127.0.0.1, "::1", nonsense]
+  forwarded_headers: append
+limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s}
+`
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	for _, want := range []string{
+		"inbound.api_keys[1]: is shorter than 16 characters",
+		`inbound.allow_cidrs[3]: "nonsense" is not an address or CIDR`,
+		"limits.read_header_timeout: must be more than 0",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	file = strings.Replace(strings.Replace(strings.Replace(file, ", short", "", 1), ", nonsense", "", 1), "read_header_timeout: 0s", "read_header_timeout: 5s", 1)
+	cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Inbound
+	if len(in.APIKeys) != 1 || in.APIKeys[0].Reveal() != "0123456789abcdef0123" || in.ForwardedHeaders != "append" ||
+		fmt.Sprint(in.AllowCIDRs) != "[10.0.0.0/8 127.0.0.1/32 ::1/128]" {
+		t.Errorf("inbound %+v", in)
+	}
+	if cfg.Limits.MaxHeaderBytes != 16<<10 || cfg.Limits.MaxRequestBody != 0 || cfg.Limits.ReadHeaderTimeout != 5*time.Second {
+		t.Errorf("limits %+v", cfg.Limits)
+	}
+	if strings.Contains(fmt.Sprintf("%v %+v", cfg, cfg.Inbound), "0123456789abcdef") {
+		t.Error("formatting the config shows an API key")
 	}
 }
 

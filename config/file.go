@@ -8,6 +8,8 @@ type fileConfig struct {
 	Listen          string                  `mapstructure:"listen"`
 	Log             fileLog                 `mapstructure:"log"`
 	ShutdownTimeout string                  `mapstructure:"shutdown_timeout"`
+	Inbound         fileInbound             `mapstructure:"inbound"`
+	Limits          fileLimits              `mapstructure:"limits"`
 	Upstreams       map[string]fileUpstream `mapstructure:"upstreams"`
 }
 
@@ -20,6 +22,7 @@ type fileUpstream struct {
 	Target     string     `mapstructure:"target"`
 	PathPrefix *string    `mapstructure:"path_prefix"` // nil: unset, so "/<name>"
 	Timeout    string     `mapstructure:"upstream_timeout"`
+	Idle       string     `mapstructure:"upstream_idle_timeout"`
 	Token      fileToken  `mapstructure:"token"`
 	Inject     fileInject `mapstructure:"inject"`
 	Replay     fileReplay `mapstructure:"replay"`
@@ -49,4 +52,18 @@ type fileInject struct {
 type fileReplay struct {
 	OnStatus []int  `mapstructure:"on_status"`
 	MaxBody  string `mapstructure:"max_body"`
+}
+
+type fileInbound struct {
+	APIKeys          []string `mapstructure:"api_keys"`
+	APIKeyHeader     string   `mapstructure:"api_key_header"`
+	AllowCIDRs       []string `mapstructure:"allow_cidrs"`
+	ForwardedHeaders string   `mapstructure:"forwarded_headers"`
+}
+
+type fileLimits struct {
+	MaxHeaderBytes    string `mapstructure:"max_header_bytes"`
+	ReadHeaderTimeout string `mapstructure:"read_header_timeout"`
+	MaxRequestBody    string `mapstructure:"max_request_body"`
+	IdleTimeout       string `mapstructure:"idle_timeout"`
 }

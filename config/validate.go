@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -60,6 +61,11 @@ const (
 	defaultRefreshBefore   = 10 * time.Minute
 	defaultTokenTimeout    = 10 * time.Second
 	defaultMaxBody         = 1 << 20
+	defaultUpstreamIdle    = 5 * time.Minute
+	defaultMaxHeaderBytes  = 64 << 10
+	defaultReadHeader      = 10 * time.Second
+	defaultMaxRequestBody  = 10 << 20
+	defaultIdleTimeout     = 2 * time.Minute
 )
 
 var (
@@ -78,6 +84,19 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)
+	}
+	cfg.Inbound = p.inbound(fc.Inbound)
+	cfg.Limits = Limits{
+		MaxHeaderBytes:    p.size("limits.max_header_bytes", fc.Limits.MaxHeaderBytes, defaultMaxHeaderBytes),
+		ReadHeaderTimeout: p.duration("limits.read_header_timeout", fc.Limits.ReadHeaderTimeout, defaultReadHeader),
+		MaxRequestBody:    p.size("limits.max_request_body", fc.Limits.MaxRequestBody, defaultMaxRequestBody),
+		IdleTimeout:       p.duration("limits.idle_timeout", fc.Limits.IdleTimeout, defaultIdleTimeout),
+	}
+	if cfg.Limits.MaxHeaderBytes < 1<<10 {
+		p.add("limits.max_header_bytes", "must be at least 1KiB; write e.g. 64KiB")
+	}
+	if cfg.Limits.ReadHeaderTimeout <= 0 {
+		p.add("limits.read_header_timeout", "must be more than 0; write e.g. 10s")
 	}
 	p.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", cfg.Log.Format, "json", "text")
@@ -107,9 +126,10 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		p.add(key, "the name may hold only lower-case letters, digits, - and _")
 	}
 	u := Upstream{
-		Name:    name,
-		Target:  p.url(key+".target", fu.Target),
-		Timeout: p.duration(key+".upstream_timeout", fu.Timeout, defaultUpstreamTimeout),
+		Name:        name,
+		Target:      p.url(key+".target", fu.Target),
+		Timeout:     p.duration(key+".upstream_timeout", fu.Timeout, defaultUpstreamTimeout),
+		IdleTimeout: p.duration(key+".upstream_idle_timeout", fu.Idle, defaultUpstreamIdle),
 	}
 	if u.Target != nil && u.Target.User != nil {
 		p.add(key+".target", "must not hold credentials; the proxy supplies them")
@@ -184,6 +204,34 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		}
 	}
 	return u
+}
+
+func (p *Problems) inbound(fi fileInbound) Inbound {
+	in := Inbound{APIKeyHeader: orDefault(fi.APIKeyHeader, "X-Authproxy-Key"), ForwardedHeaders: orDefault(fi.ForwardedHeaders, "drop")}
+	for i, k := range fi.APIKeys {
+		if len(k) < 16 {
+			p.add(fmt.Sprintf("inbound.api_keys[%d]", i), "is shorter than 16 characters; use a long random key, e.g. from: openssl rand -hex 32")
+		}
+		in.APIKeys = append(in.APIKeys, Secret(k))
+	}
+	if !headerPattern.MatchString(in.APIKeyHeader) {
+		p.add("inbound.api_key_header", "%q is not a header name; write e.g. X-Authproxy-Key", in.APIKeyHeader)
+	}
+	for i, c := range fi.AllowCIDRs {
+		prefix, err := netip.ParsePrefix(c)
+		if err != nil {
+			if addr, aerr := netip.ParseAddr(c); aerr == nil {
+				prefix, err = addr.Prefix(addr.BitLen())
+			}
+		}
+		if err != nil {
+			p.add(fmt.Sprintf("inbound.allow_cidrs[%d]", i), "%q is not an address or CIDR; write e.g. 10.0.0.0/8 or 127.0.0.1", c)
+			continue
+		}
+		in.AllowCIDRs = append(in.AllowCIDRs, prefix.Masked())
+	}
+	p.oneOf("inbound.forwarded_headers", in.ForwardedHeaders, "drop", "append")
+	return in
 }
 
 func (p *Problems) url(key, s string) *url.URL {

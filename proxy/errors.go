@@ -49,18 +49,28 @@ const statusClientClosedRequest = 499
 func classify(r *http.Request, err error) (status int, code string) {
 	var reqErr *requestError
 	var tokErr *TokenError
+	var retrieveErr *auth.RetrieveError
 	var maxBytes *http.MaxBytesError
 	var netErr net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 	switch {
 	case errors.As(err, &reqErr):
 		return reqErr.status, reqErr.code
 	case errors.As(err, &tokErr):
+		switch {
+		case errors.As(err, &retrieveErr) &&
+			(retrieveErr.StatusCode == http.StatusTooManyRequests || retrieveErr.StatusCode == http.StatusServiceUnavailable):
+			// The token endpoint asked us to wait; so do we.
+			return http.StatusServiceUnavailable, "token_unavailable"
+		case timeout:
+			return http.StatusGatewayTimeout, "token_unavailable"
+		}
 		return http.StatusBadGateway, "token_unavailable"
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		return statusClientClosedRequest, "client_closed_request"
 	case errors.As(err, &maxBytes):
-		return http.StatusRequestEntityTooLarge, "request_too_large"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return errTooLarge.status, errTooLarge.code
+	case timeout:
 		return http.StatusGatewayTimeout, "upstream_timeout"
 	default:
 		return http.StatusBadGateway, "upstream_unreachable"

@@ -48,16 +48,38 @@ type Upstream struct {
 	// stream through and are not replayed. Zero replays only requests
 	// without a body.
 	MaxReplayBody int64
+	// IdleTimeout cuts off a response body that sends nothing for this
+	// long. Zero never does.
+	IdleTimeout time.Duration
+	// AppendForwardedFor passes the client's X-Forwarded-For on with the
+	// client's address appended, and sets X-Forwarded-Host and -Proto.
+	// False drops them, and Forwarded, as client-sent headers cannot be
+	// trusted.
+	AppendForwardedFor bool
 	// Transport sends requests upstream; nil means a clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 }
 
+// Options are the handler's settings. The zero value of each field has
+// the meaning its comment gives.
+type Options struct {
+	// Log receives the access log and proxy errors; nil discards them.
+	Log logrus.FieldLogger
+	// MaxRequestBody is the largest request body accepted; larger ones get
+	// 413. Zero means no limit.
+	MaxRequestBody int64
+	// Inbound limits who may use the proxy.
+	Inbound Inbound
+}
+
 // Handler routes requests to upstreams. It is an http.Handler.
 type Handler struct {
-	routes []route // longest prefix first
-	log    logrus.FieldLogger
-	now    func() time.Time
+	routes  []route // longest prefix first
+	log     logrus.FieldLogger
+	now     func() time.Time
+	maxBody int64
+	inbound Inbound
 }
 
 type route struct {
@@ -66,15 +88,15 @@ type route struct {
 	proxy  *httputil.ReverseProxy
 }
 
-// New builds the handler. log receives the access log and proxy errors;
-// nil discards them.
-func New(upstreams []Upstream, log logrus.FieldLogger) (*Handler, error) {
+// New builds the handler.
+func New(upstreams []Upstream, opts Options) (*Handler, error) {
+	log := opts.Log
 	if log == nil {
 		l := logrus.New()
 		l.Out = discard{}
 		log = l
 	}
-	h := &Handler{log: log, now: time.Now}
+	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -123,11 +145,19 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 			pr.Out.URL.RawPath = rest
 			pr.Out.URL.Path, _ = url.PathUnescape(rest)
 			pr.SetURL(target) // also sets the outbound Host to the target's
+			// Rewrite has already dropped the client's X-Forwarded-* and
+			// Forwarded headers from Out.
+			if u.AppendForwardedFor {
+				if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+					pr.Out.Header["X-Forwarded-For"] = prior
+				}
+				pr.SetXForwarded()
+			}
 		},
 		Transport: &tokenTransport{
 			base: base, upstream: u.Name, tokens: u.Tokens,
 			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
-			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody,
+			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, idleTimeout: u.IdleTimeout,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, u.Name, err)
@@ -143,9 +173,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	defer func() { h.logAccess(r, rec, info, start) }()
 
-	if err := checkRequest(r); err != nil {
+	if err := h.checkRequest(r); err != nil {
 		writeError(rec, r, "", err)
 		return
+	}
+	if h.maxBody > 0 && r.Body != nil {
+		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
@@ -163,11 +196,27 @@ func matchPrefix(path, prefix string) bool {
 	return prefix == "" || path == prefix || strings.HasPrefix(path, prefix) && path[len(prefix)] == '/'
 }
 
+var errTooLarge = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
+
 // checkRequest refuses what must never be forwarded: an absolute-form or
-// authority-form request URI names a host of the client's choosing, and
-// a dot segment could climb out of the target's base path once the
-// upstream normalises it.
-func checkRequest(r *http.Request) error {
+// authority-form request URI names a host of the client's choosing, a dot
+// segment could climb out of the target's base path once the upstream
+// normalises it, and an h2c upgrade would open a tunnel past the proxy's
+// checks (h2c smuggling). It also applies the inbound access rules.
+func (h *Handler) checkRequest(r *http.Request) error {
+	if err := h.inbound.admit(r); err != nil {
+		return err
+	}
+	if h.maxBody > 0 && r.ContentLength > h.maxBody {
+		return errTooLarge
+	}
+	for _, v := range r.Header.Values("Upgrade") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
+				return &requestError{http.StatusBadRequest, "bad_request", "h2c upgrades are refused"}
+			}
+		}
+	}
 	if r.URL.Scheme != "" || r.URL.Host != "" || r.Method == http.MethodConnect {
 		return &requestError{http.StatusBadRequest, "bad_request", "absolute-form and CONNECT requests are not proxied; send the path only"}
 	}

@@ -107,7 +107,7 @@ func startProxy(t *testing.T, ups ...Upstream) testProxy {
 	logger := logrus.New()
 	logger.Formatter = &logrus.JSONFormatter{}
 	logger.Out = lockedWriter{&mu, buf}
-	h, err := New(ups, logger)
+	h, err := New(ups, Options{Log: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -37,6 +38,8 @@ type tokenTransport struct {
 	static   http.Header // set on every request, after the token
 	replayOn []int
 	maxBody  int64
+	// idleTimeout cuts off a response body that stalls; zero: never.
+	idleTimeout time.Duration
 
 	// rendered caches the header value of the current token, so the hot
 	// path formats nothing.
@@ -55,34 +58,69 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := t.tokens.Token(req.Context())
+	// With an idle timeout the upstream request gets its own cancel, which
+	// the returned body owns; without, there is nothing to release.
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if t.idleTimeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		cancel = stop
+	}
+	tok, err := t.tokens.Token(ctx)
 	if err != nil {
+		cancel()
 		replay.discard()
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
-	resp, err := t.base.RoundTrip(t.prepare(req, tok, replay))
-	if err != nil || !replay.ok || !slices.Contains(t.replayOn, resp.StatusCode) {
-		return resp, err
+	resp, err := t.base.RoundTrip(t.prepare(ctx, req, tok, replay))
+	if err == nil && replay.ok && slices.Contains(t.replayOn, resp.StatusCode) {
+		// The upstream rejected the token. Drain a little so the
+		// connection can be reused, then try once more with a fresh token.
+		io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+		t.tokens.Invalidate(tok)
+		fresh, terr := t.tokens.Token(ctx)
+		if terr != nil {
+			cancel()
+			return nil, &TokenError{Upstream: t.upstream, Err: terr}
+		}
+		if info := infoFrom(ctx); info != nil {
+			info.replayed = true
+		}
+		resp, err = t.base.RoundTrip(t.prepare(ctx, req, fresh, replay))
 	}
+	switch {
+	case err != nil:
+		cancel()
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		// The body is the upgraded connection: it may idle for ever.
+		if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = upgradedConn{conn, cancel}
+		} else {
+			cancel()
+		}
+	case t.idleTimeout > 0:
+		resp.Body = newIdleTimeoutBody(resp.Body, t.idleTimeout, cancel)
+	}
+	return resp, err
+}
 
-	// The upstream rejected the token. Drain a little so the connection
-	// can be reused, then try once more with a fresh token.
-	io.CopyN(io.Discard, resp.Body, 4<<10)
-	resp.Body.Close()
-	t.tokens.Invalidate(tok)
-	fresh, err := t.tokens.Token(req.Context())
-	if err != nil {
-		return nil, &TokenError{Upstream: t.upstream, Err: err}
-	}
-	if info := infoFrom(req.Context()); info != nil {
-		info.replayed = true
-	}
-	return t.base.RoundTrip(t.prepare(req, fresh, replay))
+// upgradedConn releases the request's context when the upgraded
+// connection closes. It stays an io.ReadWriteCloser, which ReverseProxy
+// requires of a 101's body.
+type upgradedConn struct {
+	io.ReadWriteCloser
+	cancel context.CancelFunc
+}
+
+func (c upgradedConn) Close() error {
+	defer c.cancel()
+	return c.ReadWriteCloser.Close()
 }
 
 // prepare returns a copy of req carrying tok, with the kept body.
-func (t *tokenTransport) prepare(req *http.Request, tok *auth.Token, replay replayBody) *http.Request {
-	out := req.Clone(req.Context())
+func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token, replay replayBody) *http.Request {
+	out := req.Clone(ctx)
 	out.Header.Set(t.header, t.headerValue(tok))
 	for k, v := range t.static {
 		out.Header[k] = v
