@@ -67,8 +67,13 @@ type cachedToken struct {
 // BackoffError is returned by a failed fetch, and then by every Token call
 // until Until instead of asking the endpoint again. Err is the failure.
 type BackoffError struct {
-	Err   error
+	Err error
+	// Until is when the next fetch may happen, on the cache's clock.
 	Until time.Time
+	// Wait is how long that was from when the error was returned; callers
+	// use it for Retry-After rather than comparing Until with a clock of
+	// their own.
+	Wait time.Duration
 }
 
 func (e *BackoffError) Error() string {
@@ -217,7 +222,7 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 			WithError(err).Warn("token fetch failed")
 		// Every waiter learns when the next attempt will be, so callers can
 		// tell their clients when to retry.
-		return nil, &BackoffError{Err: err, Until: now.Add(wait)}
+		return nil, &BackoffError{Err: err, Until: now.Add(wait), Wait: wait}
 	}
 	if tok.Expiry.IsZero() && c.opts.DefaultLifetime > 0 {
 		t := *tok
@@ -258,7 +263,7 @@ func (c *Cache) backoff(now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastErr != nil && now.Before(c.retryAt) {
-		return &BackoffError{Err: c.lastErr, Until: c.retryAt}
+		return &BackoffError{Err: c.lastErr, Until: c.retryAt, Wait: c.retryAt.Sub(now)}
 	}
 	return nil
 }

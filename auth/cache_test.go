@@ -280,7 +280,7 @@ func TestCacheBacksOffAfterFailureAndSharesIt(t *testing.T) {
 			_, err := c.Token(context.Background())
 			var re *RetrieveError
 			var be *BackoffError
-			if !errors.As(err, &be) || !errors.As(err, &re) || !be.Until.Equal(clk.Now().Add(wantWait)) {
+			if !errors.As(err, &be) || !errors.As(err, &re) || !be.Until.Equal(clk.Now().Add(wantWait)) || be.Wait != wantWait {
 				t.Fatalf("attempt %d, %s: got %v, want a BackoffError until +%v", i, when, err, wantWait)
 			}
 		}

@@ -120,7 +120,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	api.SetAPIHook(func(w http.ResponseWriter, r *fakeapi.Request) bool {
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
 		once.Do(func() { close(arrived) })
 		<-release
 		io.WriteString(w, "finished")

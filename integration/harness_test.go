@@ -59,9 +59,11 @@ type env struct {
 // setup is how a test changes the generated config: extra token and
 // upstream keys, as YAML lines.
 type setup struct {
+	topYAML      string // extra top-level lines
 	tokenYAML    string // extra lines under token:
 	upstreamYAML string // extra lines under the upstream
 	secret       string // the secret the proxy is given; "" means the right one
+	tokenURL     string // the token endpoint; "" means the fake's
 }
 
 // newServer serves h on loopback until the test ends and returns its URL.
@@ -84,9 +86,13 @@ func configFor(t *testing.T, f fakeapi.Flavor, apiURL string, s setup) string {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nlog: {level: debug, format: json}\nupstreams:\n  %s:\n", f.Name)
+	tokenURL := s.tokenURL
+	if tokenURL == "" {
+		tokenURL = apiURL + f.TokenPath
+	}
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nlog: {level: debug, format: json}\n%supstreams:\n  %s:\n", s.topYAML, f.Name)
 	fmt.Fprintf(&b, "    target: %s\n    path_prefix: /%s\n", apiURL, f.Name)
-	fmt.Fprintf(&b, "    token:\n      url: %s%s\n      client_id: %s\n      client_secret_file: %s\n", apiURL, f.TokenPath, clientID, secretFile)
+	fmt.Fprintf(&b, "    token:\n      url: %s\n      client_id: %s\n      client_secret_file: %s\n", tokenURL, clientID, secretFile)
 	if f.JSONRequest {
 		b.WriteString("      body_format: json\n")
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -101,7 +100,7 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 	var backoff *auth.BackoffError
 	if errors.As(err, &backoff) {
 		// The token endpoint is not asked again before then.
-		secs := math.Ceil(time.Until(backoff.Until).Seconds())
+		secs := math.Ceil(backoff.Wait.Seconds())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(secs))))
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -36,7 +36,7 @@ type Server struct {
 	tokenRequests int
 	apiRequests   []Request
 	tokenFault    http.HandlerFunc
-	apiHook       func(w http.ResponseWriter, r *Request) bool
+	apiHook       func(w http.ResponseWriter, r *http.Request, rec *Request) bool
 }
 
 // New returns a fake API of the flavor that accepts the given client.
@@ -95,8 +95,9 @@ func (s *Server) SetTokenFault(h http.HandlerFunc) {
 }
 
 // SetAPIHook lets a test answer API requests itself: when hook returns
-// true the request is answered. It runs after the token check.
-func (s *Server) SetAPIHook(hook func(w http.ResponseWriter, r *Request) bool) {
+// true the request is answered. It runs after the token check; rec is
+// what was recorded of the request (its body already read).
+func (s *Server) SetAPIHook(hook func(w http.ResponseWriter, r *http.Request, rec *Request) bool) {
 	s.mu.Lock()
 	s.apiHook = hook
 	s.mu.Unlock()
@@ -241,7 +242,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_token", "error_description": problem})
 		return
 	}
-	if hook != nil && hook(w, &req) {
+	if hook != nil && hook(w, r, &req) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
