@@ -63,6 +63,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 		logger.WithError(err).Error("cannot listen")
 		return 1
 	}
+	// WriterLevel starts a goroutine that lives until the writer is closed.
+	serverLog := logger.WriterLevel(logrus.DebugLevel)
+	defer serverLog.Close()
 	srv := &http.Server{
 		Handler: handler,
 		// Slow-header clients are cut off; bodies may take longer. Headers
@@ -70,7 +73,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
-		ErrorLog:          log.New(logger.WriterLevel(logrus.DebugLevel), "", 0),
+		ErrorLog:          log.New(serverLog, "", 0),
 	}
 	names := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {

@@ -100,7 +100,7 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			cancel()
 		}
 	case t.idleTimeout > 0:
-		resp.Body = newIdleTimeoutBody(resp.Body, t.idleTimeout, cancel)
+		resp.Body = newIdleTimeoutBody(resp.Body, t.idleTimeout, cancel, infoFrom(ctx))
 	}
 	return resp, err
 }
