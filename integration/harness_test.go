@@ -51,6 +51,7 @@ type env struct {
 	api    *fakeapi.Server
 	apiURL string
 	url    string // the proxy's base URL, with the upstream's prefix
+	addr   string // the proxy's host:port
 	clock  *fakeclock.Clock
 	logs   *syncBuffer
 	client *http.Client
@@ -146,7 +147,7 @@ func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
 		t.Fatalf("proxy exited with %d before listening:\n%s", code, logs)
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 0}
-	e := &env{t: t, api: api, apiURL: apiURL, url: "http://" + addr + "/" + f.Name, clock: clock, logs: logs,
+	e := &env{t: t, api: api, apiURL: apiURL, url: "http://" + addr + "/" + f.Name, addr: addr, clock: clock, logs: logs,
 		client: &http.Client{Transport: tr, Timeout: time.Minute}}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()

@@ -36,6 +36,7 @@ type Server struct {
 	tokenRequests int
 	apiRequests   []Request
 	tokenFault    http.HandlerFunc
+	tokenGate     <-chan struct{}
 	apiHook       func(w http.ResponseWriter, r *http.Request, rec *Request) bool
 }
 
@@ -94,6 +95,14 @@ func (s *Server) SetTokenFault(h http.HandlerFunc) {
 	s.mu.Unlock()
 }
 
+// SetTokenGate holds every token answer until gate is closed (nil: no
+// gate), so a test can make sure many requests are waiting at once.
+func (s *Server) SetTokenGate(gate <-chan struct{}) {
+	s.mu.Lock()
+	s.tokenGate = gate
+	s.mu.Unlock()
+}
+
 // SetAPIHook lets a test answer API requests itself: when hook returns
 // true the request is answered. It runs after the token check; rec is
 // what was recorded of the request (its body already read).
@@ -114,8 +123,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.tokenRequests++
-	fault := s.tokenFault
+	fault, gate := s.tokenFault, s.tokenGate
 	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if fault != nil {
 		fault(w, r)
 		return
