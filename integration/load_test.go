@@ -43,7 +43,12 @@ func startLoadProxy(t *testing.T, n int32) *loadProxy {
 	cache := auth.NewCache(&auth.ClientCredentials{
 		TokenURL: apiSrv.URL + f.TokenPath, ClientID: clientID, ClientSecret: clientSecret,
 		HTTPClient: apiSrv.Client(),
-	}, auth.CacheOptions{RefreshBefore: 10 * time.Minute})
+	}, auth.CacheOptions{
+		RefreshBefore: 10 * time.Minute,
+		// The fetch is held by the test's gate until every request has
+		// arrived, which on a loaded CI machine under -race takes a while.
+		FetchTimeout: 5 * time.Minute,
+	})
 	target, _ := url.Parse(apiSrv.URL)
 	h, err := proxy.New([]proxy.Upstream{{
 		Name: f.Name, Target: target, PathPrefix: "/redgifs", Tokens: cache,
@@ -67,6 +72,16 @@ func startLoadProxy(t *testing.T, n int32) *loadProxy {
 	t.Cleanup(lp.client.CloseIdleConnections)
 	t.Cleanup(upstreamTransport.CloseIdleConnections)
 	lp.url = srv.URL + "/redgifs" + f.APIPath
+	// Open the HTTP/2 connection before the burst, so the burst's requests
+	// share it instead of racing 2,000 TLS handshakes.
+	resp, err := lp.client.Get(srv.URL + "/warm-up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the client speaks %s, not HTTP/2", resp.Proto)
+	}
 	return lp
 }
 
