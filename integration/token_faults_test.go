@@ -5,6 +5,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,6 +82,12 @@ var badAnswers = map[string]http.HandlerFunc{
 		io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"try later"}`)
 	},
 	"hang": hang,
+	"connection dropped": func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	},
 }
 
 // hang answers only when the client gives up. It reads the body first:
@@ -159,21 +166,22 @@ func TestTokenEndpointFailureIsSharedByEveryWaitingRequest(t *testing.T) {
 
 func TestTokenEndpointRetryAfterIsHonouredAndPassedOn(t *testing.T) {
 	for _, tt := range []struct {
+		status               int
 		retryAfter, cooldown int // seconds; the cool-down is capped at 300
-	}{{120, 120}, {86400, 300}} {
-		t.Run(strconv.Itoa(tt.retryAfter), func(t *testing.T) {
+	}{{429, 120, 120}, {503, 60, 60}, {429, 86400, 300}} {
+		t.Run(fmt.Sprint(tt.status, " ", tt.retryAfter), func(t *testing.T) {
 			f := fakeapi.TeenQuotes()
 			e := start(t, f, setup{})
 			e.api.SetTokenFault(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Retry-After", strconv.Itoa(tt.retryAfter))
-				w.WriteHeader(http.StatusTooManyRequests)
+				w.WriteHeader(tt.status)
 			})
-			hdr := e.expectError(f.APIPath, 503, "token_unavailable", "token endpoint answered 429")
+			hdr := e.expectError(f.APIPath, 503, "token_unavailable", fmt.Sprint("token endpoint answered ", tt.status))
 			if got, _ := strconv.Atoi(hdr.Get("Retry-After")); got != tt.cooldown {
 				t.Errorf("Retry-After %q, want %d", hdr.Get("Retry-After"), tt.cooldown)
 			}
 			e.clock.Advance(time.Duration(tt.cooldown-1) * time.Second)
-			e.expectError(f.APIPath, 503, "token_unavailable", "429")
+			e.expectError(f.APIPath, 503, "token_unavailable", fmt.Sprint(tt.status))
 			if got := e.api.TokenRequests(); got != 1 {
 				t.Errorf("%d token requests during the cool-down, want 1", got)
 			}
