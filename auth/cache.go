@@ -39,6 +39,9 @@ type CacheOptions struct {
 	Jitter func(max time.Duration) time.Duration
 	// Log receives token events (never a token); nil discards them.
 	Log logrus.FieldLogger
+	// Initial is served until it is due for refresh, as if just fetched:
+	// a token kept across a restart. Nil starts empty.
+	Initial *Token
 }
 
 // Cache wraps a Source, usually a grant, and hands out its token until the
@@ -114,7 +117,11 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 		l.Out = discard{}
 		opts.Log = l
 	}
-	return &Cache{src: src, opts: opts}
+	c := &Cache{src: src, opts: opts}
+	if t := opts.Initial; t != nil && t.ValidAt(opts.Now()) {
+		c.cur.Store(&cachedToken{tok: t, refreshAt: c.refreshAt(t, opts.Now())})
+	}
+	return c
 }
 
 // Token returns the cached token while it is valid, starting a background
@@ -218,8 +225,10 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 			err = fmt.Errorf("token request timed out after %s: %w", c.opts.FetchTimeout, err)
 		}
 		wait := c.recordFailure(now, err)
-		c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
-			WithError(err).Warn("token fetch failed")
+		if !isReauth(err) { // the grant has said so once, clearly
+			c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
+				WithError(err).Warn("token fetch failed")
+		}
 		// Every waiter learns when the next attempt will be, so callers can
 		// tell their clients when to retry.
 		return nil, &BackoffError{Err: err, Until: now.Add(wait), Wait: wait}
@@ -274,6 +283,13 @@ func (c *Cache) backoff(now time.Time) error {
 func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lastErr = err
+	if isReauth(err) {
+		// The grant asks no endpoint in this state; it only looks for a
+		// new login, which should be noticed within a second.
+		c.retryAt = now.Add(c.opts.MinBackoff)
+		return c.opts.MinBackoff
+	}
 	c.failures++
 	wait := c.opts.MinBackoff
 	for i := 1; i < c.failures && wait < c.opts.MaxBackoff; i++ {

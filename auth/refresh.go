@@ -1,0 +1,191 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// ErrReauthorizationRequired means the refresh token is dead (the
+// endpoint answered invalid_grant) and only a person logging in again can
+// get a new one. The grant does not ask the endpoint again until then.
+var ErrReauthorizationRequired = errors.New("reauthorization required")
+
+// RefreshGrant fetches access tokens with the RFC 6749 6 refresh-token
+// grant, for APIs that rotate the refresh token on every use (Redbooth).
+//
+// It redeems each refresh token at most once: refreshes are serialized,
+// and the new refresh token (with the access token) is saved to the Store
+// before the access token is handed out, so a crash never loses the only
+// valid refresh token once it could have been used.
+type RefreshGrant struct {
+	// Name is the upstream's name: the key in the Store.
+	Name string
+	// TokenURL, ClientID, ClientSecret, AuthMethod, BodyFormat and Scopes
+	// are as in ClientCredentials. ClientSecret may be empty for a public
+	// client.
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+	AuthMethod   AuthMethod
+	BodyFormat   BodyFormat
+	Scopes       []string
+	// InitialRefreshToken seeds a Store that has no record yet; a stored
+	// refresh token always wins over it.
+	InitialRefreshToken string
+	// Store keeps the tokens. Required.
+	Store Store
+	// HTTPClient and Now are as in ClientCredentials.
+	HTTPClient *http.Client
+	Now        func() time.Time
+	// Log receives the one error that says a login is needed; nil discards.
+	Log logrus.FieldLogger
+
+	mu         sync.Mutex // serializes refreshes and guards the fields below
+	refresh    string     // the newest refresh token
+	dead       string     // the refresh token the endpoint rejected, if any
+	lastReload time.Time
+}
+
+var _ Source = (*RefreshGrant)(nil)
+
+// Open loads the stored record. It returns the stored access token if it
+// is still usable, so that a restart costs no token request, or nil.
+func (g *RefreshGrant) Open(ctx context.Context) (*Token, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refresh = g.InitialRefreshToken
+	rec, err := g.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, nil
+	}
+	g.refresh = rec.RefreshToken
+	if rec.AccessToken == "" {
+		return nil, nil
+	}
+	tok := &Token{AccessToken: rec.AccessToken, TokenType: rec.TokenType, RefreshToken: rec.RefreshToken,
+		Expiry: rec.Expiry, Obtained: rec.Updated}
+	if !tok.ValidAt(g.now()) {
+		return nil, nil
+	}
+	return tok, nil
+}
+
+// load returns the stored record if it is this client's.
+func (g *RefreshGrant) load(ctx context.Context) (*Record, error) {
+	rec, err := g.Store.Load(ctx, g.Name)
+	if err != nil {
+		return nil, fmt.Errorf("load stored tokens for %q: %w", g.Name, err)
+	}
+	if rec == nil || rec.RefreshToken == "" {
+		return nil, nil
+	}
+	if rec.Fingerprint != g.fingerprint() {
+		g.log().Warn("the stored tokens belong to another client (token url, client id or scopes changed); ignoring them")
+		return nil, nil
+	}
+	return rec, nil
+}
+
+// Token redeems the newest refresh token for a new access token.
+func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refresh == "" || g.refresh == g.dead {
+		if !g.reload(ctx) {
+			return nil, g.reauthError()
+		}
+	}
+	fields := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", g.refresh}, {"client_id", g.ClientID}}
+	if g.AuthMethod != ClientSecretBasic && g.ClientSecret != "" {
+		fields = append(fields, [2]string{"client_secret", g.ClientSecret})
+	}
+	tok, err := g.endpoint().exchange(ctx, fields)
+	var re *RetrieveError
+	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+		g.dead = g.refresh
+		g.log().WithField("detail", re.Error()).
+			Errorf("reauthorization required: the refresh token was rejected; run: authproxy login %s", g.Name)
+		return nil, fmt.Errorf("%w: %w", g.reauthError(), err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tok.RefreshToken == "" {
+		t := *tok // not rotated this time: the old one stays valid
+		t.RefreshToken = g.refresh
+		tok = &t
+	}
+	// On disk before it is used: if this fails, the access token is not
+	// handed out and the next refresh retries with the token kept below.
+	rec := Record{Fingerprint: g.fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
+		TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained}
+	g.refresh = tok.RefreshToken
+	if err := g.Store.Save(context.WithoutCancel(ctx), g.Name, rec); err != nil {
+		return nil, fmt.Errorf("save the rotated refresh token for %q (held in memory until a save succeeds): %w", g.Name, err)
+	}
+	return tok, nil
+}
+
+// reload looks for a refresh token newer than the dead one, which
+// `authproxy login` writes to the Store while the proxy runs. It looks at
+// most once a second.
+func (g *RefreshGrant) reload(ctx context.Context) bool {
+	now := g.now()
+	if !g.lastReload.IsZero() && now.Sub(g.lastReload) < time.Second {
+		return false
+	}
+	g.lastReload = now
+	rec, err := g.load(ctx)
+	if err != nil || rec == nil || rec.RefreshToken == g.dead {
+		return false
+	}
+	g.refresh = rec.RefreshToken
+	g.log().Info("a new refresh token was stored (login); resuming")
+	return true
+}
+
+func (g *RefreshGrant) reauthError() error {
+	if g.refresh == "" {
+		return fmt.Errorf("%w: no refresh token yet; run: authproxy login %s", ErrReauthorizationRequired, g.Name)
+	}
+	return fmt.Errorf("%w: the refresh token was rejected; run: authproxy login %s", ErrReauthorizationRequired, g.Name)
+}
+
+func (g *RefreshGrant) fingerprint() string { return Fingerprint(g.TokenURL, g.ClientID, g.Scopes) }
+
+func (g *RefreshGrant) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+func (g *RefreshGrant) log() logrus.FieldLogger {
+	if g.Log != nil {
+		return g.Log
+	}
+	l := logrus.New()
+	l.Out = discard{}
+	return l
+}
+
+func (g *RefreshGrant) endpoint() tokenEndpoint {
+	return tokenEndpoint{
+		url: g.TokenURL, clientID: g.ClientID, clientSecret: g.ClientSecret,
+		basic: g.AuthMethod == ClientSecretBasic, json: g.BodyFormat == JSONBody,
+		client: g.HTTPClient, now: g.Now,
+	}
+}
+
+// isReauth reports whether err means a login is needed; such failures are
+// not retried against the endpoint and are logged once, by the grant.
+func isReauth(err error) bool { return errors.Is(err, ErrReauthorizationRequired) }

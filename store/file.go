@@ -1,0 +1,164 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// File keeps records in one JSON file, written so that a crash at any
+// moment leaves either the old file or the new one, never half of one: a
+// temporary file in the same directory is written, synced, renamed over
+// the old one, and the directory synced. The file is mode 0600. Processes
+// sharing the file (the proxy and `authproxy login`) take a lock on
+// PATH.lock around each read-modify-write.
+type File struct {
+	// Path is the file's location; its directory is created if missing.
+	Path string
+
+	mu sync.Mutex // serializes this process's writers
+}
+
+var _ auth.Store = (*File)(nil)
+
+// ErrCorrupt marks a store file that cannot be parsed. It is never
+// overwritten: a person must look at it.
+var ErrCorrupt = errors.New("token store is not valid JSON")
+
+// fileFormat is the file's content.
+type fileFormat struct {
+	Version int                    `json:"version"`
+	Tokens  map[string]auth.Record `json:"tokens"`
+}
+
+// Check reads the whole file, so that a corrupt store stops the proxy at
+// start rather than at its first refresh.
+func (f *File) Check() error {
+	_, err := f.read()
+	return err
+}
+
+// Load returns the record for name, or nil.
+func (f *File) Load(_ context.Context, name string) (*auth.Record, error) {
+	ff, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	r, ok := ff.Tokens[name]
+	if !ok {
+		return nil, nil
+	}
+	return &r, nil
+}
+
+// Save replaces the record for name and returns once it is durable.
+func (f *File) Save(_ context.Context, name string, r auth.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	unlock, err := lockFile(f.Path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ff, err := f.read()
+	if err != nil {
+		return err // a corrupt file is left exactly as it is
+	}
+	ff.Tokens[name] = r
+	data, err := json.MarshalIndent(ff, "", "  ")
+	if err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	return writeAtomic(f.Path, append(data, '\n'))
+}
+
+func (f *File) read() (*fileFormat, error) {
+	data, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &fileFormat{Version: 1, Tokens: map[string]auth.Record{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w", err)
+	}
+	var ff fileFormat
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ff); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v; it was left untouched: fix or move it, then run authproxy login for each upstream it held", ErrCorrupt, f.Path, err)
+	}
+	if ff.Version != 1 {
+		return nil, fmt.Errorf("%w: %s has version %d, this build reads version 1; it was left untouched", ErrCorrupt, f.Path, ff.Version)
+	}
+	if ff.Tokens == nil {
+		ff.Tokens = map[string]auth.Record{}
+	}
+	return &ff, nil
+}
+
+// writeAtomic replaces path with data: temp file, fsync, rename, fsync
+// of the directory (without which the rename itself may not survive a
+// power cut).
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token store: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token store: write: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("token store: sync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("token store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("token store: sync directory: %w", err)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive advisory lock, so that the proxy and a
+// login command writing at once cannot drop each other's records.
+func lockFile(path string) (func(), error) {
+	lf, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("token store lock: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("token store lock: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+		lf.Close()
+	}, nil
+}

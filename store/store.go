@@ -1,0 +1,42 @@
+// Package store keeps tokens across restarts: the newest refresh token of
+// an API that rotates them is the one thing that cannot be lost. File
+// writes it durably to a JSON file; Memory keeps nothing across restarts.
+// Both implement auth.Store.
+package store
+
+import (
+	"context"
+	"sync"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// Memory keeps records in memory only. The zero value is ready to use.
+type Memory struct {
+	mu      sync.Mutex
+	records map[string]auth.Record
+}
+
+var _ auth.Store = (*Memory)(nil)
+
+// Load returns the record for name, or nil.
+func (m *Memory) Load(_ context.Context, name string) (*auth.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[name]
+	if !ok {
+		return nil, nil
+	}
+	return &r, nil
+}
+
+// Save replaces the record for name.
+func (m *Memory) Save(_ context.Context, name string, r auth.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.records == nil {
+		m.records = map[string]auth.Record{}
+	}
+	m.records[name] = r
+	return nil
+}
