@@ -37,9 +37,11 @@ type Options struct {
 const usage = `authproxy: an authenticating reverse proxy for OAuth2 APIs
 
 Usage:
-  authproxy [serve] [--config FILE]   run the proxy (default command)
-  authproxy check --config FILE       validate the config and exit
-  authproxy version                   print the version
+  authproxy [serve] [--config FILE]        run the proxy (default command)
+  authproxy check --config FILE            validate the config and exit
+  authproxy login NAME --config FILE       get the first refresh token for an
+                                           upstream with grant_type: refresh_token
+  authproxy version                        print the version
 
 With no --config, authproxy serves its built-in demo: the fake APIs it
 ships for its tests, on loopback, behind the proxy on 127.0.0.1:8080.
@@ -65,6 +67,11 @@ func Run(ctx context.Context, opts Options) int {
 	fs.SetOutput(opts.Stderr)
 	fs.Usage = func() { fmt.Fprint(opts.Stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
 	configPath := fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "config file (env AUTHPROXY_CONFIG); none: the built-in demo")
+	noBrowser := fs.Bool("no-browser", false, "login: only print the URL, do not try to open a browser")
+	var loginName string
+	if cmd == "login" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		loginName, args = args[0], args[1:]
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -80,6 +87,12 @@ func Run(ctx context.Context, opts Options) int {
 		return serve(ctx, *configPath, opts)
 	case "check":
 		return check(*configPath, opts)
+	case "login":
+		if loginName == "" {
+			fmt.Fprintln(opts.Stderr, "authproxy login: name the upstream: authproxy login NAME --config FILE")
+			return 2
+		}
+		return login(ctx, loginName, *configPath, !*noBrowser, opts)
 	case "version":
 		fmt.Fprintln(opts.Stdout, "authproxy", Version)
 		return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/integration/fakeapi"
 	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/store"
 	"github.com/sirupsen/logrus"
 )
 
@@ -53,7 +54,12 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
-	handler, err := newHandler(cfg, logger, opts.Now)
+	tokenStore, err := openStore(cfg.Store)
+	if err != nil {
+		logger.WithError(err).Error("cannot open the token store")
+		return 2
+	}
+	handler, err := newHandler(ctx, cfg, tokenStore, logger, opts.Now)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
 		return 2
@@ -127,30 +133,68 @@ func newLogger(c config.Log, opts Options) *logrus.Logger {
 	return l
 }
 
+// openStore opens the configured token store; a file store is read
+// whole once, so that a corrupt file stops the proxy at start.
+func openStore(c config.Store) (auth.Store, error) {
+	if c.Type == "memory" {
+		return &store.Memory{}, nil
+	}
+	f := &store.File{Path: c.Path}
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// newTokenSource builds the grant an upstream's config asks for, wrapped
+// in a cache.
+func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logger logrus.FieldLogger, now func() time.Time) (*auth.Cache, error) {
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	opts := auth.CacheOptions{
+		RefreshBefore:   u.Token.RefreshBefore,
+		DefaultLifetime: u.Token.DefaultLifetime,
+		FetchTimeout:    u.Token.Timeout,
+		Now:             now,
+		Log:             logger,
+	}
+	if u.Token.GrantType == "refresh_token" {
+		grant := &auth.RefreshGrant{
+			Name: u.Name, TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
+			AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
+			InitialRefreshToken: u.Token.RefreshToken.Reveal(), Store: st, HTTPClient: client, Now: now, Log: logger,
+		}
+		stored, err := grant.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if stored != nil {
+			logger.WithField("expires_in", (stored.Expiry.Sub(stored.Obtained)).String()).Info("reusing the stored access token")
+		}
+		opts.Initial = stored
+		return auth.NewCache(grant, opts), nil
+	}
+	grant := &auth.ClientCredentials{
+		TokenURL:     u.Token.URL,
+		ClientID:     u.Token.ClientID,
+		ClientSecret: u.Token.ClientSecret.Reveal(),
+		AuthMethod:   auth.AuthMethod(u.Token.AuthMethod),
+		BodyFormat:   auth.BodyFormat(u.Token.BodyFormat),
+		Scopes:       u.Token.Scopes,
+		Params:       u.Token.Params,
+		HTTPClient:   client,
+		Now:          now,
+	}
+	return auth.NewCache(grant, opts), nil
+}
+
 // newHandler builds a token cache and a proxy route for each upstream.
-func newHandler(cfg *config.Config, logger *logrus.Logger, now func() time.Time) (http.Handler, error) {
+func newHandler(ctx context.Context, cfg *config.Config, st auth.Store, logger *logrus.Logger, now func() time.Time) (http.Handler, error) {
 	ups := make([]proxy.Upstream, 0, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
-		ulog := logger.WithField("upstream", u.Name)
-		tokenTransport := http.DefaultTransport.(*http.Transport).Clone()
-		grant := &auth.ClientCredentials{
-			TokenURL:     u.Token.URL,
-			ClientID:     u.Token.ClientID,
-			ClientSecret: u.Token.ClientSecret.Reveal(),
-			AuthMethod:   auth.AuthMethod(u.Token.AuthMethod),
-			BodyFormat:   auth.BodyFormat(u.Token.BodyFormat),
-			Scopes:       u.Token.Scopes,
-			Params:       u.Token.Params,
-			HTTPClient:   &http.Client{Transport: tokenTransport},
-			Now:          now,
+		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", u.Name), now)
+		if err != nil {
+			return nil, err
 		}
-		cache := auth.NewCache(grant, auth.CacheOptions{
-			RefreshBefore:   u.Token.RefreshBefore,
-			DefaultLifetime: u.Token.DefaultLifetime,
-			FetchTimeout:    u.Token.Timeout,
-			Now:             now,
-			Log:             ulog,
-		})
 		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
 		upstreamTransport.ResponseHeaderTimeout = u.Timeout
 		// One upstream takes all of a busy app's traffic: keep enough idle

@@ -24,6 +24,8 @@ type Config struct {
 	Inbound Inbound
 	// Limits bound what a client may send.
 	Limits Limits
+	// Store keeps refresh tokens across restarts.
+	Store Store
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
 }
@@ -38,6 +40,12 @@ type Inbound struct {
 	// ForwardedHeaders is "drop" (client X-Forwarded-* and Forwarded are
 	// removed) or "append" (the client address is appended).
 	ForwardedHeaders string
+}
+
+// Store is where tokens are kept: Type "file" (at Path) or "memory".
+type Store struct {
+	Type string
+	Path string
 }
 
 // Limits bound what a client may send.
@@ -85,6 +93,11 @@ type Token struct {
 	RefreshBefore   time.Duration
 	DefaultLifetime time.Duration // zero: keep a token without expiry until a 401
 	Timeout         time.Duration
+	// RefreshToken seeds the refresh_token grant; a stored one wins.
+	RefreshToken Secret
+	// AuthorizeURL and RedirectURI are for `authproxy login`.
+	AuthorizeURL string
+	RedirectURI  string
 }
 
 // Inject says how the token is attached.

@@ -56,6 +56,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Listen: "127.0.0.1:8080", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
 		Inbound: Inbound{APIKeyHeader: "X-Authproxy-Key", ForwardedHeaders: "drop"},
+		Store:   Store{Type: "file", Path: "data/tokens.json"},
 		Limits:  Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute},
 		Upstreams: []Upstream{{
 			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
@@ -199,6 +200,55 @@ limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s}
 	}
 	if strings.Contains(fmt.Sprintf("%v %+v", cfg, cfg.Inbound), "0123456789abcdef") {
 		t.Error("formatting the config shows an API key")
+	}
+}
+
+func TestRefreshTokenGrant(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "rt"), []byte("seed-refresh\n"), 0o600)
+	file := `
+store: {type: file, path: tokens.json}
+upstreams:
+  redbooth:
+    target: https://redbooth.com/api/3
+    token:
+      grant_type: refresh_token
+      url: https://redbooth.com/oauth2/token
+      client_id: id
+      client_secret: sec
+      refresh_token_file: rt
+      authorize_url: https://redbooth.com/oauth2/authorize
+      redirect_uri: http://localhost:8085/cb
+  public:
+    target: https://x
+    token: {grant_type: refresh_token, url: "https://x/t", client_id: i}
+`
+	path := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(path, []byte(file), 0o600)
+	cfg, err := Load(path, Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := cfg.Upstreams[1].Token
+	if rb.GrantType != "refresh_token" || rb.RefreshToken.Reveal() != "seed-refresh" || rb.AuthorizeURL != "https://redbooth.com/oauth2/authorize" ||
+		rb.RedirectURI != "http://localhost:8085/cb" || cfg.Store.Path != filepath.Join(dir, "tokens.json") {
+		t.Errorf("got %+v, store %+v", rb, cfg.Store)
+	}
+	if pub := cfg.Upstreams[0].Token; pub.ClientSecret != "" || pub.RedirectURI != "http://127.0.0.1:8085/callback" {
+		t.Errorf("public client: %+v", pub)
+	}
+	bad := strings.Replace(strings.Replace(file, "localhost:8085", "example.com", 1), "type: file", "type: disk", 1)
+	bad = strings.Replace(bad, "token: {grant_type: refresh_token,", "token: {refresh_token: x,", 1)
+	os.WriteFile(path, []byte(bad), 0o600)
+	_, err = Load(path, Options{NoEnvOverrides: true})
+	for _, want := range []string{
+		`store.type: "disk" is not allowed`,
+		"upstreams.redbooth.token.redirect_uri: must be on this machine",
+		"upstreams.public.token.grant_type: refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ type fileConfig struct {
 	ShutdownTimeout string                  `mapstructure:"shutdown_timeout"`
 	Inbound         fileInbound             `mapstructure:"inbound"`
 	Limits          fileLimits              `mapstructure:"limits"`
+	Store           fileStore               `mapstructure:"store"`
 	Upstreams       map[string]fileUpstream `mapstructure:"upstreams"`
 }
 
@@ -41,6 +42,10 @@ type fileToken struct {
 	RefreshBefore    string            `mapstructure:"refresh_before"`
 	DefaultLifetime  string            `mapstructure:"default_lifetime"`
 	Timeout          string            `mapstructure:"timeout"`
+	RefreshToken     string            `mapstructure:"refresh_token"`
+	RefreshTokenFile string            `mapstructure:"refresh_token_file"`
+	AuthorizeURL     string            `mapstructure:"authorize_url"`
+	RedirectURI      string            `mapstructure:"redirect_uri"`
 }
 
 type fileInject struct {
@@ -66,4 +71,9 @@ type fileLimits struct {
 	ReadHeaderTimeout string `mapstructure:"read_header_timeout"`
 	MaxRequestBody    string `mapstructure:"max_request_body"`
 	IdleTimeout       string `mapstructure:"idle_timeout"`
+}
+
+type fileStore struct {
+	Type string `mapstructure:"type"`
+	Path string `mapstructure:"path"`
 }

@@ -86,6 +86,11 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)
 	}
 	cfg.Inbound = p.inbound(fc.Inbound)
+	cfg.Store = Store{Type: orDefault(fc.Store.Type, "file"), Path: orDefault(fc.Store.Path, "./data/tokens.json")}
+	p.oneOf("store.type", cfg.Store.Type, "file", "memory")
+	if !filepath.IsAbs(cfg.Store.Path) {
+		cfg.Store.Path = filepath.Join(dir, cfg.Store.Path)
+	}
 	cfg.Limits = Limits{
 		MaxHeaderBytes:    p.size("limits.max_header_bytes", fc.Limits.MaxHeaderBytes, defaultMaxHeaderBytes),
 		ReadHeaderTimeout: p.duration("limits.read_header_timeout", fc.Limits.ReadHeaderTimeout, defaultReadHeader),
@@ -155,16 +160,32 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		DefaultLifetime: p.duration(tk+".default_lifetime", ft.DefaultLifetime, 0),
 		Timeout:         p.duration(tk+".timeout", ft.Timeout, defaultTokenTimeout),
 	}
-	if u.Token.GrantType != "client_credentials" {
-		p.add(tk+".grant_type", "%q is not supported; write client_credentials", u.Token.GrantType)
-	}
+	p.oneOf(tk+".grant_type", u.Token.GrantType, "client_credentials", "refresh_token")
 	if tu := p.url(tk+".url", ft.URL); tu != nil {
 		u.Token.URL = tu.String()
 	}
 	if ft.ClientID == "" {
 		p.add(tk+".client_id", "required; write the client id the API gave you, or ${ENV_VAR}")
 	}
-	u.Token.ClientSecret = p.secret(tk, ft.ClientSecret, ft.ClientSecretFile, dir)
+	refreshGrant := u.Token.GrantType == "refresh_token"
+	// A refresh-token client may be public (no secret, PKCE at login).
+	if !refreshGrant || ft.ClientSecret != "" || ft.ClientSecretFile != "" {
+		u.Token.ClientSecret = p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
+	}
+	if refreshGrant {
+		u.Token.RefreshToken = p.secretValue(tk, "refresh_token", ft.RefreshToken, ft.RefreshTokenFile, dir, false)
+		if ft.AuthorizeURL != "" {
+			if au := p.url(tk+".authorize_url", ft.AuthorizeURL); au != nil {
+				u.Token.AuthorizeURL = au.String()
+			}
+		}
+		u.Token.RedirectURI = orDefault(ft.RedirectURI, "http://127.0.0.1:8085/callback")
+		if ru := p.url(tk+".redirect_uri", u.Token.RedirectURI); ru != nil && !isLoopback(ru.Hostname()) {
+			p.add(tk+".redirect_uri", "must be on this machine (localhost or 127.0.0.1), where authproxy login listens for it")
+		}
+	} else if ft.RefreshToken != "" || ft.RefreshTokenFile != "" || ft.AuthorizeURL != "" || ft.RedirectURI != "" {
+		p.add(tk+".grant_type", "refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token")
+	}
 	p.oneOf(tk+".auth_method", u.Token.AuthMethod, "client_secret_post", "client_secret_basic")
 	p.oneOf(tk+".body_format", u.Token.BodyFormat, "form", "json")
 	for k := range ft.Params {
@@ -250,27 +271,38 @@ func (p *Problems) url(key, s string) *url.URL {
 	return u
 }
 
-func (p *Problems) secret(key, value, file, dir string) Secret {
+// secretValue reads key or key_file (relative to dir); exactly one may
+// be set, and one must be if required.
+func (p *Problems) secretValue(prefix, key, value, file, dir string, required bool) Secret {
+	k, kf := prefix+"."+key, prefix+"."+key+"_file"
 	switch {
 	case value != "" && file != "":
-		p.add(key+".client_secret_file", "set either client_secret or client_secret_file, not both")
+		p.add(kf, "set either %s or %s_file, not both", key, key)
 	case file != "":
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(dir, file)
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			p.add(key+".client_secret_file", "cannot read it: %v", err)
+			p.add(kf, "cannot read it: %v", err)
 			return ""
 		}
 		value = strings.TrimRight(string(b), "\r\n")
 		if value == "" {
-			p.add(key+".client_secret_file", "%s is empty", file)
+			p.add(kf, "%s is empty", file)
 		}
-	case value == "":
-		p.add(key+".client_secret", "required; write client_secret: ${ENV_VAR} or client_secret_file: /run/secrets/NAME")
+	case value == "" && required:
+		p.add(k, "required; write %s: ${ENV_VAR} or %s_file: /run/secrets/NAME", key, key)
 	}
 	return Secret(value)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (p *Problems) duration(key, s string, def time.Duration) time.Duration {

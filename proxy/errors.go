@@ -57,6 +57,8 @@ func classify(r *http.Request, err error) (status int, code string) {
 		return reqErr.status, reqErr.code
 	case errors.As(err, &tokErr):
 		switch {
+		case errors.Is(err, auth.ErrReauthorizationRequired):
+			return http.StatusBadGateway, "reauthorization_required"
 		case errors.As(err, &retrieveErr) &&
 			(retrieveErr.StatusCode == http.StatusTooManyRequests || retrieveErr.StatusCode == http.StatusServiceUnavailable):
 			// The token endpoint asked us to wait; so do we.

@@ -47,6 +47,11 @@ type Flavor struct {
 	// NestedErrors: error bodies are not RFC 6749 shaped (RedGIFs documents
 	// only the status codes), so the proxy must cope with an odd body.
 	NestedErrors bool
+	// ThreeLegged: tokens come only from the authorization-code grant (at
+	// AuthorizePath, with PKCE) and the refresh-token grant, which rotates
+	// the refresh token (Redbooth); client_credentials is refused.
+	ThreeLegged   bool
+	AuthorizePath string
 }
 
 // RedGIFs: form request with the secret in the body, "Bearer", 24 h tokens;
@@ -80,7 +85,16 @@ func Generic() Flavor {
 		RequiredHeaders: map[string]string{"X-Api-Key": "demo-api-key", "Referer": "https://app.example/", "Origin": "https://app.example"}}
 }
 
-// All returns every flavor.
+// Redbooth: three-legged. The authorization code is exchanged for a
+// 2-hour access token and a refresh token; every refresh returns a new
+// refresh token and the old one stops working; an expired access token
+// gets 401 with WWW-Authenticate error="invalid_token".
+func Redbooth() Flavor {
+	return Flavor{Name: "redbooth", TokenPath: "/oauth/token", AuthorizePath: "/oauth/authorize", APIPath: "/api/3/me",
+		TokenType: "bearer", ExpiresIn: 7200 * time.Second, RefreshToken: true, ThreeLegged: true}
+}
+
+// All returns every client-credentials flavor.
 func All() []Flavor { return []Flavor{RedGIFs(), ProductHunt(), TeenQuotes(), Generic()} }
 
 var _ http.Handler = (*Server)(nil)

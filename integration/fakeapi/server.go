@@ -37,7 +37,16 @@ type Server struct {
 	apiRequests   []Request
 	tokenFault    http.HandlerFunc
 	tokenGate     <-chan struct{}
-	apiHook       func(w http.ResponseWriter, r *http.Request, rec *Request) bool
+
+	// Three-legged state.
+	codes        map[string]authCode
+	refreshState map[string]*refreshState // refresh token -> state
+	parentOf     map[string]string        // access token -> the refresh token redeemed for it
+	redemptions  map[string]int
+	revokeOnUse  bool
+	denyConsent  bool
+	onRefresh    func(refreshToken string)
+	apiHook      func(w http.ResponseWriter, r *http.Request, rec *Request) bool
 }
 
 // New returns a fake API of the flavor that accepts the given client.
@@ -46,7 +55,8 @@ func New(f Flavor, clientID, clientSecret string, now func() time.Time) *Server 
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{flavor: f, clientID: clientID, clientSecret: clientSecret, now: now, tokens: map[string]time.Time{}}
+	return &Server{flavor: f, clientID: clientID, clientSecret: clientSecret, now: now, tokens: map[string]time.Time{},
+		codes: map[string]authCode{}, refreshState: map[string]*refreshState{}, parentOf: map[string]string{}, redemptions: map[string]int{}}
 }
 
 // Flavor returns the server's flavor.
@@ -113,6 +123,10 @@ func (s *Server) SetAPIHook(hook func(w http.ResponseWriter, r *http.Request, re
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.flavor.ThreeLegged && r.URL.Path == s.flavor.AuthorizePath {
+		s.serveAuthorize(w, r)
+		return
+	}
 	if r.URL.Path == s.flavor.TokenPath {
 		s.serveToken(w, r)
 		return
@@ -141,8 +155,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	if fields["grant_type"] != "client_credentials" {
-		s.tokenError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("The authorization grant type %q is not supported", fields["grant_type"]))
+	grant := fields["grant_type"]
+	if s.flavor.ThreeLegged != (grant == "refresh_token" || grant == "authorization_code") {
+		s.tokenError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("The authorization grant type %q is not supported", grant))
 		return
 	}
 	id, secret := fields["client_id"], fields["client_secret"]
@@ -164,7 +179,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, status, "invalid_client", "Client authentication failed")
 		return
 	}
-	s.issue(w)
+	switch grant {
+	case "authorization_code":
+		s.exchangeCode(w, fields)
+	case "refresh_token":
+		s.redeem(w, fields["refresh_token"])
+	default:
+		s.issue(w, "")
+	}
 }
 
 // readTokenRequest checks the body format the flavor documents.
@@ -197,7 +219,9 @@ func (s *Server) readTokenRequest(r *http.Request) (map[string]string, error) {
 	return fields, nil
 }
 
-func (s *Server) issue(w http.ResponseWriter) {
+// issue answers with a new access token, and a refresh token when the
+// flavor has them; parent is the refresh token redeemed for it, if any.
+func (s *Server) issue(w http.ResponseWriter, parent string) {
 	b := make([]byte, 16)
 	rand.Read(b)
 	token := s.flavor.Name + "-" + hex.EncodeToString(b)
@@ -219,6 +243,10 @@ func (s *Server) issue(w http.ResponseWriter) {
 	s.mu.Lock()
 	if rt, ok := resp["refresh_token"].(string); ok {
 		s.refreshTokens = append(s.refreshTokens, rt)
+		s.refreshState[rt] = &refreshState{}
+		if parent != "" && s.revokeOnUse {
+			s.parentOf[token] = parent
+		}
 	}
 	s.tokens[token] = expiry
 	s.mu.Unlock()
@@ -289,5 +317,13 @@ func (s *Server) checkAPIRequest(r *http.Request) string {
 	case !expiry.IsZero() && !s.now().Before(expiry):
 		return "The access token expired"
 	}
+	s.mu.Lock()
+	if parent, ok := s.parentOf[token]; ok {
+		// Doorkeeper's refresh_token_revoked_on_use: the old refresh token
+		// dies when the new access token is first used.
+		s.refreshState[parent].revoked = true
+		delete(s.parentOf, token)
+	}
+	s.mu.Unlock()
 	return ""
 }

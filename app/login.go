@@ -1,0 +1,182 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+	"golang.org/x/oauth2"
+)
+
+// loginTimeout bounds the wait for the browser to come back.
+const loginTimeout = 10 * time.Minute
+
+// login runs the authorization-code flow for one upstream: it prints the
+// authorize URL (with state and a PKCE challenge), waits on redirect_uri
+// for the browser to come back, exchanges the code and stores the tokens
+// where the proxy will find them.
+func login(ctx context.Context, name, path string, openBrowser bool, opts Options) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+		return 1
+	}
+	if path == "" {
+		return fail("give the config with --config")
+	}
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return 2
+	}
+	var up *config.Upstream
+	for i := range cfg.Upstreams {
+		if cfg.Upstreams[i].Name == name {
+			up = &cfg.Upstreams[i]
+		}
+	}
+	switch {
+	case up == nil:
+		return fail("no upstream %q in %s", name, path)
+	case up.Token.GrantType != "refresh_token":
+		return fail("upstreams.%s.token.grant_type is %s; login is for grant_type: refresh_token", name, up.Token.GrantType)
+	case up.Token.AuthorizeURL == "":
+		return fail("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
+	}
+	st, err := openStore(cfg.Store)
+	if err != nil {
+		return fail("%v", err)
+	}
+	redirect, _ := url.Parse(up.Token.RedirectURI) // validated by config
+	if redirect.Port() == "" {
+		return fail("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
+	}
+	ln, err := net.Listen("tcp", redirect.Host)
+	if err != nil {
+		return fail("cannot listen for the redirect on %s: %v", redirect.Host, err)
+	}
+
+	style := oauth2.AuthStyleInParams
+	if up.Token.AuthMethod == string(auth.ClientSecretBasic) {
+		style = oauth2.AuthStyleInHeader
+	}
+	oc := &oauth2.Config{
+		ClientID: up.Token.ClientID, ClientSecret: up.Token.ClientSecret.Reveal(), Scopes: up.Token.Scopes,
+		RedirectURL: up.Token.RedirectURI,
+		Endpoint:    oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL, TokenURL: up.Token.URL, AuthStyle: style},
+	}
+	state := randomState()
+	verifier := oauth2.GenerateVerifier()
+	authURL := oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
+	if openBrowser {
+		tryOpenBrowser(authURL)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc(redirect.Path, func(w http.ResponseWriter, r *http.Request) {
+		err := completeLogin(ctx, r, oc, state, verifier, name, st)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "<h1>authproxy login failed</h1><p>%s</p>", html.EscapeString(err.Error()))
+		} else {
+			fmt.Fprint(w, "<h1>authproxy is logged in</h1><p>You can close this window.</p>")
+		}
+		select {
+		case done <- err:
+		default:
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("no redirect came back within %s", loginTimeout)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	where := "memory (store.type is memory: it is lost when this command exits)"
+	if cfg.Store.Type == "file" {
+		where = cfg.Store.Path
+	}
+	fmt.Fprintf(opts.Stdout, "Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.\n", name, where)
+	return 0
+}
+
+// completeLogin checks the redirect, exchanges the code and stores the
+// tokens.
+func completeLogin(ctx context.Context, r *http.Request, oc *oauth2.Config, state, verifier, name string, st auth.Store) error {
+	q := r.URL.Query()
+	if q.Get("state") != state {
+		return errors.New("the redirect's state does not match this login (a stale or forged redirect); run authproxy login again")
+	}
+	if e := q.Get("error"); e != "" {
+		return fmt.Errorf("the authorization server answered %s: %s", e, q.Get("error_description"))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return errors.New("the redirect carried neither a code nor an error")
+	}
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		// Its own text includes the whole body; the RFC 6749 fields suffice.
+		return fmt.Errorf("exchanging the code: token endpoint answered %d %s: %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
+	}
+	if err != nil {
+		return fmt.Errorf("exchanging the code: %v", err)
+	}
+	if tok.RefreshToken == "" {
+		return errors.New("the token endpoint gave no refresh_token; check the API's docs for how to ask for offline access")
+	}
+	rec := auth.Record{
+		Fingerprint: auth.Fingerprint(oc.Endpoint.TokenURL, oc.ClientID, oc.Scopes), RefreshToken: tok.RefreshToken,
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: time.Now(),
+	}
+	if err := st.Save(ctx, name, rec); err != nil {
+		return fmt.Errorf("storing the tokens: %v", err)
+	}
+	return nil
+}
+
+func randomState() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tryOpenBrowser opens url where a desktop is likely; the printed URL is
+// the fallback either way.
+func tryOpenBrowser(u string) {
+	var cmd string
+	switch {
+	case runtime.GOOS == "darwin":
+		cmd = "open"
+	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
+		cmd = "xdg-open"
+	default:
+		return
+	}
+	if p, err := exec.LookPath(cmd); err == nil {
+		exec.Command(p, u).Start()
+	}
+}
