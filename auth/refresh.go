@@ -68,15 +68,10 @@ func (g *RefreshGrant) Open(ctx context.Context) (*Token, error) {
 		return nil, nil
 	}
 	g.refresh = rec.RefreshToken
-	if rec.AccessToken == "" {
-		return nil, nil
+	if tok := rec.token(); tok.ValidAt(g.now()) {
+		return tok, nil
 	}
-	tok := &Token{AccessToken: rec.AccessToken, TokenType: rec.TokenType, RefreshToken: rec.RefreshToken,
-		Expiry: rec.Expiry, Obtained: rec.Updated}
-	if !tok.ValidAt(g.now()) {
-		return nil, nil
-	}
-	return tok, nil
+	return nil, nil
 }
 
 // load returns the stored record if it is this client's.
@@ -100,8 +95,13 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.refresh == "" || g.refresh == g.dead {
-		if !g.reload(ctx) {
+		rec := g.reload(ctx)
+		if rec == nil {
 			return nil, g.reauthError()
+		}
+		// A login stores an access token too: use it before redeeming.
+		if tok := rec.token(); tok.ValidAt(g.now()) {
+			return tok, nil
 		}
 	}
 	fields := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", g.refresh}, {"client_id", g.ClientID}}
@@ -136,21 +136,21 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 }
 
 // reload looks for a refresh token newer than the dead one, which
-// `authproxy login` writes to the Store while the proxy runs. It looks at
-// most once a second.
-func (g *RefreshGrant) reload(ctx context.Context) bool {
+// `authproxy login` writes to the Store while the proxy runs, and returns
+// its record. It looks at most once a second.
+func (g *RefreshGrant) reload(ctx context.Context) *Record {
 	now := g.now()
 	if !g.lastReload.IsZero() && now.Sub(g.lastReload) < time.Second {
-		return false
+		return nil
 	}
 	g.lastReload = now
 	rec, err := g.load(ctx)
 	if err != nil || rec == nil || rec.RefreshToken == g.dead {
-		return false
+		return nil
 	}
 	g.refresh = rec.RefreshToken
 	g.log().Info("a new refresh token was stored (login); resuming")
-	return true
+	return rec
 }
 
 func (g *RefreshGrant) reauthError() error {

@@ -24,6 +24,12 @@ type Record struct {
 	Updated      time.Time `json:"updated"`
 }
 
+// token returns the stored access token; ValidAt tells if it is usable.
+func (r *Record) token() *Token {
+	return &Token{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken,
+		Expiry: r.Expiry, Obtained: r.Updated}
+}
+
 // Store keeps Records durably, keyed by upstream name. Save must not
 // return before the record would survive a crash of the process.
 // Implementations must be safe for concurrent use.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,6 +56,11 @@ type env struct {
 	clock  *fakeclock.Clock
 	logs   *syncBuffer
 	client *http.Client
+
+	flavor    fakeapi.Flavor
+	config    string // the proxy.yaml path
+	storePath string // the token store the config names
+	stop      func() // stops the running proxy; a no-op once stopped
 }
 
 // setup is how a test changes the generated config: extra token and
@@ -65,6 +71,7 @@ type setup struct {
 	upstreamYAML string // extra lines under the upstream
 	secret       string // the secret the proxy is given; "" means the right one
 	tokenURL     string // the token endpoint; "" means the fake's
+	seedRefresh  bool   // give the proxy a valid refresh token in the config
 }
 
 // newServer serves h on loopback until the test ends and returns its URL.
@@ -72,6 +79,16 @@ func newServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // configFor writes the proxy.yaml a user would write for this flavor.
@@ -96,6 +113,10 @@ func configFor(t *testing.T, f fakeapi.Flavor, apiURL string, s setup) string {
 	fmt.Fprintf(&b, "    token:\n      url: %s\n      client_id: %s\n      client_secret_file: %s\n", tokenURL, clientID, secretFile)
 	if f.JSONRequest {
 		b.WriteString("      body_format: json\n")
+	}
+	if f.ThreeLegged {
+		fmt.Fprintf(&b, "      grant_type: refresh_token\n      authorize_url: %s%s\n      redirect_uri: http://127.0.0.1:%d/callback\n",
+			apiURL, f.AuthorizePath, freePort(t))
 	}
 	if f.BasicAuth {
 		b.WriteString("      auth_method: client_secret_basic\n")
@@ -126,41 +147,61 @@ func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
 	t.Helper()
 	clock := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
+	if s.seedRefresh {
+		s.tokenYAML += "      refresh_token: " + api.SeedRefreshToken() + "\n"
+	}
 	apiURL := newServer(t, api)
 	path := configFor(t, f, apiURL, s)
-	logs := &syncBuffer{}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1000}
+	e := &env{t: t, api: api, apiURL: apiURL, clock: clock, logs: &syncBuffer{}, flavor: f, config: path,
+		storePath: filepath.Join(filepath.Dir(path), "data", "tokens.json"),
+		client:    &http.Client{Transport: tr, Timeout: time.Minute}}
+	e.launch()
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		e.stop()
+		e.assertNoSecretsIn("the logs", e.logs.String())
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", e.logs)
+		}
+	})
+	return e
+}
+
+// launch runs the proxy on the env's config until stop.
+func (e *env) launch() {
+	e.t.Helper()
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	exit := make(chan int, 1)
 	go func() {
 		exit <- app.Run(ctx, app.Options{
-			Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
-			Ready: func(addr string) { ready <- addr }, Now: clock.Now,
+			Args: []string{"--config", e.config}, Stdout: e.logs, Stderr: e.logs,
+			Ready: func(addr string) { ready <- addr }, Now: e.clock.Now,
 			LookupEnv: func(string) (string, bool) { return "", false },
 		})
 	}()
-	var addr string
 	select {
-	case addr = <-ready:
+	case addr := <-ready:
+		e.addr, e.url = addr, "http://"+addr+"/"+e.flavor.Name
+		e.stop = func() {
+			cancel()
+			if code := <-exit; code != 0 {
+				e.t.Errorf("proxy exited with %d after SIGTERM-equivalent, want 0", code)
+			}
+			e.stop = func() {}
+		}
 	case code := <-exit:
 		cancel()
-		t.Fatalf("proxy exited with %d before listening:\n%s", code, logs)
+		e.t.Fatalf("proxy exited with %d before listening:\n%s", code, e.logs)
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 0}
-	e := &env{t: t, api: api, apiURL: apiURL, url: "http://" + addr + "/" + f.Name, addr: addr, clock: clock, logs: logs,
-		client: &http.Client{Transport: tr, Timeout: time.Minute}}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		cancel()
-		if code := <-exit; code != 0 {
-			t.Errorf("proxy exited with %d after SIGTERM-equivalent, want 0", code)
-		}
-		e.assertNoSecretsIn("the logs", logs.String())
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", logs)
-		}
-	})
-	return e
+}
+
+// restart stops the proxy and starts it again on the same config and store.
+func (e *env) restart() {
+	e.client.Transport.(*http.Transport).CloseIdleConnections()
+	e.stop()
+	e.launch()
 }
 
 func (e *env) assertNoSecretsIn(where, text string) {

@@ -231,6 +231,9 @@ func (s *Server) issue(w http.ResponseWriter, parent string) {
 	if s.flavor.ExpiresIn > 0 {
 		expiry = now.Add(s.flavor.ExpiresIn)
 		resp["expires_in"] = int(s.flavor.ExpiresIn.Seconds())
+		if s.flavor.ExpiresIn%time.Second != 0 {
+			resp["expires_in"] = s.flavor.ExpiresIn.Seconds() // tests' short lifetimes
+		}
 		if s.flavor.AbsoluteExpires {
 			resp["expires"] = expiry.Unix()
 		}
