@@ -104,7 +104,12 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Gracefully, so the browser gets its page before we exit.
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdownCtx)
+	}()
 
 	select {
 	case err = <-done:
