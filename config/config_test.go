@@ -16,7 +16,7 @@ func lookup(m map[string]string) func(string) (string, bool) {
 
 func TestExampleConfigLoads(t *testing.T) {
 	env := map[string]string{}
-	for _, api := range []string{"REDGIFS", "PRODUCTHUNT", "TEENQUOTES"} {
+	for _, api := range []string{"REDGIFS", "PRODUCTHUNT", "TEENQUOTES", "REDBOOTH"} {
 		env[api+"_CLIENT_ID"] = strings.ToLower(api) + "-id"
 		env[api+"_CLIENT_SECRET"] = strings.ToLower(api) + "-secret"
 	}
@@ -24,10 +24,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Upstreams) != 3 {
+	if len(cfg.Upstreams) != 4 {
 		t.Fatalf("%d upstreams", len(cfg.Upstreams))
 	}
-	ph, rg := cfg.Upstreams[0], cfg.Upstreams[1]
+	ph, rg := cfg.Upstreams[0], cfg.Upstreams[2]
 	if ph.Name != "producthunt" || ph.Token.BodyFormat != "json" || ph.Token.ClientSecret.Reveal() != "producthunt-secret" ||
 		ph.PathPrefix != "/producthunt" || ph.Token.URL != "https://api.producthunt.com/v2/oauth/token" {
 		t.Errorf("producthunt: %+v", ph)

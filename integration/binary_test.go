@@ -88,7 +88,7 @@ func TestBinaryDemoServesAuthenticatedRequests(t *testing.T) {
 
 func TestCheckCommand(t *testing.T) {
 	env := map[string]string{}
-	for _, api := range []string{"REDGIFS", "PRODUCTHUNT", "TEENQUOTES"} {
+	for _, api := range []string{"REDGIFS", "PRODUCTHUNT", "TEENQUOTES", "REDBOOTH"} {
 		env[api+"_CLIENT_ID"], env[api+"_CLIENT_SECRET"] = "id", "secret"
 	}
 	run := func(path string, env map[string]string) (int, string) {
@@ -97,7 +97,7 @@ func TestCheckCommand(t *testing.T) {
 			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 		return code, out.String()
 	}
-	if code, out := run("../proxy.yaml", env); code != 0 || !strings.Contains(out, "OK, 3 upstream(s)") {
+	if code, out := run("../proxy.yaml", env); code != 0 || !strings.Contains(out, "OK, 4 upstream(s)") {
 		t.Errorf("the example config: exit %d: %s", code, out)
 	}
 	code, out := run("../proxy.yaml", nil)
