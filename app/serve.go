@@ -14,7 +14,7 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/integration/fakeapi"
-	"github.com/authproxy/authproxy/proxy"
+	"github.com/authproxy/authproxy/metrics"
 	"github.com/authproxy/authproxy/store"
 	"github.com/sirupsen/logrus"
 )
@@ -59,11 +59,14 @@ func serve(ctx context.Context, path string, opts Options) int {
 		logger.WithError(err).Error("cannot open the token store")
 		return 2
 	}
-	handler, err := newHandler(ctx, cfg, tokenStore, logger, opts.Now)
+	rt := &program{store: tokenStore, log: logger, now: opts.Now, metrics: metrics.New()}
+	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
 		return 2
 	}
+	rt.state.Store(state)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.WithError(err).Error("cannot listen")
@@ -73,7 +76,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 	serverLog := logger.WriterLevel(logrus.DebugLevel)
 	defer serverLog.Close()
 	srv := &http.Server{
-		Handler: handler,
+		Handler: rt.metrics.InFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rt.state.Load().handler.ServeHTTP(w, r)
+		})),
 		// Slow-header clients are cut off; bodies may take longer. Headers
 		// over MaxHeaderBytes get 431 from net/http.
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
@@ -81,26 +86,50 @@ func serve(ctx context.Context, path string, opts Options) int {
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(serverLog, "", 0),
 	}
+	adminSrv, adminLn, err := rt.adminServer(cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		logger.WithError(err).Error("cannot listen for the admin endpoints")
+		return 1
+	}
 	names := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		names[i] = u.Name
 	}
-	logger.WithFields(logrus.Fields{"addr": ln.Addr().String(), "upstreams": strings.Join(names, ",")}).Info("authproxy listening")
+	fields := logrus.Fields{"addr": ln.Addr().String(), "upstreams": strings.Join(names, ",")}
+	if adminLn != nil {
+		fields["admin"] = adminLn.Addr().String()
+	}
+	logger.WithFields(fields).Info("authproxy listening")
 	for _, d := range demo {
 		logger.Info(strings.ReplaceAll(d, "{addr}", ln.Addr().String()))
+	}
+	if adminLn != nil && opts.AdminReady != nil {
+		opts.AdminReady(adminLn.Addr().String())
 	}
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if adminSrv != nil {
+		go func() { serveErr <- adminSrv.Serve(adminLn) }()
+		defer adminSrv.Close()
+	}
+	if path != "" {
+		stopReload := rt.watch(ctx, path, opts)
+		defer stopReload()
+	}
 	select {
 	case err := <-serveErr:
 		logger.WithError(err).Error("server failed")
 		return 1
 	case <-ctx.Done():
 	}
+	// Not ready from here on, so load balancers stop sending before the
+	// listener closes.
+	rt.shuttingDown.Store(true)
 	logger.WithField("timeout", cfg.ShutdownTimeout.String()).Info("shutting down: draining in-flight requests")
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -144,79 +173,6 @@ func openStore(c config.Store) (auth.Store, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// newTokenSource builds the grant an upstream's config asks for, wrapped
-// in a cache.
-func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logger logrus.FieldLogger, now func() time.Time) (*auth.Cache, error) {
-	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	opts := auth.CacheOptions{
-		RefreshBefore:   u.Token.RefreshBefore,
-		DefaultLifetime: u.Token.DefaultLifetime,
-		FetchTimeout:    u.Token.Timeout,
-		Now:             now,
-		Log:             logger,
-	}
-	if u.Token.GrantType == "refresh_token" {
-		grant := &auth.RefreshGrant{
-			Name: u.Name, TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
-			AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
-			InitialRefreshToken: u.Token.RefreshToken.Reveal(), Store: st, HTTPClient: client, Now: now, Log: logger,
-		}
-		stored, err := grant.Open(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if stored != nil {
-			logger.WithField("expires_in", (stored.Expiry.Sub(stored.Obtained)).String()).Info("reusing the stored access token")
-		}
-		opts.Initial = stored
-		return auth.NewCache(grant, opts), nil
-	}
-	grant := &auth.ClientCredentials{
-		TokenURL:     u.Token.URL,
-		ClientID:     u.Token.ClientID,
-		ClientSecret: u.Token.ClientSecret.Reveal(),
-		AuthMethod:   auth.AuthMethod(u.Token.AuthMethod),
-		BodyFormat:   auth.BodyFormat(u.Token.BodyFormat),
-		Scopes:       u.Token.Scopes,
-		Params:       u.Token.Params,
-		HTTPClient:   client,
-		Now:          now,
-	}
-	return auth.NewCache(grant, opts), nil
-}
-
-// newHandler builds a token cache and a proxy route for each upstream.
-func newHandler(ctx context.Context, cfg *config.Config, st auth.Store, logger *logrus.Logger, now func() time.Time) (http.Handler, error) {
-	ups := make([]proxy.Upstream, 0, len(cfg.Upstreams))
-	for _, u := range cfg.Upstreams {
-		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", u.Name), now)
-		if err != nil {
-			return nil, err
-		}
-		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
-		upstreamTransport.ResponseHeaderTimeout = u.Timeout
-		// One upstream takes all of a busy app's traffic: keep enough idle
-		// connections to it that bursts do not reconnect.
-		upstreamTransport.MaxIdleConnsPerHost = 256
-		upstreamTransport.MaxIdleConns = 1024
-		ups = append(ups, proxy.Upstream{
-			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,
-			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
-			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: upstreamTransport,
-			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
-		})
-	}
-	keys := make([]string, len(cfg.Inbound.APIKeys))
-	for i, k := range cfg.Inbound.APIKeys {
-		keys[i] = k.Reveal()
-	}
-	return proxy.New(ups, proxy.Options{
-		Log:            logger,
-		MaxRequestBody: cfg.Limits.MaxRequestBody,
-		Inbound:        proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
-	})
 }
 
 // startDemo serves the fake APIs on loopback until ctx is done and

@@ -42,6 +42,23 @@ type CacheOptions struct {
 	// Initial is served until it is due for refresh, as if just fetched:
 	// a token kept across a restart. Nil starts empty.
 	Initial *Token
+	// OnFetch, if set, is called after every token request with why it
+	// was made ("startup", "expiry", "expired", "rejected") and its error.
+	// It must not block.
+	OnFetch func(reason string, err error)
+}
+
+// Status is a snapshot of a Cache, for health checks and /status. It
+// never holds the token itself.
+type Status struct {
+	// Valid tells whether a usable token is cached.
+	Valid bool
+	// Expiry of the cached token; zero if none or if it has no expiry.
+	Expiry time.Time
+	// LastRefresh is when a token was last fetched successfully.
+	LastRefresh time.Time
+	// LastError is the last fetch's error, until a fetch succeeds.
+	LastError error
 }
 
 // Cache wraps a Source, usually a grant, and hands out its token until the
@@ -56,10 +73,11 @@ type Cache struct {
 	group      singleflight.Group
 	refreshing atomic.Bool
 
-	mu       sync.Mutex // guards the failure state below
-	failures int
-	retryAt  time.Time
-	lastErr  error
+	mu          sync.Mutex // guards the failure state below
+	failures    int
+	retryAt     time.Time
+	lastErr     error
+	lastRefresh time.Time
 }
 
 type cachedToken struct {
@@ -161,6 +179,18 @@ func (c *Cache) Invalidate(stale *Token) {
 	}
 }
 
+// Status returns a snapshot of the cache.
+func (c *Cache) Status() Status {
+	var st Status
+	if e := c.cur.Load(); e != nil && e.tok.ValidAt(c.opts.Now()) {
+		st.Valid, st.Expiry = true, e.tok.Expiry
+	}
+	c.mu.Lock()
+	st.LastRefresh, st.LastError = c.lastRefresh, c.lastErr
+	c.mu.Unlock()
+	return st
+}
+
 // Cached returns the cached token without fetching, or nil.
 func (c *Cache) Cached() *Token {
 	if e := c.cur.Load(); e != nil {
@@ -220,6 +250,9 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 	if err == nil && tok == nil {
 		err = errors.New("token source returned no token")
 	}
+	if c.opts.OnFetch != nil {
+		c.opts.OnFetch(reason, err)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("token request timed out after %s: %w", c.opts.FetchTimeout, err)
@@ -239,7 +272,7 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 		tok = &t
 	}
 	c.cur.Store(&cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now)})
-	c.recordSuccess()
+	c.recordSuccess(now)
 	fields := logrus.Fields{"reason": reason}
 	if !tok.Expiry.IsZero() {
 		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()
@@ -306,9 +339,9 @@ func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
 	return wait
 }
 
-func (c *Cache) recordSuccess() {
+func (c *Cache) recordSuccess(now time.Time) {
 	c.mu.Lock()
-	c.failures, c.retryAt, c.lastErr = 0, time.Time{}, nil
+	c.failures, c.retryAt, c.lastErr, c.lastRefresh = 0, time.Time{}, nil, now
 	c.mu.Unlock()
 }
 

@@ -330,6 +330,36 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+func TestCacheStatusAndOnFetch(t *testing.T) {
+	clk := newFakeClock()
+	fail := atomic.Bool{}
+	var events []string
+	src := &fakeSource{fn: func(ctx context.Context, n int32) (*Token, error) {
+		if fail.Load() {
+			return nil, errors.New("down")
+		}
+		return &Token{AccessToken: "t", Expiry: clk.Now().Add(time.Hour)}, nil
+	}}
+	c := NewCache(src, CacheOptions{Now: clk.Now, Jitter: noJitter,
+		OnFetch: func(reason string, err error) { events = append(events, fmt.Sprint(reason, " ", err)) }})
+	if st := c.Status(); st.Valid || !st.LastRefresh.IsZero() {
+		t.Errorf("empty cache: %+v", st)
+	}
+	tok := mustToken(t, c, "t")
+	if st := c.Status(); !st.Valid || !st.Expiry.Equal(tok.Expiry) || !st.LastRefresh.Equal(clk.Now()) || st.LastError != nil {
+		t.Errorf("after a fetch: %+v", st)
+	}
+	fail.Store(true)
+	c.Invalidate(tok)
+	c.Token(context.Background())
+	if st := c.Status(); st.Valid || st.LastError == nil {
+		t.Errorf("after a failure: %+v", st)
+	}
+	if got := strings.Join(events, "; "); got != "startup <nil>; rejected down" {
+		t.Errorf("events %q", got)
+	}
+}
+
 func mustToken(t *testing.T, c *Cache, want string) *Token {
 	t.Helper()
 	tok, err := c.Token(context.Background())

@@ -26,6 +26,8 @@ type Config struct {
 	Limits Limits
 	// Store keeps refresh tokens across restarts.
 	Store Store
+	// AdminListen is the admin endpoints' address; "" turns them off.
+	AdminListen string
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
 }

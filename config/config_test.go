@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen: "127.0.0.1:8080", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
+		Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
 		Inbound: Inbound{APIKeyHeader: "X-Authproxy-Key", ForwardedHeaders: "drop"},
 		Store:   Store{Type: "file", Path: "data/tokens.json"},
 		Limits:  Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute},

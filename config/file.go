@@ -11,6 +11,7 @@ type fileConfig struct {
 	Inbound         fileInbound             `mapstructure:"inbound"`
 	Limits          fileLimits              `mapstructure:"limits"`
 	Store           fileStore               `mapstructure:"store"`
+	Admin           fileAdmin               `mapstructure:"admin"`
 	Upstreams       map[string]fileUpstream `mapstructure:"upstreams"`
 }
 
@@ -76,4 +77,8 @@ type fileLimits struct {
 type fileStore struct {
 	Type string `mapstructure:"type"`
 	Path string `mapstructure:"path"`
+}
+
+type fileAdmin struct {
+	Listen string `mapstructure:"listen"`
 }

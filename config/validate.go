@@ -56,6 +56,7 @@ func (p Problems) err() error {
 // Defaults, as documented in README.md.
 const (
 	DefaultListen          = "127.0.0.1:8080"
+	DefaultAdminListen     = "127.0.0.1:9090"
 	defaultShutdownTimeout = 30 * time.Second
 	defaultUpstreamTimeout = 60 * time.Second
 	defaultRefreshBefore   = 10 * time.Minute
@@ -81,6 +82,12 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 		Listen:          orDefault(fc.Listen, DefaultListen),
 		Log:             Log{Level: orDefault(fc.Log.Level, "info"), Format: orDefault(fc.Log.Format, "json")},
 		ShutdownTimeout: p.duration("shutdown_timeout", fc.ShutdownTimeout, defaultShutdownTimeout),
+	}
+	cfg.AdminListen = orDefault(fc.Admin.Listen, DefaultAdminListen)
+	if cfg.AdminListen == "off" {
+		cfg.AdminListen = ""
+	} else if _, _, err := net.SplitHostPort(cfg.AdminListen); err != nil {
+		p.add("admin.listen", "%q is not host:port; write e.g. 127.0.0.1:9090, or off", cfg.AdminListen)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)

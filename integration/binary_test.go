@@ -38,7 +38,7 @@ func buildBinary(t *testing.T) string {
 func TestBinaryDemoServesAuthenticatedRequests(t *testing.T) {
 	bin := buildBinary(t)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "AUTHPROXY_LISTEN=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "AUTHPROXY_LISTEN=127.0.0.1:0", "AUTHPROXY_ADMIN_LISTEN=127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

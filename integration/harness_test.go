@@ -53,6 +53,7 @@ type env struct {
 	apiURL string
 	url    string // the proxy's base URL, with the upstream's prefix
 	addr   string // the proxy's host:port
+	admin  string // the admin endpoints' base URL
 	clock  *fakeclock.Clock
 	logs   *syncBuffer
 	client *http.Client
@@ -60,7 +61,7 @@ type env struct {
 	flavor    fakeapi.Flavor
 	config    string // the proxy.yaml path
 	storePath string // the token store the config names
-	stop      func() // stops the running proxy; a no-op once stopped
+	stop      func() // stops the running proxy; safe to call again
 }
 
 // setup is how a test changes the generated config: extra token and
@@ -108,7 +109,7 @@ func configFor(t *testing.T, f fakeapi.Flavor, apiURL string, s setup) string {
 	if tokenURL == "" {
 		tokenURL = apiURL + f.TokenPath
 	}
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nlog: {level: debug, format: json}\n%supstreams:\n  %s:\n", s.topYAML, f.Name)
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nlog: {level: debug, format: json}\n%supstreams:\n  %s:\n", s.topYAML, f.Name)
 	fmt.Fprintf(&b, "    target: %s\n    path_prefix: /%s\n", apiURL, f.Name)
 	fmt.Fprintf(&b, "    token:\n      url: %s\n      client_id: %s\n      client_secret_file: %s\n", tokenURL, clientID, secretFile)
 	if f.JSONRequest {
@@ -178,18 +179,21 @@ func (e *env) launch() {
 		exit <- app.Run(ctx, app.Options{
 			Args: []string{"--config", e.config}, Stdout: e.logs, Stderr: e.logs,
 			Ready: func(addr string) { ready <- addr }, Now: e.clock.Now,
-			LookupEnv: func(string) (string, bool) { return "", false },
+			AdminReady: func(addr string) { e.admin = "http://" + addr },
+			LookupEnv:  func(string) (string, bool) { return "", false },
 		})
 	}()
 	select {
 	case addr := <-ready:
 		e.addr, e.url = addr, "http://"+addr+"/"+e.flavor.Name
+		var once sync.Once // a second caller waits for the first to finish
 		e.stop = func() {
-			cancel()
-			if code := <-exit; code != 0 {
-				e.t.Errorf("proxy exited with %d after SIGTERM-equivalent, want 0", code)
-			}
-			e.stop = func() {}
+			once.Do(func() {
+				cancel()
+				if code := <-exit; code != 0 {
+					e.t.Errorf("proxy exited with %d after SIGTERM-equivalent, want 0", code)
+				}
+			})
 		}
 	case code := <-exit:
 		cancel()

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -12,6 +13,7 @@ import (
 // transport and the error writer fill it in through the context.
 type requestInfo struct {
 	upstream string
+	replayOn []int // the upstream's replay statuses
 	replayed bool
 	errCode  string
 	err      error
@@ -58,11 +60,24 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	if status == 0 {
 		status = http.StatusOK
 	}
+	duration := h.now().Sub(start)
+	if h.onRequest != nil {
+		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
+		if info.replayed {
+			ev.Replay = "success"
+			if info.errCode != "" {
+				ev.Replay = "error"
+			} else if slices.Contains(info.replayOn, status) {
+				ev.Replay = "rejected"
+			}
+		}
+		h.onRequest(ev)
+	}
 	fields := logrus.Fields{
 		"method":      r.Method,
 		"path":        r.URL.Path,
 		"status":      status,
-		"duration_ms": float64(h.now().Sub(start).Microseconds()) / 1000,
+		"duration_ms": float64(duration.Microseconds()) / 1000,
 		"bytes":       rec.bytes,
 		"replayed":    info.replayed,
 		"remote":      r.RemoteAddr,

@@ -71,21 +71,38 @@ type Options struct {
 	MaxRequestBody int64
 	// Inbound limits who may use the proxy.
 	Inbound Inbound
+	// OnRequest, if set, is called once per request after it is answered.
+	// It must not block.
+	OnRequest func(RequestEvent)
+}
+
+// RequestEvent describes one answered request, for metrics.
+type RequestEvent struct {
+	Upstream string // "" when no upstream took it
+	Method   string
+	Status   int
+	Duration time.Duration
+	// Replay is "" when the request was not replayed, else "success" (the
+	// replay was answered with another status), "rejected" (the upstream
+	// refused the fresh token too) or "error".
+	Replay string
 }
 
 // Handler routes requests to upstreams. It is an http.Handler.
 type Handler struct {
-	routes  []route // longest prefix first
-	log     logrus.FieldLogger
-	now     func() time.Time
-	maxBody int64
-	inbound Inbound
+	routes    []route // longest prefix first
+	log       logrus.FieldLogger
+	now       func() time.Time
+	maxBody   int64
+	inbound   Inbound
+	onRequest func(RequestEvent)
 }
 
 type route struct {
-	prefix string
-	name   string
-	proxy  *httputil.ReverseProxy
+	prefix   string
+	name     string
+	replayOn []int
+	proxy    *httputil.ReverseProxy
 }
 
 // New builds the handler.
@@ -96,7 +113,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		l.Out = discard{}
 		log = l
 	}
-	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound}
+	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound, onRequest: opts.OnRequest}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -110,7 +127,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log)})
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, replayOn: u.ReplayOn, proxy: newReverseProxy(u, prefix, log)})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	return h, nil
@@ -183,7 +200,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i := range h.routes {
 		rt := &h.routes[i]
 		if matchPrefix(r.URL.EscapedPath(), rt.prefix) {
-			info.upstream = rt.name
+			info.upstream, info.replayOn = rt.name, rt.replayOn
 			rt.proxy.ServeHTTP(rec, r)
 			return
 		}

@@ -1,0 +1,109 @@
+// Package metrics exposes the proxy's Prometheus metrics. It knows
+// nothing of the other packages: app feeds it through their hooks.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors, on a registry of its own (not the global
+// one, so tests and reloads can make as many as they like).
+type Metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	inflight      prometheus.Gauge
+	tokenRequests *prometheus.CounterVec
+	refreshes     *prometheus.CounterVec
+	replays       *prometheus.CounterVec
+	expiry        *prometheus.GaugeVec
+}
+
+// New registers every metric.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_requests_total", Help: "Requests answered, by upstream, method and status.",
+		}, []string{"upstream", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "authproxy_request_duration_seconds", Help: "Time to answer a request, token fetch and replay included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"upstream"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authproxy_inflight_requests", Help: "Requests being answered now.",
+		}),
+		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_token_requests_total", Help: "Requests to token endpoints, by upstream and result (success, error).",
+		}, []string{"upstream", "result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_token_refreshes_total", Help: "Token fetches by reason: startup, expiry (ahead of time), expired, 401.",
+		}, []string{"upstream", "reason"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_replays_total", Help: "Requests replayed after a 401, by outcome: success, rejected (again), error.",
+		}, []string{"upstream", "outcome"}),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authproxy_token_expiry_seconds", Help: "Seconds until the cached token expires (0: none cached, or it has no expiry).",
+		}, []string{"upstream"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// knownMethods bounds the method label: anything else is "OTHER".
+var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
+
+// Request records one answered request. replay is "" if it was not
+// replayed, else its outcome.
+func (m *Metrics) Request(upstream, method string, status int, d time.Duration, replay string) {
+	if !knownMethods[method] {
+		method = "OTHER"
+	}
+	if upstream == "" {
+		upstream = "none"
+	}
+	m.requests.WithLabelValues(upstream, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(upstream).Observe(d.Seconds())
+	if replay != "" {
+		m.replays.WithLabelValues(upstream, replay).Inc()
+	}
+}
+
+// InFlight wraps h to count the requests it is answering.
+func (m *Metrics) InFlight(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.inflight.Inc()
+		defer m.inflight.Dec()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// TokenFetch records one token request and why it was made.
+func (m *Metrics) TokenFetch(upstream, reason string, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	if reason == "rejected" {
+		reason = "401"
+	}
+	m.tokenRequests.WithLabelValues(upstream, result).Inc()
+	m.refreshes.WithLabelValues(upstream, reason).Inc()
+}
+
+// TokenExpiry sets the seconds until an upstream's token expires.
+func (m *Metrics) TokenExpiry(upstream string, seconds float64) {
+	m.expiry.WithLabelValues(upstream).Set(max(0, seconds))
+}
