@@ -43,6 +43,12 @@ Usage:
   authproxy check --config FILE            validate the config and exit
   authproxy login NAME --config FILE       get the first refresh token for an
                                            upstream with grant_type: refresh_token
+  authproxy health [--config FILE | --url URL]
+                                           exit 0 if a running proxy's /healthz
+                                           answers 200 (a HEALTHCHECK without a shell)
+  authproxy token NAME --config FILE [--show]
+                                           get an upstream's token and print its
+                                           status; the token itself only with --show
   authproxy version                        print the version
 
 With no --config, authproxy serves its built-in demo: the fake APIs it
@@ -70,9 +76,11 @@ func Run(ctx context.Context, opts Options) int {
 	fs.Usage = func() { fmt.Fprint(opts.Stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
 	configPath := fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "config file (env AUTHPROXY_CONFIG); none: the built-in demo")
 	noBrowser := fs.Bool("no-browser", false, "login: only print the URL, do not try to open a browser")
-	var loginName string
-	if cmd == "login" && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		loginName, args = args[0], args[1:]
+	show := fs.Bool("show", false, "token: print the access token itself")
+	healthURL := fs.String("url", "", "health: the /healthz URL (default: from the config's admin.listen, else 127.0.0.1:9090)")
+	var upstreamName string // login and token take one before the flags
+	if (cmd == "login" || cmd == "token") && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		upstreamName, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,11 +98,15 @@ func Run(ctx context.Context, opts Options) int {
 	case "check":
 		return check(*configPath, opts)
 	case "login":
-		if loginName == "" {
+		if upstreamName == "" {
 			fmt.Fprintln(opts.Stderr, "authproxy login: name the upstream: authproxy login NAME --config FILE")
 			return 2
 		}
-		return login(ctx, loginName, *configPath, !*noBrowser, opts)
+		return login(ctx, upstreamName, *configPath, !*noBrowser, opts)
+	case "health":
+		return health(ctx, *configPath, *healthURL, opts)
+	case "token":
+		return token(ctx, upstreamName, *configPath, *show, opts)
 	case "version":
 		fmt.Fprintln(opts.Stdout, "authproxy", Version)
 		return 0

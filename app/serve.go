@@ -104,6 +104,12 @@ func serve(ctx context.Context, path string, opts Options) int {
 	for _, d := range demo {
 		logger.Info(strings.ReplaceAll(d, "{addr}", ln.Addr().String()))
 	}
+	// Watch before saying we are ready: a change made right after start-up
+	// must not be missed.
+	if path != "" {
+		stopReload := rt.watch(ctx, path, opts)
+		defer stopReload()
+	}
 	if adminLn != nil && opts.AdminReady != nil {
 		opts.AdminReady(adminLn.Addr().String())
 	}
@@ -116,10 +122,6 @@ func serve(ctx context.Context, path string, opts Options) int {
 	if adminSrv != nil {
 		go func() { serveErr <- adminSrv.Serve(adminLn) }()
 		defer adminSrv.Close()
-	}
-	if path != "" {
-		stopReload := rt.watch(ctx, path, opts)
-		defer stopReload()
 	}
 	select {
 	case err := <-serveErr:

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/metrics"
+)
+
+// health asks a running proxy's admin endpoint whether it is up: the
+// Docker HEALTHCHECK, which needs no shell or curl in the image.
+func health(ctx context.Context, path, url string, opts Options) int {
+	if url == "" {
+		addr := config.DefaultAdminListen
+		if path != "" {
+			cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+			if err != nil {
+				fmt.Fprintln(opts.Stderr, err)
+				return 2
+			}
+			if cfg.AdminListen == "" {
+				fmt.Fprintln(opts.Stderr, "authproxy health: admin.listen is off in the config; give --url")
+				return 2
+			}
+			addr = cfg.AdminListen
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url = "http://" + net.JoinHostPort(host, port) + "/healthz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(opts.Stderr, "authproxy health: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(opts.Stderr, "authproxy health: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintf(opts.Stdout, "healthy: %s\n", url)
+	return 0
+}
+
+// tokenStatus is what `authproxy token` prints.
+type tokenStatus struct {
+	Upstream    string `json:"upstream"`
+	TokenType   string `json:"token_type"`
+	ExpiresAt   string `json:"expires_at,omitempty"`
+	ExpiresIn   string `json:"expires_in,omitempty"`
+	AccessToken string `json:"access_token,omitempty"`
+}
+
+// token gets an upstream's token as the proxy would (the store's, if it
+// is still valid) and prints its status; the token itself only if asked.
+func token(ctx context.Context, name, path string, show bool, opts Options) int {
+	if path == "" || name == "" {
+		fmt.Fprintln(opts.Stderr, "authproxy token: usage: authproxy token NAME --config FILE [--show]")
+		return 2
+	}
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return 2
+	}
+	st, err := openStore(cfg.Store)
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return 1
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Name != name {
+			continue
+		}
+		logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
+		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New())
+		if err != nil {
+			fmt.Fprintln(opts.Stderr, err)
+			return 1
+		}
+		ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
+		defer cancel()
+		tok, err := cache.Token(ctx)
+		if err != nil {
+			fmt.Fprintf(opts.Stderr, "authproxy token %s: %v\n", name, err)
+			return 1
+		}
+		out := tokenStatus{Upstream: name, TokenType: tok.Type()}
+		if !tok.Expiry.IsZero() {
+			out.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+			out.ExpiresIn = time.Until(tok.Expiry).Round(time.Second).String()
+		}
+		if show {
+			out.AccessToken = tok.AccessToken
+		}
+		enc := json.NewEncoder(opts.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return 0
+	}
+	fmt.Fprintf(opts.Stderr, "authproxy token: no upstream %q in %s\n", name, path)
+	return 2
+}
