@@ -49,6 +49,10 @@ Usage:
   authproxy token NAME --config FILE [--show]
                                            get an upstream's token and print its
                                            status; the token itself only with --show
+  authproxy fakeapis [--host H] [--base-port P]
+                                           serve the fake APIs the tests use (for
+                                           docker-compose): redgifs, producthunt,
+                                           teenquotes, generic, redbooth from port P
   authproxy version                        print the version
 
 With no --config, authproxy serves its built-in demo: the fake APIs it
@@ -77,6 +81,8 @@ func Run(ctx context.Context, opts Options) int {
 	configPath := fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "config file (env AUTHPROXY_CONFIG); none: the built-in demo")
 	noBrowser := fs.Bool("no-browser", false, "login: only print the URL, do not try to open a browser")
 	show := fs.Bool("show", false, "token: print the access token itself")
+	fakeHost := fs.String("host", "127.0.0.1", "fakeapis: the address to serve on")
+	fakePort := fs.Int("base-port", 9101, "fakeapis: the first port; one per API (0: any free ports)")
 	healthURL := fs.String("url", "", "health: the /healthz URL (default: from the config's admin.listen, else 127.0.0.1:9090)")
 	var upstreamName string // login and token take one before the flags
 	if (cmd == "login" || cmd == "token") && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -107,6 +113,8 @@ func Run(ctx context.Context, opts Options) int {
 		return health(ctx, *configPath, *healthURL, opts)
 	case "token":
 		return token(ctx, upstreamName, *configPath, *show, opts)
+	case "fakeapis":
+		return fakeapis(ctx, *fakeHost, *fakePort, opts)
 	case "version":
 		fmt.Fprintln(opts.Stdout, "authproxy", Version)
 		return 0

@@ -17,7 +17,11 @@ import (
 func health(ctx context.Context, path, url string, opts Options) int {
 	if url == "" {
 		addr := config.DefaultAdminListen
-		if path != "" {
+		// The environment first: it needs none of the credentials that
+		// loading the whole config would.
+		if env, ok := opts.LookupEnv(config.EnvPrefix + "_ADMIN_LISTEN"); ok && env != "" {
+			addr = env
+		} else if path != "" {
 			cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
 			if err != nil {
 				fmt.Fprintln(opts.Stderr, err)
