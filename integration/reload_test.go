@@ -108,3 +108,23 @@ func TestSIGHUPReloadsTheConfig(t *testing.T) {
 		t.Error(status)
 	}
 }
+
+func TestRotatedClientSecretAppliesOnSIGHUP(t *testing.T) {
+	f := fakeapi.RedGIFs()
+	e := start(t, f, setup{secret: "the-old-secret"}) // the API no longer accepts it
+	e.expectError(f.APIPath, 502, "token_unavailable", "401")
+	// The secret file is rotated in place; it is not the config file, so
+	// the operator sends SIGHUP.
+	secretFile := filepath.Join(filepath.Dir(e.config), "client_secret")
+	if err := os.WriteFile(secretFile, []byte(clientSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	e.waitForLog(`"tokens_kept":0,"tokens_new":1`, 1)
+	if status, body, _ := e.do("GET", f.APIPath, nil); status != 200 {
+		t.Errorf("after the rotation: %d %s", status, body)
+	}
+	if strings.Contains(e.logs.String(), "the-old-secret") {
+		t.Error("the old secret is in the logs")
+	}
+}
