@@ -154,7 +154,7 @@ func newLogger(c config.Log, opts Options) *logrus.Logger {
 	if c.Format == "text" {
 		l.Formatter = &logrus.TextFormatter{FullTimestamp: true}
 	} else {
-		l.Formatter = &logrus.JSONFormatter{}
+		l.Formatter = jsonFormatter{}
 	}
 	level, err := logrus.ParseLevel(c.Level)
 	if err != nil {

@@ -65,6 +65,22 @@ func (m *Metrics) Handler() http.Handler {
 // knownMethods bounds the method label: anything else is "OTHER".
 var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
 
+// statusLabels holds the label of every status, so recording one
+// allocates nothing.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func statusLabel(s int) string {
+	if s >= 0 && s < len(statusLabels) {
+		return statusLabels[s]
+	}
+	return strconv.Itoa(s)
+}
+
 // Request records one answered request. replay is "" if it was not
 // replayed, else its outcome.
 func (m *Metrics) Request(upstream, method string, status int, d time.Duration, replay string) {
@@ -74,7 +90,7 @@ func (m *Metrics) Request(upstream, method string, status int, d time.Duration, 
 	if upstream == "" {
 		upstream = "none"
 	}
-	m.requests.WithLabelValues(upstream, method, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(upstream, method, statusLabel(status)).Inc()
 	m.duration.WithLabelValues(upstream).Observe(d.Seconds())
 	if replay != "" {
 		m.replays.WithLabelValues(upstream, replay).Inc()

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -179,9 +180,19 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, u.Name, err)
 		},
-		ErrorLog: log.New(logWriter{logger.WithField("upstream", u.Name)}, "", 0),
+		ErrorLog:   log.New(logWriter{logger.WithField("upstream", u.Name)}, "", 0),
+		BufferPool: copyBuffers,
 	}
 }
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
+// otherwise allocate for every response.
+var copyBuffers httputil.BufferPool = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()

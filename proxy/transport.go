@@ -120,7 +120,11 @@ func (c upgradedConn) Close() error {
 
 // prepare returns a copy of req carrying tok, with the kept body.
 func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token, replay replayBody) *http.Request {
-	out := req.Clone(ctx)
+	// A shallow copy with its own headers: the URL and the rest are not
+	// changed here, and ReverseProxy has already made req a copy of the
+	// client's request.
+	out := req.WithContext(ctx)
+	out.Header = req.Header.Clone()
 	out.Header.Set(t.header, t.headerValue(tok))
 	for k, v := range t.static {
 		out.Header[k] = v
@@ -166,7 +170,15 @@ func (t *tokenTransport) keepBody(req *http.Request) (replayBody, error) {
 	if len(t.replayOn) == 0 || req.ContentLength > t.maxBody {
 		return replayBody{stream: req.Body}, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(req.Body, t.maxBody+1))
+	var buf []byte
+	var err error
+	if req.ContentLength > 0 {
+		// Known size: one allocation, no growing and copying.
+		buf = make([]byte, req.ContentLength)
+		_, err = io.ReadFull(req.Body, buf)
+	} else {
+		buf, err = io.ReadAll(io.LimitReader(req.Body, t.maxBody+1))
+	}
 	if err != nil {
 		req.Body.Close()
 		return replayBody{}, err
