@@ -58,6 +58,7 @@ func main() {
 	duration := flag.Duration("duration", 3*time.Second, "length of one measurement")
 	rounds := flag.Int("rounds", 5, "rounds per scenario (A, B alternating)")
 	only := flag.String("scenario", "", "run only this scenario")
+	flag.StringVar(&replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
 	flag.Parse()
 
 	fmt.Printf("# authproxy vs bare httputil.ReverseProxy: %d cores, %s, %s/%s, %d rounds of %s\n",
@@ -104,6 +105,8 @@ func runScenario(sc scenario, rounds int, d time.Duration) string {
 	}
 	return fmt.Sprintf("%-10s throughput %.3f  p99 %.3f", sc.name, median(rpsRatios), median(p99Ratios))
 }
+
+var replayMaxBody string
 
 type target struct {
 	name string
@@ -292,7 +295,8 @@ upstreams:
     target: %s
     path_prefix: ""
     token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
-`, upstream, upstream)
+    replay: {max_body: "%s"}
+`, upstream, upstream, replayMaxBody)
 	path := filepath.Join(dir, "proxy.yaml")
 	os.WriteFile(path, []byte(config), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -305,6 +305,50 @@ func TestReplaysOnceWithAFreshTokenAndTheSameBody(t *testing.T) {
 	}
 }
 
+// An upstream may reject the token before reading the body; the replay
+// must still carry all of it, read from the client after the rejection.
+func TestReplayAfterAnEarlyRejectionSendsTheWholeBody(t *testing.T) {
+	var got [][]byte
+	var mu sync.Mutex
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer t1" {
+			w.WriteHeader(401) // without reading a byte of the body
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+	}))
+	defer up.Close()
+	tokens := &fakeTokens{}
+	p := startProxy(t, Upstream{Name: "api", Target: mustURL(t, up.URL), Tokens: tokens,
+		ReplayOn: []int{401}, MaxReplayBody: 1 << 20})
+	body := make([]byte, 512<<10)
+	rand.Read(body)
+	for _, chunked := range []bool{false, true} {
+		tokens.mu.Lock()
+		tokens.cur, tokens.issued = nil, 0 // so the first attempt carries t1 again
+		tokens.mu.Unlock()
+		var rd io.Reader = bytes.NewReader(body)
+		if chunked {
+			rd = io.MultiReader(rd)
+		}
+		resp := do(t, mustRequest(t, "POST", p.URL+"/x", rd))
+		if resp.StatusCode != 200 {
+			t.Fatalf("chunked=%v: status %d", chunked, resp.StatusCode)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d replays reached the upstream, want 2", len(got))
+	}
+	for i, g := range got {
+		if !bytes.Equal(g, body) {
+			t.Errorf("replay %d carried %d of %d bytes, or different ones", i, len(g), len(body))
+		}
+	}
+}
+
 func TestSecondRejectionGoesBackToTheClient(t *testing.T) {
 	api := newUpstream(t, func(w http.ResponseWriter, r *http.Request, rec upstreamRecord) {
 		w.WriteHeader(401)

@@ -54,10 +54,6 @@ type renderedToken struct {
 var _ http.RoundTripper = (*tokenTransport)(nil)
 
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	replay, err := t.keepBody(req)
-	if err != nil {
-		return nil, err
-	}
 	// With an idle timeout the upstream request gets its own cancel, which
 	// the returned body owns; without, there is nothing to release.
 	ctx, cancel := req.Context(), context.CancelFunc(func() {})
@@ -69,25 +65,34 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok, err := t.tokens.Token(ctx)
 	if err != nil {
 		cancel()
-		replay.discard()
+		if req.Body != nil {
+			req.Body.Close()
+		}
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
-	resp, err := t.base.RoundTrip(t.prepare(ctx, req, tok, replay))
-	if err == nil && replay.ok && slices.Contains(t.replayOn, resp.StatusCode) {
-		// The upstream rejected the token. Drain a little so the
-		// connection can be reused, then try once more with a fresh token.
-		io.CopyN(io.Discard, resp.Body, 4<<10)
-		resp.Body.Close()
-		t.tokens.Invalidate(tok)
-		fresh, terr := t.tokens.Token(ctx)
-		if terr != nil {
-			cancel()
-			return nil, &TokenError{Upstream: t.upstream, Err: terr}
+	// A body that may need replaying is copied as it streams upstream.
+	var tee *teeBody
+	replayable := len(t.replayOn) > 0
+	first := t.prepare(ctx, req, tok)
+	if req.Body != nil && req.Body != http.NoBody {
+		if !replayable || req.ContentLength > t.maxBody {
+			replayable = false
+		} else {
+			tee = newTeeBody(req.Body, t.maxBody, req.ContentLength)
+			first.Body = tee
+			first.GetBody = nil
 		}
-		if info := infoFrom(ctx); info != nil {
-			info.replayed = true
+	}
+	resp, err := t.base.RoundTrip(first)
+	if err == nil && replayable && slices.Contains(t.replayOn, resp.StatusCode) {
+		resp, err = t.replay(ctx, req, tok, tee, resp)
+	}
+	if tee != nil {
+		if err != nil {
+			tee.release()
+		} else {
+			resp.Body = &releasingBody{ReadCloser: resp.Body, tee: tee}
 		}
-		resp, err = t.base.RoundTrip(t.prepare(ctx, req, fresh, replay))
 	}
 	switch {
 	case err != nil:
@@ -105,21 +110,40 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// upgradedConn releases the request's context when the upgraded
-// connection closes. It stays an io.ReadWriteCloser, which ReverseProxy
-// requires of a 101's body.
-type upgradedConn struct {
-	io.ReadWriteCloser
-	cancel context.CancelFunc
+// replay handles a rejected token: refresh it and send the request once
+// more with the same body. When the body cannot be had whole (over
+// max_body), the rejection goes back to the client as it came.
+func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
+	rejected, kept := keepResponse(rejected)
+	if !kept {
+		return rejected, nil
+	}
+	var body []byte
+	if tee != nil {
+		var ok bool
+		if body, ok = tee.complete(ctx); !ok {
+			return rejected, nil
+		}
+	}
+	t.tokens.Invalidate(stale)
+	fresh, err := t.tokens.Token(ctx)
+	if err != nil {
+		return nil, &TokenError{Upstream: t.upstream, Err: err}
+	}
+	if info := infoFrom(ctx); info != nil {
+		info.replayed = true
+	}
+	again := t.prepare(ctx, req, fresh)
+	if tee != nil {
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		again.ContentLength = int64(len(body))
+	}
+	return t.base.RoundTrip(again)
 }
 
-func (c upgradedConn) Close() error {
-	defer c.cancel()
-	return c.ReadWriteCloser.Close()
-}
-
-// prepare returns a copy of req carrying tok, with the kept body.
-func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token, replay replayBody) *http.Request {
+// prepare returns a copy of req carrying tok.
+func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) *http.Request {
 	// A shallow copy with its own headers: the URL and the rest are not
 	// changed here, and ReverseProxy has already made req a copy of the
 	// client's request.
@@ -128,13 +152,6 @@ func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *au
 	out.Header.Set(t.header, t.headerValue(tok))
 	for k, v := range t.static {
 		out.Header[k] = v
-	}
-	if replay.ok && replay.buf != nil {
-		out.Body = io.NopCloser(bytes.NewReader(replay.buf))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay.buf)), nil }
-		out.ContentLength = int64(len(replay.buf))
-	} else if !replay.ok {
-		out.Body = replay.stream
 	}
 	return out
 }
@@ -148,55 +165,23 @@ func (t *tokenTransport) headerValue(tok *auth.Token) string {
 	return r.value
 }
 
-// replayBody is a request body as kept for a possible replay.
-type replayBody struct {
-	ok     bool          // the request can be sent twice
-	buf    []byte        // the whole body, when ok and there is one
-	stream io.ReadCloser // the body to stream once, when !ok
-}
-
-func (b replayBody) discard() {
-	if b.stream != nil {
-		b.stream.Close()
-	}
-}
-
-// keepBody reads a body of up to maxBody bytes so that it can be sent
-// again; a larger one streams through once and is not replayed.
-func (t *tokenTransport) keepBody(req *http.Request) (replayBody, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return replayBody{ok: true}, nil
-	}
-	if len(t.replayOn) == 0 || req.ContentLength > t.maxBody {
-		return replayBody{stream: req.Body}, nil
-	}
-	var buf []byte
-	var err error
-	if req.ContentLength > 0 {
-		// Known size: one allocation, no growing and copying.
-		buf = make([]byte, req.ContentLength)
-		_, err = io.ReadFull(req.Body, buf)
-	} else {
-		buf, err = io.ReadAll(io.LimitReader(req.Body, t.maxBody+1))
-	}
-	if err != nil {
-		req.Body.Close()
-		return replayBody{}, err
-	}
-	if int64(len(buf)) > t.maxBody {
-		return replayBody{stream: struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}}, nil
-	}
-	req.Body.Close()
-	return replayBody{ok: true, buf: buf}, nil
-}
-
 // headerTemplate compiles an inject.format such as "Bearer {token}" or
 // "{token_type} {token}" into a renderer.
 func headerTemplate(format string) func(*auth.Token) string {
 	return func(tok *auth.Token) string {
 		return strings.NewReplacer("{token}", tok.AccessToken, "{token_type}", tok.Type()).Replace(format)
 	}
+}
+
+// upgradedConn releases the request's context when the upgraded
+// connection closes. It stays an io.ReadWriteCloser, which ReverseProxy
+// requires of a 101's body.
+type upgradedConn struct {
+	io.ReadWriteCloser
+	cancel context.CancelFunc
+}
+
+func (c upgradedConn) Close() error {
+	defer c.cancel()
+	return c.ReadWriteCloser.Close()
 }
