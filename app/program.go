@@ -113,7 +113,11 @@ func tokenIdentity(u config.Upstream) string {
 // newTokenSource builds the grant an upstream's config asks for, wrapped
 // in a cache that reports to m.
 func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logger logrus.FieldLogger, now func() time.Time, m *metrics.Metrics) (*auth.Cache, error) {
-	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	client := auth.Client{
+		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
+		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
+		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
+	}
 	opts := auth.CacheOptions{
 		RefreshBefore:   u.Token.RefreshBefore,
 		DefaultLifetime: u.Token.DefaultLifetime,
@@ -123,11 +127,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logge
 		OnFetch:         func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
 	}
 	if u.Token.GrantType == "refresh_token" {
-		grant := &auth.RefreshGrant{
-			Name: u.Name, TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
-			AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
-			InitialRefreshToken: u.Token.RefreshToken.Reveal(), Store: st, HTTPClient: client, Now: now, Log: logger,
-		}
+		grant := &auth.RefreshGrant{Client: client, Name: u.Name, InitialRefreshToken: u.Token.RefreshToken.Reveal(), Store: st, Log: logger}
 		stored, err := grant.Open(ctx)
 		if err != nil {
 			return nil, err
@@ -138,11 +138,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logge
 		opts.Initial = stored
 		return auth.NewCache(grant, opts), nil
 	}
-	grant := &auth.ClientCredentials{
-		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
-		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat),
-		Scopes: u.Token.Scopes, Params: u.Token.Params, HTTPClient: client, Now: now,
-	}
+	grant := &auth.ClientCredentials{Client: client, Params: u.Token.Params}
 	return auth.NewCache(grant, opts), nil
 }
 

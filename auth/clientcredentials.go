@@ -37,14 +37,15 @@ const (
 	JSONBody BodyFormat = "json"
 )
 
-// ClientCredentials fetches a new token with the RFC 6749 4.4
-// client-credentials grant on every call; wrap it in a Cache. Its fields
-// must not change once it is in use.
-type ClientCredentials struct {
+// Client is how a grant reaches its token endpoint: the client's
+// identity and how it presents itself. Its fields must not change once a
+// grant using it is in use.
+type Client struct {
 	// TokenURL is the token endpoint. Required.
 	TokenURL string
-	// ClientID and ClientSecret identify the client. Required.
-	ClientID     string
+	// ClientID identifies the client. Required.
+	ClientID string
+	// ClientSecret authenticates it; a public client has none.
 	ClientSecret string
 	// AuthMethod defaults to ClientSecretPost.
 	AuthMethod AuthMethod
@@ -52,14 +53,29 @@ type ClientCredentials struct {
 	BodyFormat BodyFormat
 	// Scopes, if any, are sent space-separated as "scope".
 	Scopes []string
-	// Params are extra fields sent with the request (audience, resource).
-	Params map[string]string
 	// HTTPClient sends the request; nil means http.DefaultClient's
 	// transport. Redirects are never followed whatever the client says,
 	// so the secret is only ever sent to TokenURL.
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+func (c Client) endpoint() tokenEndpoint {
+	return tokenEndpoint{
+		url: c.TokenURL, clientID: c.ClientID, clientSecret: c.ClientSecret,
+		basic: c.AuthMethod == ClientSecretBasic, json: c.BodyFormat == JSONBody,
+		client: c.HTTPClient, now: c.Now,
+	}
+}
+
+// ClientCredentials fetches a new token with the RFC 6749 4.4
+// client-credentials grant on every call; wrap it in a Cache. Its fields
+// must not change once it is in use.
+type ClientCredentials struct {
+	Client
+	// Params are extra fields sent with the request (audience, resource).
+	Params map[string]string
 }
 
 var _ Source = (*ClientCredentials)(nil)
@@ -77,14 +93,6 @@ func (c *ClientCredentials) Token(ctx context.Context) (*Token, error) {
 		fields = append(fields, [2]string{k, v})
 	}
 	return c.endpoint().exchange(ctx, fields)
-}
-
-func (c *ClientCredentials) endpoint() tokenEndpoint {
-	return tokenEndpoint{
-		url: c.TokenURL, clientID: c.ClientID, clientSecret: c.ClientSecret,
-		basic: c.AuthMethod == ClientSecretBasic, json: c.BodyFormat == JSONBody,
-		client: c.HTTPClient, now: c.Now,
-	}
 }
 
 // tokenEndpoint sends one token request and parses the answer; it is the

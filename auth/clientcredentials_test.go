@@ -56,25 +56,25 @@ func TestClientCredentialsRequestShapes(t *testing.T) {
 		wantBasic  [2]string // empty: no Basic header
 	}{
 		{name: "redgifs: form, secret in body",
-			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3"},
+			cc:         ClientCredentials{Client: Client{ClientID: "id", ClientSecret: "s3"}},
 			wantCT:     "application/x-www-form-urlencoded",
 			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3"}},
 		{name: "producthunt: json body",
-			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3", BodyFormat: JSONBody},
+			cc:         ClientCredentials{Client: Client{ClientID: "id", ClientSecret: "s3", BodyFormat: JSONBody}},
 			wantCT:     "application/json",
 			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3"}},
 		{name: "generic guide: basic auth with client_id also in the form",
-			cc:         ClientCredentials{ClientID: "id", ClientSecret: "s3", AuthMethod: ClientSecretBasic},
+			cc:         ClientCredentials{Client: Client{ClientID: "id", ClientSecret: "s3", AuthMethod: ClientSecretBasic}},
 			wantCT:     "application/x-www-form-urlencoded",
 			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id"},
 			wantBasic:  [2]string{"id", "s3"}},
 		{name: "basic auth form-encodes id and secret (RFC 6749 2.3.1)",
-			cc:         ClientCredentials{ClientID: "a:b", ClientSecret: "p w", AuthMethod: ClientSecretBasic},
+			cc:         ClientCredentials{Client: Client{ClientID: "a:b", ClientSecret: "p w", AuthMethod: ClientSecretBasic}},
 			wantCT:     "application/x-www-form-urlencoded",
 			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "a:b"},
 			wantBasic:  [2]string{"a%3Ab", "p+w"}},
 		{name: "scopes and extra params",
-			cc: ClientCredentials{ClientID: "id", ClientSecret: "s3", Scopes: []string{"read", "write"},
+			cc: ClientCredentials{Client: Client{ClientID: "id", ClientSecret: "s3", Scopes: []string{"read", "write"}},
 				Params: map[string]string{"audience": "https://api"}},
 			wantCT: "application/x-www-form-urlencoded",
 			wantFields: map[string]string{"grant_type": "client_credentials", "client_id": "id", "client_secret": "s3",
@@ -112,7 +112,7 @@ func TestClientCredentialsRequestShapes(t *testing.T) {
 
 func TestClientCredentialsRedactsEchoedSecret(t *testing.T) {
 	srv, _ := captureEndpoint(t, 400, `{"error":"invalid_request","error_description":"bad secret s3cr3t-value"}`)
-	cc := ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s3cr3t-value"}
+	cc := ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s3cr3t-value"}}
 	_, err := cc.Token(context.Background())
 	var re *RetrieveError
 	if !errors.As(err, &re) || re.StatusCode != 400 || re.ErrorCode != "invalid_request" {
@@ -131,7 +131,7 @@ func TestClientCredentialsDoesNotFollowRedirects(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/token", code)
 		}))
-		cc := ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}
+		cc := ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}}
 		_, err := cc.Token(context.Background())
 		srv.Close()
 		var re *RetrieveError
@@ -150,7 +150,7 @@ func TestClientCredentialsReadsRetryAfter(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
-	_, err := (&ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}).Token(context.Background())
+	_, err := (&ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}}).Token(context.Background())
 	var re *RetrieveError
 	if !errors.As(err, &re) || re.RetryAfter != 30*time.Second || !strings.Contains(err.Error(), "retry after 30s") {
 		t.Fatalf("got %#v", err)
@@ -163,7 +163,7 @@ func TestClientCredentialsCapsBody(t *testing.T) {
 		io.WriteString(w, `{"access_token":"`+strings.Repeat("a", maxResponseBytes)+`"}`)
 	}))
 	defer srv.Close()
-	_, err := (&ClientCredentials{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}).Token(context.Background())
+	_, err := (&ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}}).Token(context.Background())
 	if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "over") {
 		t.Fatalf("got %v", err)
 	}

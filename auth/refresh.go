@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -24,25 +23,16 @@ var ErrReauthorizationRequired = errors.New("reauthorization required")
 // before the access token is handed out, so a crash never loses the only
 // valid refresh token once it could have been used.
 type RefreshGrant struct {
+	// Client says how to reach the token endpoint. ClientSecret may be
+	// empty for a public client.
+	Client
 	// Name is the upstream's name: the key in the Store.
 	Name string
-	// TokenURL, ClientID, ClientSecret, AuthMethod, BodyFormat and Scopes
-	// are as in ClientCredentials. ClientSecret may be empty for a public
-	// client.
-	TokenURL     string
-	ClientID     string
-	ClientSecret string
-	AuthMethod   AuthMethod
-	BodyFormat   BodyFormat
-	Scopes       []string
 	// InitialRefreshToken seeds a Store that has no record yet; a stored
 	// refresh token always wins over it.
 	InitialRefreshToken string
 	// Store keeps the tokens. Required.
 	Store Store
-	// HTTPClient and Now are as in ClientCredentials.
-	HTTPClient *http.Client
-	Now        func() time.Time
 	// Log receives the one error that says a login is needed; nil discards.
 	Log logrus.FieldLogger
 
@@ -176,14 +166,6 @@ func (g *RefreshGrant) log() logrus.FieldLogger {
 	l := logrus.New()
 	l.Out = discard{}
 	return l
-}
-
-func (g *RefreshGrant) endpoint() tokenEndpoint {
-	return tokenEndpoint{
-		url: g.TokenURL, clientID: g.ClientID, clientSecret: g.ClientSecret,
-		basic: g.AuthMethod == ClientSecretBasic, json: g.BodyFormat == JSONBody,
-		client: g.HTTPClient, now: g.Now,
-	}
 }
 
 // isReauth reports whether err means a login is needed; such failures are

@@ -89,7 +89,7 @@ func newRefreshGrant(t *testing.T, ep *rotatingEndpoint, st *memStore) (*Refresh
 	logs := &bytes.Buffer{}
 	l := logrus.New()
 	l.Out = logs
-	return &RefreshGrant{Name: "redbooth", TokenURL: srv.URL, ClientID: "id", ClientSecret: "sec",
+	return &RefreshGrant{Name: "redbooth", Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "sec"},
 		InitialRefreshToken: "r0", Store: st, Log: l}, logs
 }
 

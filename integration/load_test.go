@@ -40,10 +40,10 @@ func startLoadProxy(t *testing.T, n int32) *loadProxy {
 
 	upstreamTransport := apiSrv.Client().Transport.(*http.Transport).Clone()
 	upstreamTransport.ForceAttemptHTTP2 = true
-	cache := auth.NewCache(&auth.ClientCredentials{
+	cache := auth.NewCache(&auth.ClientCredentials{Client: auth.Client{
 		TokenURL: apiSrv.URL + f.TokenPath, ClientID: clientID, ClientSecret: clientSecret,
 		HTTPClient: apiSrv.Client(),
-	}, auth.CacheOptions{
+	}}, auth.CacheOptions{
 		RefreshBefore: 10 * time.Minute,
 		// The fetch is held by the test's gate until every request has
 		// arrived, which on a loaded CI machine under -race takes a while.
