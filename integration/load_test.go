@@ -72,15 +72,22 @@ func startLoadProxy(t *testing.T, n int32) *loadProxy {
 	t.Cleanup(lp.client.CloseIdleConnections)
 	t.Cleanup(upstreamTransport.CloseIdleConnections)
 	lp.url = srv.URL + "/redgifs" + f.APIPath
-	// Open the HTTP/2 connection before the burst, so the burst's requests
-	// share it instead of racing 2,000 TLS handshakes.
-	resp, err := lp.client.Get(srv.URL + "/warm-up")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 {
-		t.Fatalf("the client speaks %s, not HTTP/2", resp.Proto)
+	// Open both HTTP/2 connections, client to proxy and proxy to upstream,
+	// before the burst, so its requests share them: a connection dialled
+	// mid-burst can miss the server's 2s handshake deadline on a machine
+	// this loaded (seen under -race).
+	for _, warm := range []struct {
+		c   *http.Client
+		url string
+	}{{lp.client, srv.URL + "/warm-up"}, {&http.Client{Transport: upstreamTransport}, apiSrv.URL + "/warm-up"}} {
+		resp, err := warm.c.Get(warm.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("%s: %s, not HTTP/2", warm.url, resp.Proto)
+		}
 	}
 	return lp
 }

@@ -449,6 +449,41 @@ func TestStreamsServerSentEvents(t *testing.T) {
 	}
 }
 
+// An upgrade whose request has a body keeps the upgraded connection
+// writable: the body's replay copy must not wrap it.
+func TestUpgradeOfARequestWithABody(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: demo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("echo: " + line)
+		brw.Flush()
+	}))
+	defer up.Close()
+	p := startProxy(t, Upstream{Name: "api", Target: mustURL(t, up.URL), Tokens: &fakeTokens{}, ReplayOn: []int{401}, MaxReplayBody: 1 << 20})
+	conn, err := net.Dial("tcp", p.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /x HTTP/1.1\r\nHost: x\r\nUpgrade: demo\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhello")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	io.WriteString(conn, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: ping\n" {
+		t.Errorf("%q %v", line, err)
+	}
+}
+
 func do(t *testing.T, req *http.Request) *http.Response {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)

@@ -88,7 +88,8 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = t.replay(ctx, req, tok, tee, resp)
 	}
 	if tee != nil {
-		if err != nil {
+		// A 101's body must stay the bare connection ReverseProxy writes to.
+		if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
 			tee.release()
 		} else {
 			resp.Body = &releasingBody{ReadCloser: resp.Body, tee: tee}
