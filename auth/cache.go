@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -132,7 +133,7 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	}
 	if opts.Log == nil {
 		l := logrus.New()
-		l.Out = discard{}
+		l.Out = io.Discard
 		opts.Log = l
 	}
 	c := &Cache{src: src, opts: opts}
@@ -344,7 +345,3 @@ func (c *Cache) recordSuccess(now time.Time) {
 	c.failures, c.retryAt, c.lastErr, c.lastRefresh = 0, time.Time{}, nil, now
 	c.mu.Unlock()
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -164,7 +165,7 @@ func (g *RefreshGrant) log() logrus.FieldLogger {
 		return g.Log
 	}
 	l := logrus.New()
-	l.Out = discard{}
+	l.Out = io.Discard
 	return l
 }
 

@@ -11,6 +11,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httputil"
@@ -111,7 +112,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 	log := opts.Log
 	if log == nil {
 		l := logrus.New()
-		l.Out = discard{}
+		l.Out = io.Discard
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound, onRequest: opts.OnRequest}
@@ -266,7 +267,3 @@ func (w logWriter) Write(p []byte) (int, error) {
 	w.log.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
