@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -13,10 +12,11 @@ import (
 // transport and the error writer fill it in through the context.
 type requestInfo struct {
 	upstream string
-	replayOn []int // the upstream's replay statuses
-	replayed bool
-	errCode  string
-	err      error
+	// replay is "" when the request was not replayed, else its outcome
+	// as the transport saw it: "success", "rejected" or "error".
+	replay  string
+	errCode string
+	err     error
 }
 
 type infoKey struct{}
@@ -63,13 +63,9 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	duration := h.now().Sub(start)
 	if h.onRequest != nil {
 		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
-		if info.replayed {
-			ev.Replay = "success"
-			if info.errCode != "" {
-				ev.Replay = "error"
-			} else if slices.Contains(info.replayOn, status) {
-				ev.Replay = "rejected"
-			}
+		ev.Replay = info.replay
+		if ev.Replay != "" && info.errCode != "" {
+			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
 		}
 		h.onRequest(ev)
 	}
@@ -79,7 +75,7 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 		"status":      status,
 		"duration_ms": float64(duration.Microseconds()) / 1000,
 		"bytes":       rec.bytes,
-		"replayed":    info.replayed,
+		"replayed":    info.replay != "",
 		"remote":      r.RemoteAddr,
 	}
 	if info.upstream != "" {

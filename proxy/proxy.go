@@ -101,10 +101,9 @@ type Handler struct {
 }
 
 type route struct {
-	prefix   string
-	name     string
-	replayOn []int
-	proxy    *httputil.ReverseProxy
+	prefix string
+	name   string
+	proxy  *httputil.ReverseProxy
 }
 
 // New builds the handler.
@@ -129,7 +128,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, replayOn: u.ReplayOn, proxy: newReverseProxy(u, prefix, log)})
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log)})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	return h, nil
@@ -212,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i := range h.routes {
 		rt := &h.routes[i]
 		if matchPrefix(r.URL.EscapedPath(), rt.prefix) {
-			info.upstream, info.replayOn = rt.name, rt.replayOn
+			info.upstream = rt.name
 			rt.proxy.ServeHTTP(rec, r)
 			return
 		}

@@ -528,3 +528,33 @@ func rawRequest(t *testing.T, addr, raw string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// The replay outcome reported for metrics is what the transport saw.
+func TestRequestEventsReportTheReplayOutcome(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)
+		want   string
+	}{
+		{"not replayed", nil, ""},
+		{"fresh token accepted", rejectFirstToken, "success"},
+		{"fresh token rejected too", func(w http.ResponseWriter, r *http.Request, rec upstreamRecord) { w.WriteHeader(401) }, "rejected"},
+	} {
+		api := newUpstream(t, tt.answer)
+		var got []RequestEvent
+		var mu sync.Mutex
+		h, err := New([]Upstream{{Name: "api", Target: mustURL(t, api.URL), Tokens: &fakeTokens{}, ReplayOn: []int{401}}},
+			Options{OnRequest: func(ev RequestEvent) { mu.Lock(); got = append(got, ev); mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		do(t, mustRequest(t, "GET", srv.URL+"/x", nil))
+		srv.Close()
+		mu.Lock()
+		if len(got) != 1 || got[0].Replay != tt.want || got[0].Upstream != "api" {
+			t.Errorf("%s: events %+v, want replay %q", tt.name, got, tt.want)
+		}
+		mu.Unlock()
+	}
+}

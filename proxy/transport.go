@@ -131,16 +131,25 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 	if err != nil {
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
-	if info := infoFrom(ctx); info != nil {
-		info.replayed = true
-	}
+	info := infoFrom(ctx)
 	again := t.prepare(ctx, req, fresh)
 	if tee != nil {
 		again.Body = io.NopCloser(bytes.NewReader(body))
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		again.ContentLength = int64(len(body))
 	}
-	return t.base.RoundTrip(again)
+	resp, err := t.base.RoundTrip(again)
+	if info != nil {
+		switch {
+		case err != nil:
+			info.replay = "error"
+		case slices.Contains(t.replayOn, resp.StatusCode):
+			info.replay = "rejected"
+		default:
+			info.replay = "success"
+		}
+	}
+	return resp, err
 }
 
 // prepare returns a copy of req carrying tok.
