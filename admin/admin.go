@@ -29,6 +29,11 @@ type State struct {
 	ExpiresAt   time.Time
 	LastRefresh time.Time
 	LastError   error
+	// SharedStore is "" without a shared store, else "shared", "fallback"
+	// (unreachable: this replica fetches alone) or "unavailable"
+	// (unreachable: failing closed); SharedStoreError says why.
+	SharedStore      string
+	SharedStoreError error
 }
 
 // Handler serves the admin endpoints. Its zero value is not usable; fill
@@ -109,6 +114,8 @@ type upstreamStatus struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	LastRefresh *time.Time `json:"last_refresh,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
+	SharedStore string     `json:"shared_store,omitempty"`
+	StoreError  string     `json:"shared_store_error,omitempty"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +125,10 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		us := upstreamStatus{Name: u.Name, State: "valid", ExpiresAt: timePtr(st.ExpiresAt), LastRefresh: timePtr(st.LastRefresh)}
 		if st.LastError != nil {
 			us.LastError = st.LastError.Error()
+		}
+		us.SharedStore = st.SharedStore
+		if st.SharedStoreError != nil {
+			us.StoreError = st.SharedStoreError.Error()
 		}
 		if !st.Valid {
 			us.State = u.Reason(st.LastError)

@@ -77,16 +77,17 @@ func token(ctx context.Context, name, path string, show bool, opts Options) int 
 		fmt.Fprintln(opts.Stderr, err)
 		return 2
 	}
-	st, err := openStore(cfg.Store)
+	logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
+	st, err := openStore(ctx, cfg.Store, cfg, logger)
 	if err != nil {
 		fmt.Fprintln(opts.Stderr, err)
 		return 1
 	}
+	defer st.close()
 	for _, u := range cfg.Upstreams {
 		if u.Name != name {
 			continue
 		}
-		logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
 		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New())
 		if err != nil {
 			fmt.Fprintln(opts.Stderr, err)

@@ -54,10 +54,12 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	case up.Token.AuthorizeURL == "":
 		return fail("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
 	}
-	st, err := openStore(cfg.Store)
+	stores, err := openStore(ctx, cfg.Store, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
 	if err != nil {
 		return fail("%v", err)
 	}
+	defer stores.close()
+	st := stores.store
 	redirect, _ := url.Parse(up.Token.RedirectURI) // validated by config
 	if redirect.Port() == "" {
 		return fail("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)

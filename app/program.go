@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // program is the running program: what a config reload replaces sits in
 // state, behind an atomic pointer, so requests never see half a change.
 type program struct {
-	store        auth.Store
+	stores       *stores
 	log          *logrus.Logger
 	now          func() time.Time
 	metrics      *metrics.Metrics
@@ -39,6 +40,7 @@ type proxyState struct {
 
 type upstreamRuntime struct {
 	name     string
+	grant    string // the token grant type
 	identity string // what the token depends on; see tokenIdentity
 	cache    *auth.Cache
 }
@@ -61,12 +63,12 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		cache := kept[u.Name+"\x00"+identity]
 		if cache == nil {
 			var err error
-			cache, err = newTokenSource(ctx, u, rt.store, rt.log.WithField("upstream", u.Name), rt.now, rt.metrics)
+			cache, err = newTokenSource(ctx, u, rt.stores, rt.log.WithField("upstream", u.Name), rt.now, rt.metrics)
 			if err != nil {
 				return nil, err
 			}
 		}
-		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, identity: identity, cache: cache})
+		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, grant: u.Token.GrantType, identity: identity, cache: cache})
 		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
 		upstreamTransport.ResponseHeaderTimeout = u.Timeout
 		// One upstream takes all of a busy app's traffic: keep enough idle
@@ -111,8 +113,8 @@ func tokenIdentity(u config.Upstream) string {
 }
 
 // newTokenSource builds the grant an upstream's config asks for, wrapped
-// in a cache that reports to m.
-func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logger logrus.FieldLogger, now func() time.Time, m *metrics.Metrics) (*auth.Cache, error) {
+// in a cache that reports to m and, with Redis, shares its token.
+func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger logrus.FieldLogger, now func() time.Time, m *metrics.Metrics) (*auth.Cache, error) {
 	client := auth.Client{
 		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
 		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
@@ -126,8 +128,17 @@ func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logge
 		Log:             logger,
 		OnFetch:         func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
 	}
-	if u.Token.GrantType == "refresh_token" {
-		grant := &auth.RefreshGrant{Client: client, Name: u.Name, InitialRefreshToken: u.Token.RefreshToken.Reveal(), Store: st, Log: logger}
+	refresh := u.Token.GrantType == "refresh_token"
+	if st.shared != nil {
+		opts.Shared, opts.SharedKey, opts.LockTTL = st.shared, sharedKey(u), st.lockTTL
+		// Any replica may hold its own client-credentials token; a refresh
+		// token redeemed twice can lock the account out.
+		opts.LocalFallback = !refresh
+		opts.OnShared = func(event string) { m.SharedToken(u.Name, event) }
+	}
+	if refresh {
+		grant := &auth.RefreshGrant{Client: client, Name: u.Name, InitialRefreshToken: u.Token.RefreshToken.Reveal(),
+			Store: st.store, Log: logger, Shared: st.shared != nil}
 		stored, err := grant.Open(ctx)
 		if err != nil {
 			return nil, err
@@ -140,6 +151,18 @@ func newTokenSource(ctx context.Context, u config.Upstream, st auth.Store, logge
 	}
 	grant := &auth.ClientCredentials{Client: client, Params: u.Token.Params}
 	return auth.NewCache(grant, opts), nil
+}
+
+// sharedKey names an upstream's token in the shared store: its name and
+// everything that makes its tokens differ (endpoint, client, scopes and
+// extra parameters such as an audience), so that replicas mid-way through
+// a config change never share a token meant for another client.
+func sharedKey(u config.Upstream) string {
+	scope := slices.Clone(u.Token.Scopes)
+	for k, v := range u.Token.Params {
+		scope = append(scope, "param:"+k+"="+v)
+	}
+	return u.Name + ":" + auth.Fingerprint(u.Token.URL, u.Token.ClientID, scope)
 }
 
 // adminServer builds the admin endpoints' server; nil when turned off.
@@ -165,6 +188,9 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 					secs = st.Expiry.Sub(now()).Seconds()
 				}
 				rt.metrics.TokenExpiry(u.name, secs)
+				if st := u.cache.Status(); st.Shared {
+					rt.metrics.SharedStoreUp(u.name, st.SharedError == nil)
+				}
 			}
 			rt.metrics.Handler().ServeHTTP(w, r)
 		}),
@@ -175,18 +201,35 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 func (rt *program) adminUpstreams() []admin.Upstream {
 	var out []admin.Upstream
 	for _, u := range rt.state.Load().upstreams {
-		cache := u.cache
+		cache, fallback := u.cache, u.grant != "refresh_token"
 		out = append(out, admin.Upstream{
 			Name: u.name,
 			State: func() admin.State {
 				st := cache.Status()
-				return admin.State{Valid: st.Valid, ExpiresAt: st.Expiry, LastRefresh: st.LastRefresh, LastError: st.LastError}
+				return admin.State{Valid: st.Valid, ExpiresAt: st.Expiry, LastRefresh: st.LastRefresh, LastError: st.LastError,
+					SharedStore: sharedMode(st, fallback), SharedStoreError: st.SharedError}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
 			Reason: reasonFor,
 		})
 	}
 	return out
+}
+
+// sharedMode says how an upstream uses the shared store: "shared",
+// "fallback" (unreachable; fetching alone) or "unavailable" (unreachable;
+// failing closed); "" without one.
+func sharedMode(st auth.Status, fallback bool) string {
+	switch {
+	case !st.Shared:
+		return ""
+	case st.SharedError == nil:
+		return "shared"
+	case fallback:
+		return "fallback"
+	default:
+		return "unavailable"
+	}
 }
 
 // reasonFor names why an upstream has no usable token.
@@ -198,6 +241,8 @@ func reasonFor(err error) string {
 		return "no_token_yet"
 	case errors.Is(err, auth.ErrReauthorizationRequired):
 		return "reauthorization_required"
+	case errors.Is(err, auth.ErrSharedStoreUnavailable):
+		return "token_store_unavailable"
 	case errors.As(err, &re):
 		return "token_endpoint_error"
 	case errors.Is(err, auth.ErrBadResponse):

@@ -54,12 +54,13 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
-	tokenStore, err := openStore(cfg.Store)
+	tokenStores, err := openStore(ctx, cfg.Store, cfg, logger)
 	if err != nil {
 		logger.WithError(err).Error("cannot open the token store")
 		return 2
 	}
-	rt := &program{store: tokenStore, log: logger, now: opts.Now, metrics: metrics.New()}
+	defer tokenStores.close()
+	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New()}
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
@@ -164,17 +165,67 @@ func newLogger(c config.Log, opts Options) *logrus.Logger {
 	return l
 }
 
-// openStore opens the configured token store; a file store is read
-// whole once, so that a corrupt file stops the proxy at start.
-func openStore(c config.Store) (auth.Store, error) {
-	if c.Type == "memory" {
-		return &store.Memory{}, nil
+// stores is what openStore opens: the Store every refresh grant keeps its
+// refresh token in and, with Redis, the store the caches share tokens
+// through with the other replicas.
+type stores struct {
+	store   auth.Store
+	shared  auth.Shared // nil unless Redis
+	lockTTL time.Duration
+	close   func() error
+}
+
+// openStore opens the configured token store. A file store is read whole
+// once, so that a corrupt file stops the proxy at start. Redis need not
+// be reachable: client-credentials upstreams fetch on their own until it
+// is, and refresh-token upstreams wait for it.
+func openStore(ctx context.Context, c config.Store, cfg *config.Config, log logrus.FieldLogger) (*stores, error) {
+	switch c.Type {
+	case "memory":
+		return &stores{store: &store.Memory{}, close: func() error { return nil }}, nil
+	case "redis":
+		var key []byte
+		if c.EncryptionKey != "" {
+			key = []byte(c.EncryptionKey.Reveal())
+		}
+		r, err := store.OpenRedis(store.RedisOptions{URL: c.URL.Reveal(), KeyPrefix: c.KeyPrefix, EncryptionKey: key,
+			Log: func(format string, args ...any) { log.Debugf("redis: "+format, args...) }})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		checkRedis(ctx, r, cfg, log)
+		return &stores{store: r, shared: r, lockTTL: c.LockTTL, close: r.Close}, nil
 	}
 	f := &store.File{Path: c.Path}
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return &stores{store: f, close: func() error { return nil }}, nil
+}
+
+// checkRedis says at start what an operator should know: that Redis is
+// down (the proxy runs anyway), or that it does not sync every write to
+// disk while it holds refresh tokens, which a Redis restart would lose.
+func checkRedis(ctx context.Context, r *store.Redis, cfg *config.Config, log logrus.FieldLogger) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := r.Ping(ctx); err != nil {
+		log.WithError(err).Warn("the shared token store (redis) is unreachable; client-credentials upstreams fetch their own tokens, refresh-token upstreams answer 503, until it is back")
+		return
+	}
+	refresh := false
+	for _, u := range cfg.Upstreams {
+		refresh = refresh || u.Token.GrantType == "refresh_token"
+	}
+	if !refresh {
+		return
+	}
+	switch durable, err := r.Durable(ctx); {
+	case err != nil:
+		log.WithError(err).Debug("cannot read redis's persistence settings (CONFIG GET); make sure it runs with appendonly yes, appendfsync always")
+	case !durable:
+		log.Warn("redis does not sync every write to disk (it needs appendonly yes and appendfsync always): a Redis restart may lose a rotated refresh token, and with it the upstream's authorization")
+	}
 }
 
 // startDemo serves the fake APIs on loopback until ctx is done and

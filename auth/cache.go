@@ -47,6 +47,25 @@ type CacheOptions struct {
 	// was made ("startup", "expiry", "expired", "rejected") and its error.
 	// It must not block.
 	OnFetch func(reason string, err error)
+
+	// Shared, if set, is a store shared with the other replicas: a token
+	// is taken from it when usable, and otherwise fetched by one replica
+	// at a time under its lock. SharedKey names this cache's token there.
+	Shared    Shared
+	SharedKey string
+	// LockTTL is how long a replica may hold the fetch lock, and so how
+	// long the others wait for one that died; zero means 15s. It is kept
+	// longer than FetchTimeout, so a live holder never loses its lock.
+	LockTTL time.Duration
+	// LocalFallback lets the cache fetch on its own while Shared is
+	// unreachable. Leave it false for a grant whose tokens must never be
+	// redeemed twice (refresh tokens): it then fails closed.
+	LocalFallback bool
+	// OnShared, if set, is called with what each fetch through Shared did:
+	// "adopted" (another replica's token), "fetched" (fetched and shared),
+	// "fallback" (fetched alone, the store being unreachable) or
+	// "unavailable" (failed closed). It must not block.
+	OnShared func(event string)
 }
 
 // Status is a snapshot of a Cache, for health checks and /status. It
@@ -60,6 +79,10 @@ type Status struct {
 	LastRefresh time.Time
 	// LastError is the last fetch's error, until a fetch succeeds.
 	LastError error
+	// Shared tells whether the cache shares tokens with other replicas;
+	// SharedError is the shared store's last error, until it answers again.
+	Shared      bool
+	SharedError error
 }
 
 // Cache wraps a Source, usually a grant, and hands out its token until the
@@ -79,11 +102,13 @@ type Cache struct {
 	retryAt     time.Time
 	lastErr     error
 	lastRefresh time.Time
+	sharedErr   error
 }
 
 type cachedToken struct {
 	tok       *Token
 	refreshAt time.Time // zero: never refreshed early
+	id        string    // the token's ID in the shared store; "" if not shared
 }
 
 // BackoffError is returned by a failed fetch, and then by every Token call
@@ -123,6 +148,12 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LockTTL <= 0 {
+		opts.LockTTL = 15 * time.Second
+	}
+	// A holder whose lock ran out mid-request would let a second replica
+	// redeem the same refresh token.
+	opts.LockTTL = max(opts.LockTTL, opts.FetchTimeout+time.Second)
 	if opts.Jitter == nil {
 		opts.Jitter = func(max time.Duration) time.Duration {
 			if max <= 0 {
@@ -138,7 +169,7 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	}
 	c := &Cache{src: src, opts: opts}
 	if t := opts.Initial; t != nil && t.ValidAt(opts.Now()) {
-		c.cur.Store(&cachedToken{tok: t, refreshAt: c.refreshAt(t, opts.Now())})
+		c.cur.Store(&cachedToken{tok: t, refreshAt: c.refreshAt(t, opts.Now(), true)})
 	}
 	return c
 }
@@ -169,13 +200,14 @@ func (c *Cache) Token(ctx context.Context) (*Token, error) {
 // Invalidate drops stale from the cache, but only if it is still the
 // cached token: after a burst of 401s for the same token the first call
 // clears it and the rest find a newer token in place, so the burst causes
-// one refresh.
+// one refresh. A shared token is cleared from the shared store by the
+// fetch that follows, with the same compare-and-clear.
 func (c *Cache) Invalidate(stale *Token) {
 	e := c.cur.Load()
 	if e == nil || e.tok != stale {
 		return
 	}
-	if c.cur.CompareAndSwap(e, &cachedToken{}) {
+	if c.cur.CompareAndSwap(e, &cachedToken{id: e.id}) {
 		c.opts.Log.Info("token rejected upstream; fetching a new one")
 	}
 }
@@ -187,8 +219,9 @@ func (c *Cache) Status() Status {
 		st.Valid, st.Expiry = true, e.tok.Expiry
 	}
 	c.mu.Lock()
-	st.LastRefresh, st.LastError = c.lastRefresh, c.lastErr
+	st.LastRefresh, st.LastError, st.SharedError = c.lastRefresh, c.lastErr, c.sharedErr
 	c.mu.Unlock()
+	st.Shared = c.opts.Shared != nil
 	return st
 }
 
@@ -244,6 +277,41 @@ func (c *Cache) refreshInBackground(now time.Time) {
 }
 
 func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
+	var (
+		tok *Token
+		id  string
+		err error
+	)
+	if c.opts.Shared != nil {
+		prevID := ""
+		if e := c.cur.Load(); e != nil {
+			prevID = e.id
+		}
+		tok, id, err = c.fetchShared(ctx, reason, prevID)
+	} else {
+		tok, err = c.request(ctx, reason)
+	}
+	now := c.opts.Now()
+	if err != nil {
+		wait := c.recordFailure(now, err)
+		// A login needed and a store gone are said once, where found.
+		if !isReauth(err) && !errors.Is(err, ErrSharedStoreUnavailable) {
+			c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
+				WithError(err).Warn("token fetch failed")
+		}
+		// Every waiter learns when the next attempt will be, so callers can
+		// tell their clients when to retry.
+		return nil, &BackoffError{Err: err, Until: now.Add(wait), Wait: wait}
+	}
+	c.cur.Store(&cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now, true), id: id})
+	c.recordSuccess(now)
+	return tok, nil
+}
+
+// request asks the source for a token: one token request, logged and
+// reported to OnFetch. A token without expiry gets DefaultLifetime here,
+// before it is shared, so that every replica agrees on when it is due.
+func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
 	defer cancel()
 	tok, err := c.src.Token(ctx)
@@ -258,22 +326,13 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("token request timed out after %s: %w", c.opts.FetchTimeout, err)
 		}
-		wait := c.recordFailure(now, err)
-		if !isReauth(err) { // the grant has said so once, clearly
-			c.opts.Log.WithFields(logrus.Fields{"reason": reason, "retry_in": wait.Round(time.Millisecond).String()}).
-				WithError(err).Warn("token fetch failed")
-		}
-		// Every waiter learns when the next attempt will be, so callers can
-		// tell their clients when to retry.
-		return nil, &BackoffError{Err: err, Until: now.Add(wait), Wait: wait}
+		return nil, err
 	}
 	if tok.Expiry.IsZero() && c.opts.DefaultLifetime > 0 {
 		t := *tok
 		t.Expiry = now.Add(c.opts.DefaultLifetime)
 		tok = &t
 	}
-	c.cur.Store(&cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now)})
-	c.recordSuccess(now)
 	fields := logrus.Fields{"reason": reason}
 	if !tok.Expiry.IsZero() {
 		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()
@@ -285,9 +344,9 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 }
 
 // refreshAt is when a background refresh of tok should start: RefreshBefore
-// ahead of expiry, at most half the lifetime ahead, less up to a tenth of
-// that lead as jitter so that replicas do not refresh in lockstep.
-func (c *Cache) refreshAt(tok *Token, now time.Time) time.Time {
+// ahead of expiry, at most half the lifetime ahead, less (with jitter) up
+// to a tenth of that lead so that replicas do not refresh in lockstep.
+func (c *Cache) refreshAt(tok *Token, now time.Time, jitter bool) time.Time {
 	if tok.Expiry.IsZero() || c.opts.RefreshBefore <= 0 {
 		return time.Time{}
 	}
@@ -299,7 +358,10 @@ func (c *Cache) refreshAt(tok *Token, now time.Time) time.Time {
 	if lead <= 0 {
 		return time.Time{}
 	}
-	return tok.Expiry.Add(-lead - c.opts.Jitter(lead/10))
+	if jitter {
+		lead += c.opts.Jitter(lead / 10)
+	}
+	return tok.Expiry.Add(-lead)
 }
 
 func (c *Cache) backoff(now time.Time) error {
@@ -318,9 +380,10 @@ func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastErr = err
-	if isReauth(err) {
-		// The grant asks no endpoint in this state; it only looks for a
-		// new login, which should be noticed within a second.
+	if isReauth(err) || errors.Is(err, ErrSharedStoreUnavailable) {
+		// No endpoint is asked in these states: the grant only looks for a
+		// new login, the cache for the store's return, and either should
+		// be noticed within a second.
 		c.retryAt = now.Add(c.opts.MinBackoff)
 		return c.opts.MinBackoff
 	}

@@ -36,11 +36,25 @@ type RefreshGrant struct {
 	Store Store
 	// Log receives the one error that says a login is needed; nil discards.
 	Log logrus.FieldLogger
+	// Shared says that other replicas redeem from the same Store, which
+	// must then be a Swapper. The grant reads the newest refresh token
+	// from the Store before each redemption (the Cache makes it under the
+	// fleet's lock) and saves the new one with Swap. Open then returns no
+	// token: the Cache takes the fleet's shared access token instead.
+	Shared bool
 
 	mu         sync.Mutex // serializes refreshes and guards the fields below
 	refresh    string     // the newest refresh token
 	dead       string     // the refresh token the endpoint rejected, if any
 	lastReload time.Time
+	// unsaved is a rotation the shared Store did not take (it was
+	// unreachable); it is saved before anything else is redeemed.
+	unsaved *unsavedRotation
+}
+
+type unsavedRotation struct {
+	old string
+	rec Record
 }
 
 var _ Source = (*RefreshGrant)(nil)
@@ -51,6 +65,14 @@ func (g *RefreshGrant) Open(ctx context.Context) (*Token, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refresh = g.InitialRefreshToken
+	if g.Shared {
+		// The store is read before each redemption; it need not be
+		// reachable for the proxy to start.
+		if _, ok := g.Store.(Swapper); !ok {
+			return nil, fmt.Errorf("upstream %q: a shared token store must save conditionally (Swap)", g.Name)
+		}
+		return nil, nil
+	}
 	rec, err := g.load(ctx)
 	if err != nil {
 		return nil, err
@@ -85,6 +107,9 @@ func (g *RefreshGrant) load(ctx context.Context) (*Record, error) {
 func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.Shared {
+		return g.sharedToken(ctx)
+	}
 	if g.refresh == "" || g.refresh == g.dead {
 		rec := g.reload(ctx)
 		if rec == nil {
@@ -95,6 +120,74 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 			return tok, nil
 		}
 	}
+	tok, err := g.redeem(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// On disk before it is used: if this fails, the access token is not
+	// handed out and the next refresh retries with the token kept below.
+	g.refresh = tok.RefreshToken
+	if err := g.Store.Save(context.WithoutCancel(ctx), g.Name, g.record(tok)); err != nil {
+		return nil, fmt.Errorf("save the rotated refresh token for %q (held in memory until a save succeeds): %w", g.Name, err)
+	}
+	return tok, nil
+}
+
+// sharedToken redeems the refresh token the shared Store holds now, and
+// swaps in the new one before the access token is used. The Cache calls
+// it under the fleet's lock, so no other replica redeems meanwhile; the
+// Swap still refuses to save over a rotation it did not start from.
+func (g *RefreshGrant) sharedToken(ctx context.Context) (*Token, error) {
+	sw := g.Store.(Swapper)
+	save := context.WithoutCancel(ctx)
+	if u := g.unsaved; u != nil {
+		// Redeemed, but not saved: saving it comes first, as nothing else
+		// in the fleet has the new refresh token.
+		switch err := sw.Swap(save, g.Name, u.old, u.rec); {
+		case errors.Is(err, ErrRefreshTokenMoved):
+			g.unsaved = nil
+			g.log().Warn("a rotated refresh token that could not be saved was overtaken by another replica's; dropping it")
+		case err != nil:
+			return nil, fmt.Errorf("%w: save the rotated refresh token for %q (held in memory until a save succeeds): %w", ErrSharedStoreUnavailable, g.Name, err)
+		default:
+			g.unsaved = nil
+			if tok := u.rec.token(); tok.ValidAt(g.now()) {
+				return tok, nil
+			}
+		}
+	}
+	rec, err := g.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSharedStoreUnavailable, err)
+	}
+	if rec != nil {
+		g.refresh = rec.RefreshToken
+	}
+	if g.refresh == "" || g.refresh == g.dead {
+		return nil, g.reauthError()
+	}
+	old := g.refresh
+	tok, err := g.redeem(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec2 := g.record(tok)
+	switch err := sw.Swap(save, g.Name, old, rec2); {
+	case errors.Is(err, ErrRefreshTokenMoved):
+		// Only if a lock ran out mid-redemption: the other replica's
+		// rotation is in the store; ours is dropped unused.
+		return nil, fmt.Errorf("refresh token for %q was rotated by another replica during this redemption; using theirs: %w", g.Name, err)
+	case err != nil:
+		g.unsaved = &unsavedRotation{old: old, rec: rec2}
+		return nil, fmt.Errorf("%w: save the rotated refresh token for %q (held in memory until a save succeeds): %w", ErrSharedStoreUnavailable, g.Name, err)
+	}
+	g.refresh = tok.RefreshToken
+	return tok, nil
+}
+
+// redeem asks the endpoint to exchange g.refresh. An invalid_grant marks
+// it dead. The returned token always carries the refresh token to keep.
+func (g *RefreshGrant) redeem(ctx context.Context) (*Token, error) {
 	fields := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", g.refresh}, {"client_id", g.ClientID}}
 	if g.AuthMethod != ClientSecretBasic && g.ClientSecret != "" {
 		fields = append(fields, [2]string{"client_secret", g.ClientSecret})
@@ -115,15 +208,12 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		t.RefreshToken = g.refresh
 		tok = &t
 	}
-	// On disk before it is used: if this fails, the access token is not
-	// handed out and the next refresh retries with the token kept below.
-	rec := Record{Fingerprint: g.fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
-		TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained}
-	g.refresh = tok.RefreshToken
-	if err := g.Store.Save(context.WithoutCancel(ctx), g.Name, rec); err != nil {
-		return nil, fmt.Errorf("save the rotated refresh token for %q (held in memory until a save succeeds): %w", g.Name, err)
-	}
 	return tok, nil
+}
+
+func (g *RefreshGrant) record(tok *Token) Record {
+	return Record{Fingerprint: g.fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
+		TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained}
 }
 
 // reload looks for a refresh token newer than the dead one, which

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,21 @@ type Store interface {
 	// Save replaces the record for name.
 	Save(ctx context.Context, name string, r Record) error
 }
+
+// Swapper is a Store that saves conditionally. A RefreshGrant shared by
+// several replicas needs it: the rotated refresh token replaces the one
+// it was redeemed with, or nothing, so a refresh token is redeemed once
+// across the fleet even if a lock ran out.
+type Swapper interface {
+	// Swap saves r for name if the stored record holds the refresh token
+	// old, or there is none for r's client; otherwise it returns
+	// ErrRefreshTokenMoved and saves nothing.
+	Swap(ctx context.Context, name, old string, r Record) error
+}
+
+// ErrRefreshTokenMoved is Swap's answer when the stored refresh token is
+// no longer the one the caller redeemed.
+var ErrRefreshTokenMoved = errors.New("the stored refresh token changed meanwhile")
 
 // Fingerprint identifies a client at a token endpoint, so that tokens
 // stored for one client are never handed to another after a config

@@ -24,7 +24,8 @@ type Config struct {
 	Inbound Inbound
 	// Limits bound what a client may send.
 	Limits Limits
-	// Store keeps refresh tokens across restarts.
+	// Store keeps refresh tokens across restarts, and with Type "redis"
+	// shares every token with the other replicas.
 	Store Store
 	// AdminListen is the admin endpoints' address; "" turns them off.
 	AdminListen string
@@ -44,10 +45,21 @@ type Inbound struct {
 	ForwardedHeaders string
 }
 
-// Store is where tokens are kept: Type "file" (at Path) or "memory".
+// Store is where tokens are kept: Type "file" (at Path), "memory", or
+// "redis" (at URL, shared by every replica that names it).
 type Store struct {
 	Type string
 	Path string
+	// URL is redis:// or rediss://; it may hold a password.
+	URL Secret
+	// KeyPrefix starts every Redis key.
+	KeyPrefix string
+	// LockTTL bounds how long one replica may hold a token's fetch lock,
+	// and so how long the others wait for a replica that died.
+	LockTTL time.Duration
+	// EncryptionKey, if set, is 32 bytes: tokens in Redis are sealed with
+	// AES-256-GCM.
+	EncryptionKey Secret
 }
 
 // Limits bound what a client may send.

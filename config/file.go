@@ -75,8 +75,14 @@ type fileLimits struct {
 }
 
 type fileStore struct {
-	Type string `mapstructure:"type"`
-	Path string `mapstructure:"path"`
+	Type              string `mapstructure:"type"`
+	Path              string `mapstructure:"path"`
+	URL               string `mapstructure:"url"`
+	URLFile           string `mapstructure:"url_file"`
+	KeyPrefix         string `mapstructure:"key_prefix"`
+	LockTTL           string `mapstructure:"lock_ttl"`
+	EncryptionKey     string `mapstructure:"encryption_key"`
+	EncryptionKeyFile string `mapstructure:"encryption_key_file"`
 }
 
 type fileAdmin struct {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -67,6 +69,7 @@ const (
 	defaultReadHeader      = 10 * time.Second
 	defaultMaxRequestBody  = 10 << 20
 	defaultIdleTimeout     = 2 * time.Minute
+	defaultLockTTL         = 15 * time.Second
 )
 
 var (
@@ -93,11 +96,7 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)
 	}
 	cfg.Inbound = p.inbound(fc.Inbound)
-	cfg.Store = Store{Type: orDefault(fc.Store.Type, "file"), Path: orDefault(fc.Store.Path, "./data/tokens.json")}
-	p.oneOf("store.type", cfg.Store.Type, "file", "memory")
-	if !filepath.IsAbs(cfg.Store.Path) {
-		cfg.Store.Path = filepath.Join(dir, cfg.Store.Path)
-	}
+	cfg.Store = p.store(fc.Store, dir)
 	cfg.Limits = Limits{
 		MaxHeaderBytes:    p.size("limits.max_header_bytes", fc.Limits.MaxHeaderBytes, defaultMaxHeaderBytes),
 		ReadHeaderTimeout: p.duration("limits.read_header_timeout", fc.Limits.ReadHeaderTimeout, defaultReadHeader),
@@ -123,6 +122,10 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 	prefixes := map[string]string{}
 	for _, name := range names {
 		u := p.upstream(name, fc.Upstreams[name], dir)
+		if cfg.Store.Type == "redis" && cfg.Store.LockTTL <= u.Token.Timeout {
+			p.add("store.lock_ttl", "%s is not longer than upstreams.%s.token.timeout (%s): a replica must finish a token request while it holds the lock, or another may redeem the same refresh token; write e.g. %s",
+				cfg.Store.LockTTL, name, u.Token.Timeout, u.Token.Timeout+5*time.Second)
+		}
 		if other, dup := prefixes[u.PathPrefix]; dup {
 			p.add("upstreams."+name+".path_prefix", "%q is also the prefix of upstream %q; give each upstream its own", u.PathPrefix, other)
 		}
@@ -130,6 +133,60 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 		cfg.Upstreams = append(cfg.Upstreams, u)
 	}
 	return cfg
+}
+
+func (p *Problems) store(fs fileStore, dir string) Store {
+	st := Store{Type: orDefault(fs.Type, "file"), Path: orDefault(fs.Path, "./data/tokens.json")}
+	p.oneOf("store.type", st.Type, "file", "memory", "redis")
+	if !filepath.IsAbs(st.Path) {
+		st.Path = filepath.Join(dir, st.Path)
+	}
+	if st.Type != "redis" {
+		for key, v := range map[string]string{"url": fs.URL + fs.URLFile, "key_prefix": fs.KeyPrefix, "lock_ttl": fs.LockTTL,
+			"encryption_key": fs.EncryptionKey + fs.EncryptionKeyFile} {
+			if v != "" {
+				p.add("store."+key, "applies only to store.type: redis; remove it, or write type: redis")
+			}
+		}
+		return st
+	}
+	if fs.Path != "" {
+		p.add("store.path", "applies only to store.type: file; Redis keeps the tokens, so remove it")
+	}
+	st.Path = ""
+	st.KeyPrefix = orDefault(fs.KeyPrefix, "authproxy:")
+	st.LockTTL = p.duration("store.lock_ttl", fs.LockTTL, defaultLockTTL)
+	st.URL = p.secretValue("store", "url", fs.URL, fs.URLFile, dir, true)
+	if st.URL != "" {
+		u, err := url.Parse(st.URL.Reveal())
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			// Not quoted: it may hold a password.
+			p.add("store.url", "is not a Redis URL; write e.g. redis://127.0.0.1:6379/0, or rediss://user:${REDIS_PASSWORD}@host:6380/0 for TLS")
+		}
+	}
+	if st.LockTTL < time.Second {
+		p.add("store.lock_ttl", "must be at least 1s; write e.g. 15s")
+	}
+	if key := p.secretValue("store", "encryption_key", fs.EncryptionKey, fs.EncryptionKeyFile, dir, false); key != "" {
+		raw, ok := decodeKey(key.Reveal())
+		if !ok {
+			p.add("store.encryption_key", "must be 32 random bytes in base64 (44 characters) or hex (64); make one with: openssl rand -base64 32")
+		}
+		st.EncryptionKey = Secret(raw)
+	}
+	return st
+}
+
+// decodeKey reads a 32-byte key written in base64 or hex.
+func decodeKey(s string) ([]byte, bool) {
+	s = strings.TrimSpace(s)
+	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString,
+		base64.RawStdEncoding.DecodeString, base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString} {
+		if b, err := dec(s); err == nil && len(b) == 32 {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {

@@ -23,6 +23,8 @@ type Metrics struct {
 	refreshes     *prometheus.CounterVec
 	replays       *prometheus.CounterVec
 	expiry        *prometheus.GaugeVec
+	shared        *prometheus.CounterVec
+	sharedUp      *prometheus.GaugeVec
 }
 
 // New registers every metric.
@@ -51,8 +53,15 @@ func New() *Metrics {
 		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authproxy_token_expiry_seconds", Help: "Seconds until the cached token expires (0: none cached, or it has no expiry).",
 		}, []string{"upstream"}),
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_shared_token_fetches_total",
+			Help: "Token fetches through the shared store, by what happened: adopted (another replica's token), fetched (by this replica, then shared), fallback (fetched alone: the store was unreachable), unavailable (failed closed).",
+		}, []string{"upstream", "event"}),
+		sharedUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authproxy_shared_store_up", Help: "1 while the shared token store answered the upstream's last use of it, 0 after it failed.",
+		}, []string{"upstream"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry,
+	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,4 +131,19 @@ func (m *Metrics) TokenFetch(upstream, reason string, err error) {
 // TokenExpiry sets the seconds until an upstream's token expires.
 func (m *Metrics) TokenExpiry(upstream string, seconds float64) {
 	m.expiry.WithLabelValues(upstream).Set(max(0, seconds))
+}
+
+// SharedToken records what a fetch through the shared store did.
+func (m *Metrics) SharedToken(upstream, event string) {
+	m.shared.WithLabelValues(upstream, event).Inc()
+}
+
+// SharedStoreUp sets whether the shared store answered an upstream's last
+// use of it.
+func (m *Metrics) SharedStoreUp(upstream string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.sharedUp.WithLabelValues(upstream).Set(v)
 }

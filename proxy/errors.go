@@ -59,6 +59,9 @@ func classify(r *http.Request, err error) (status int, code string) {
 		switch {
 		case errors.Is(err, auth.ErrReauthorizationRequired):
 			return http.StatusBadGateway, "reauthorization_required"
+		case errors.Is(err, auth.ErrSharedStoreUnavailable):
+			// Ours, not the upstream's: a pause until Redis is back.
+			return http.StatusServiceUnavailable, "token_store_unavailable"
 		case errors.As(err, &retrieveErr) &&
 			(retrieveErr.StatusCode == http.StatusTooManyRequests || retrieveErr.StatusCode == http.StatusServiceUnavailable):
 			// The token endpoint asked us to wait; so do we.

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+func openRedis(t *testing.T, srv *redistest.Server, key []byte) *Redis {
+	t.Helper()
+	r, err := OpenRedis(RedisOptions{URL: srv.URL(), KeyPrefix: "test:", EncryptionKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// everything returns every key and value in the server, for tests that
+// look for secrets at rest.
+func everything(t *testing.T, c *redis.Client) string {
+	ctx := context.Background()
+	var b strings.Builder
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+		if typ, _ := c.Type(ctx, k).Result(); typ == "hash" {
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				b.WriteString(f + "=" + v + "\n")
+			}
+		} else {
+			b.WriteString(c.Get(ctx, k).Val() + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestRedisRecordsSwapOnlyFromTheRedeemedToken(t *testing.T) {
+	srv := redistest.Start(t)
+	r := openRedis(t, srv, nil)
+	ctx := context.Background()
+	if rec, err := r.Load(ctx, "redbooth"); rec != nil || err != nil {
+		t.Fatalf("empty: %v, %v", rec, err)
+	}
+	rec1 := auth.Record{Fingerprint: "fp", RefreshToken: "rt-1", AccessToken: "at-1", Updated: time.Unix(1, 0).UTC()}
+	// Nothing stored yet: the first rotation is taken whatever it started from.
+	if err := r.Swap(ctx, "redbooth", "rt-0", rec1); err != nil {
+		t.Fatal(err)
+	}
+	rec2 := rec1
+	rec2.RefreshToken, rec2.AccessToken = "rt-2", "at-2"
+	if err := r.Swap(ctx, "redbooth", "rt-0", rec2); !errors.Is(err, auth.ErrRefreshTokenMoved) {
+		t.Fatalf("swap from a token that is no longer stored: %v, want ErrRefreshTokenMoved", err)
+	}
+	if got, _ := r.Load(ctx, "redbooth"); got.RefreshToken != "rt-1" {
+		t.Fatalf("a refused swap changed the record to %q", got.RefreshToken)
+	}
+	if err := r.Swap(ctx, "redbooth", "rt-1", rec2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Load(ctx, "redbooth"); err != nil || *got != rec2 {
+		t.Fatalf("after the swap: %+v, %v", got, err)
+	}
+	// Another client's record (the config changed) does not block a swap.
+	other := rec2
+	other.Fingerprint, other.RefreshToken = "fp-new", "rt-new"
+	if err := r.Swap(ctx, "redbooth", "seed", other); err != nil {
+		t.Fatalf("swap over another client's record: %v", err)
+	}
+	// Save (a login) replaces whatever is there.
+	if err := r.Save(ctx, "redbooth", rec1); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Load(ctx, "redbooth"); got.RefreshToken != "rt-1" {
+		t.Fatalf("after save: %q", got.RefreshToken)
+	}
+}
+
+func TestRedisLockIsOwnedAndExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	a, b := openRedis(t, srv, nil), openRedis(t, srv, nil)
+	ctx := context.Background()
+	la, err := a.Lock(ctx, "api:fp", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Lock(ctx, "api:fp", 5*time.Second); !errors.Is(err, auth.ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if ttl := c.PTTL(ctx, "test:{api:fp}:lock").Val(); ttl <= 0 || ttl > 5*time.Second {
+		t.Fatalf("the lock's TTL is %v; a dead holder's lock must run out", ttl)
+	}
+	// What the TTL running out does: the key goes. Another replica takes over,
+	// and the first holder can neither store nor release.
+	c.Del(ctx, "test:{api:fp}:lock")
+	lb, err := b.Lock(ctx, "api:fp", 5*time.Second)
+	if err != nil {
+		t.Fatalf("lock after the holder's ran out: %v", err)
+	}
+	tok := &auth.Token{AccessToken: "at", Expiry: time.Unix(3600, 0), Obtained: time.Unix(0, 0)}
+	if err := la.Put(ctx, auth.SharedToken{ID: "a", Token: tok}); !errors.Is(err, auth.ErrLockLost) {
+		t.Fatalf("put by a holder whose lock ran out: %v, want ErrLockLost", err)
+	}
+	la.Release(ctx)
+	if _, err := a.Lock(ctx, "api:fp", time.Second); !errors.Is(err, auth.ErrLocked) {
+		t.Fatalf("a stale holder's release freed the new holder's lock: %v", err)
+	}
+	if err := lb.Put(ctx, auth.SharedToken{ID: "b", Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := c.PTTL(ctx, "test:{api:fp}:token").Val(); ttl <= time.Hour || ttl > time.Hour+time.Minute {
+		t.Errorf("token TTL %v, want its lifetime (1h) plus a minute", ttl)
+	}
+	got, err := a.LoadToken(ctx, "api:fp")
+	if err != nil || got == nil || got.ID != "b" || got.Token.AccessToken != "at" || !got.Token.Expiry.Equal(tok.Expiry) {
+		t.Fatalf("load: %+v, %v", got, err)
+	}
+	lb.Release(ctx)
+	if _, err := a.Lock(ctx, "api:fp", time.Second); err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+}
+
+func TestRedisClearOnlyTheRejectedToken(t *testing.T) {
+	srv := redistest.Start(t)
+	r := openRedis(t, srv, nil)
+	ctx := context.Background()
+	put := func(id string) {
+		l, err := r.Lock(ctx, "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release(ctx)
+		if err := l.Put(ctx, auth.SharedToken{ID: id, Token: &auth.Token{AccessToken: "at-" + id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("old")
+	put("new")
+	if err := r.ClearToken(ctx, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.LoadToken(ctx, "k"); got == nil || got.ID != "new" {
+		t.Fatalf("a 401 for the old token cleared the new one: %+v", got)
+	}
+	if ttl := srv.Client().PTTL(ctx, "test:{k}:token").Val(); ttl != -1 {
+		t.Errorf("a token without expiry got TTL %v; it lives until rejected", ttl)
+	}
+	r.ClearToken(ctx, "k", "new")
+	if got, _ := r.LoadToken(ctx, "k"); got != nil {
+		t.Fatalf("not cleared: %+v", got)
+	}
+}
+
+func TestRedisAnnouncesChanges(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := openRedis(t, srv, nil), openRedis(t, srv, nil)
+	ctx := context.Background()
+	l, err := a.Lock(ctx, "k", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The subscription is made in the background: until a notification
+	// arrives, announce again (a lost one is what waiters poll for).
+	changed := b.Changed("k")
+	for i := 0; ; i++ {
+		if err := l.Put(ctx, auth.SharedToken{ID: "x", Token: &auth.Token{AccessToken: "at"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Fatal("no notification of a stored token")
+		}
+		break
+	}
+	changed = b.Changed("k")
+	l.Release(ctx)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification of a released lock")
+	}
+	if other := b.Changed("other"); isClosed(other) {
+		t.Error("a change to k woke the waiters of another key")
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestRedisEncryptsAtRest(t *testing.T) {
+	srv := redistest.Start(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	r := openRedis(t, srv, key)
+	ctx := context.Background()
+	rec := auth.Record{Fingerprint: "fp", RefreshToken: "refresh-secret-value", AccessToken: "access-secret-value"}
+	if err := r.Save(ctx, "api", rec); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := r.Lock(ctx, "api:fp", time.Minute)
+	if err := l.Put(ctx, auth.SharedToken{ID: "1", Token: &auth.Token{AccessToken: "shared-access-secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Release(ctx)
+	dump := everything(t, srv.Client())
+	for _, s := range []string{"refresh-secret-value", "access-secret-value", "shared-access-secret"} {
+		if strings.Contains(dump, s) {
+			t.Errorf("%q is stored in the clear:\n%s", s, dump)
+		}
+	}
+	if got, err := r.Load(ctx, "api"); err != nil || *got != rec {
+		t.Fatalf("load: %+v, %v", got, err)
+	}
+	if got, _ := r.LoadToken(ctx, "api:fp"); got == nil || got.Token.AccessToken != "shared-access-secret" {
+		t.Fatalf("load token: %+v", got)
+	}
+
+	// Another key, or none, cannot read the record and says so; it is never
+	// taken for empty, as that would redeem the seed over a live token.
+	wrong := openRedis(t, srv, []byte("fedcba9876543210fedcba9876543210"))
+	if _, err := wrong.Load(ctx, "api"); err == nil || !strings.Contains(err.Error(), "does not decrypt") {
+		t.Errorf("another key: %v", err)
+	}
+	if got, err := wrong.LoadToken(ctx, "api:fp"); got != nil || err != nil {
+		t.Errorf("another key's access token: %+v, %v; want none (it is replaced)", got, err)
+	}
+	plain := openRedis(t, srv, nil)
+	if _, err := plain.Load(ctx, "api"); err == nil || !strings.Contains(err.Error(), "set store.encryption_key") {
+		t.Errorf("no key: %v", err)
+	}
+	// A value moved to another key does not open: the key name is bound in.
+	c := srv.Client()
+	c.HSet(ctx, "test:{other}:refresh", "data", c.HGet(ctx, "test:{api}:refresh", "data").Val())
+	if _, err := r.Load(ctx, "other"); err == nil {
+		t.Error("a sealed record copied under another name was accepted")
+	}
+}
+
+func TestRedisUnreachableIsAnError(t *testing.T) {
+	srv := redistest.Start(t)
+	r := openRedis(t, srv, nil)
+	srv.Stop()
+	ctx := context.Background()
+	if _, err := r.LoadToken(ctx, "k"); err == nil || !strings.Contains(err.Error(), "redis load token") {
+		t.Errorf("load token from a stopped server: %v", err)
+	}
+	if _, err := r.Lock(ctx, "k", time.Second); err == nil || errors.Is(err, auth.ErrLocked) {
+		t.Errorf("lock on a stopped server: %v", err)
+	}
+	srv.Restart()
+	waitUntil(t, func() bool { return r.Ping(ctx) == nil })
+}
+
+func TestOpenRedisRefusesBadOptions(t *testing.T) {
+	_, err := OpenRedis(RedisOptions{URL: "http://user:pa55word@host/"})
+	if err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Errorf("bad URL: %v (must not quote the password)", err)
+	}
+	if _, err := OpenRedis(RedisOptions{URL: "redis://127.0.0.1:1/0", EncryptionKey: []byte("short")}); err == nil {
+		t.Error("a 5-byte key was accepted")
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; !cond(); i++ {
+		if i > 1000 {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
