@@ -109,6 +109,7 @@ type cachedToken struct {
 	tok       *Token
 	refreshAt time.Time // zero: never refreshed early
 	id        string    // the token's ID in the shared store; "" if not shared
+	epoch     int64     // and its epoch there
 }
 
 // BackoffError is returned by a failed fetch, and then by every Token call
@@ -207,7 +208,7 @@ func (c *Cache) Invalidate(stale *Token) {
 	if e == nil || e.tok != stale {
 		return
 	}
-	if c.cur.CompareAndSwap(e, &cachedToken{id: e.id}) {
+	if c.cur.CompareAndSwap(e, &cachedToken{id: e.id, epoch: e.epoch}) {
 		c.opts.Log.Info("token rejected upstream; fetching a new one")
 	}
 }
@@ -279,15 +280,11 @@ func (c *Cache) refreshInBackground(now time.Time) {
 func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 	var (
 		tok *Token
-		id  string
+		st  *SharedToken // nil unless the token is in the shared store
 		err error
 	)
 	if c.opts.Shared != nil {
-		prevID := ""
-		if e := c.cur.Load(); e != nil {
-			prevID = e.id
-		}
-		tok, id, err = c.fetchShared(ctx, reason, prevID)
+		tok, st, err = c.fetchShared(ctx, reason, c.cur.Load())
 	} else {
 		tok, err = c.request(ctx, reason)
 	}
@@ -303,7 +300,11 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 		// tell their clients when to retry.
 		return nil, &BackoffError{Err: err, Until: now.Add(wait), Wait: wait}
 	}
-	c.cur.Store(&cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now, true), id: id})
+	e := &cachedToken{tok: tok, refreshAt: c.refreshAt(tok, now, true)}
+	if st != nil {
+		e.id, e.epoch = st.ID, st.Epoch
+	}
+	c.cur.Store(e)
 	c.recordSuccess(now)
 	return tok, nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Shared is a token store that several replicas of the proxy use at once
@@ -16,23 +18,30 @@ type Shared interface {
 	LoadToken(ctx context.Context, key string) (*SharedToken, error)
 	// Lock takes key's fetch lock for ttl, unless another replica holds
 	// it: then it returns ErrLocked. A holder that dies loses the lock
-	// when ttl runs out.
+	// when ttl runs out. The token the holder stores is of the epoch
+	// current when it took the lock.
 	Lock(ctx context.Context, key string, ttl time.Duration) (Lock, error)
 	// Changed returns a channel that is closed at the next change of key's
 	// token or lock. It may also never be closed (a notification lost in a
 	// reconnect): callers poll as well.
 	Changed(key string) <-chan struct{}
-	// ClearToken deletes key's token if its ID is still id: a 401 for one
-	// token must not throw away a newer one another replica stored.
-	ClearToken(ctx context.Context, key, id string) error
+	// Reject records that a token of the given epoch was refused
+	// upstream, and returns the epoch a token must be of to be used in
+	// its place. If no refusal was recorded since that epoch began (the
+	// first replica to see this 401), it starts a new epoch and clears the
+	// stored token, which was fetched before the refusal and may be dead
+	// too; otherwise (another replica saw it first) it changes nothing.
+	// An epoch of -1 (a token fetched alone) starts none.
+	Reject(ctx context.Context, key string, epoch int64) (int64, error)
 }
 
 // Lock is a fetch lock held by this replica.
 type Lock interface {
-	// Put stores t as the lock's key's token, if the lock is still held,
-	// and wakes the replicas waiting for it. It returns ErrLockLost if the
-	// lock ran out and another replica may have taken it.
-	Put(ctx context.Context, t SharedToken) error
+	// Put stores tok under id as the lock's key's token, if the lock is
+	// still held, and wakes the replicas waiting for it. It returns the
+	// token's epoch, or ErrLockLost if the lock ran out and another
+	// replica may have taken it.
+	Put(ctx context.Context, id string, tok *Token) (epoch int64, err error)
 	// Release frees the lock if this replica still holds it, and wakes the
 	// replicas waiting for it.
 	Release(ctx context.Context) error
@@ -41,9 +50,13 @@ type Lock interface {
 // SharedToken is a token as the fleet shares it: the access token only,
 // never the refresh token, which has a Store record of its own.
 type SharedToken struct {
-	// ID names this token in the store, so that a replica can say which
-	// token a 401 was for without comparing secrets. It is random.
-	ID    string
+	// ID names this token in the store, so that a replica can tell it from
+	// the one it holds without comparing secrets. It is random.
+	ID string
+	// Epoch counts the 401s the fleet has acted on before this token was
+	// requested: a token of an older epoch than a 401 may have died with
+	// the token that got it (a revocation kills every token).
+	Epoch int64
 	Token *Token
 }
 
@@ -66,14 +79,30 @@ const sharedPoll = 100 * time.Millisecond
 
 // fetchShared gets a token through the shared store: another replica's if
 // it is usable, else one fetched under the fleet-wide lock while the other
-// replicas wait for it. prevID is the shared ID of the token being
-// replaced ("" if none): never usable, since it is the one that is due,
-// expired or was rejected.
-func (c *Cache) fetchShared(ctx context.Context, reason, prevID string) (tok *Token, id string, err error) {
+// replicas wait for it. prev is the entry being replaced (due, expired or
+// rejected; nil if none): its token is never taken back.
+func (c *Cache) fetchShared(ctx context.Context, reason string, prev *cachedToken) (tok *Token, st *SharedToken, err error) {
 	sh, key := c.opts.Shared, c.opts.SharedKey
 	// The wait for a dead holder's lock to run out, then a fetch of our own.
 	ctx, cancel := context.WithTimeout(ctx, c.opts.LockTTL+c.opts.FetchTimeout)
 	defer cancel()
+	want := wanted{}
+	if prev != nil {
+		want.notID = prev.id
+	}
+	if reason == "rejected" && prev != nil {
+		// The first replica to see a 401 for this token starts an epoch
+		// and clears the store; every replica then waits for a token of
+		// that epoch, which exactly one of them fetches.
+		epoch := prev.epoch
+		if prev.id == "" {
+			epoch = -1
+		}
+		if want.epoch, err = sh.Reject(ctx, key, epoch); err != nil {
+			return c.sharedFailed(ctx, reason, err)
+		}
+		c.opts.Log.WithFields(logrus.Fields{"token_epoch": epoch, "epoch": want.epoch}).Debug("401 reported to the shared store")
+	}
 	poll := time.NewTimer(sharedPoll)
 	defer poll.Stop()
 	for {
@@ -82,21 +111,14 @@ func (c *Cache) fetchShared(ctx context.Context, reason, prevID string) (tok *To
 		if err != nil {
 			return c.sharedFailed(ctx, reason, err)
 		}
-		if c.usable(st, prevID) {
-			c.sharedOK("adopted")
-			return st.Token, st.ID, nil
-		}
-		if reason == "rejected" && st != nil && st.ID == prevID {
-			// The 401'd token leaves the store, unless another replica has
-			// already replaced it, so replicas starting now do not use it.
-			if err := sh.ClearToken(ctx, key, prevID); err != nil {
-				return c.sharedFailed(ctx, reason, err)
-			}
+		if c.usable(st, want) {
+			c.adopted(reason, st)
+			return st.Token, st, nil
 		}
 		lock, err := sh.Lock(ctx, key, c.opts.LockTTL)
 		switch {
 		case err == nil:
-			return c.fetchLocked(ctx, reason, prevID, lock)
+			return c.fetchLocked(ctx, reason, want, lock)
 		case !errors.Is(err, ErrLocked):
 			return c.sharedFailed(ctx, reason, err)
 		}
@@ -107,14 +129,20 @@ func (c *Cache) fetchShared(ctx context.Context, reason, prevID string) (tok *To
 		case <-changed:
 		case <-poll.C:
 		case <-ctx.Done():
-			return nil, "", fmt.Errorf("waiting for another replica's token request: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("waiting for another replica's token request: %w", ctx.Err())
 		}
 	}
 }
 
+// wanted is what a stored token must be to be used.
+type wanted struct {
+	notID string // the token being replaced
+	epoch int64  // at least this epoch
+}
+
 // fetchLocked asks the token endpoint while holding the fleet's lock and
 // shares the answer.
-func (c *Cache) fetchLocked(ctx context.Context, reason, prevID string, lock Lock) (*Token, string, error) {
+func (c *Cache) fetchLocked(ctx context.Context, reason string, want wanted, lock Lock) (*Token, *SharedToken, error) {
 	sh, key := c.opts.Shared, c.opts.SharedKey
 	defer lock.Release(context.WithoutCancel(ctx))
 	// Another replica may have stored a token between our look and our lock.
@@ -122,32 +150,37 @@ func (c *Cache) fetchLocked(ctx context.Context, reason, prevID string, lock Loc
 	if err != nil {
 		return c.sharedFailed(ctx, reason, err)
 	}
-	if c.usable(st, prevID) {
-		c.sharedOK("adopted")
-		return st.Token, st.ID, nil
+	if c.usable(st, want) {
+		c.adopted(reason, st)
+		return st.Token, st, nil
 	}
 	tok, err := c.request(ctx, reason)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	shared := *tok
 	shared.RefreshToken = "" // a refresh grant keeps it in its own record
-	id := newTokenID()
-	if err := lock.Put(ctx, SharedToken{ID: id, Token: &shared}); err != nil {
+	st = &SharedToken{ID: newTokenID(), Token: &shared}
+	if st.Epoch, err = lock.Put(ctx, st.ID, st.Token); err != nil {
 		// The token is good; only the other replicas will not see it and
 		// will fetch their own.
 		c.opts.Log.WithError(err).Warn("could not share the new token with the other replicas")
-		return tok, "", nil
+		return tok, nil, nil
 	}
 	c.sharedOK("fetched")
-	return tok, id, nil
+	return tok, st, nil
+}
+
+func (c *Cache) adopted(reason string, st *SharedToken) {
+	c.opts.Log.WithFields(logrus.Fields{"reason": reason, "epoch": st.Epoch}).Debug("token taken from the shared store")
+	c.sharedOK("adopted")
 }
 
 // usable reports whether the stored token can be taken as it is: valid,
-// not the one being replaced, and not yet due for refresh (a replica
-// must not take a token it would refresh at once).
-func (c *Cache) usable(st *SharedToken, prevID string) bool {
-	if st == nil || st.Token == nil || st.ID == prevID {
+// not the one being replaced, of the wanted epoch, and not yet due for
+// refresh (a replica must not take a token it would refresh at once).
+func (c *Cache) usable(st *SharedToken, want wanted) bool {
+	if st == nil || st.Token == nil || st.ID == want.notID || st.Epoch < want.epoch {
 		return false
 	}
 	now := c.opts.Now()
@@ -161,9 +194,9 @@ func (c *Cache) usable(st *SharedToken, prevID string) bool {
 // sharedFailed handles an error of the shared store: a client-credentials
 // cache fetches on its own (any replica may hold its own token); a
 // refresh-token cache fails closed.
-func (c *Cache) sharedFailed(ctx context.Context, reason string, err error) (*Token, string, error) {
+func (c *Cache) sharedFailed(ctx context.Context, reason string, err error) (*Token, *SharedToken, error) {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return nil, "", fmt.Errorf("shared token store: %w", err)
+		return nil, nil, fmt.Errorf("shared token store: %w", err)
 	}
 	c.mu.Lock()
 	first := c.sharedErr == nil
@@ -175,14 +208,14 @@ func (c *Cache) sharedFailed(ctx context.Context, reason string, err error) (*To
 			log.Error("the shared token store is unreachable; no refresh token is redeemed without the fleet's lock, so requests fail until it is back")
 		}
 		c.event("unavailable")
-		return nil, "", fmt.Errorf("%w: %w", ErrSharedStoreUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSharedStoreUnavailable, err)
 	}
 	if first {
 		log.Warn("the shared token store is unreachable; this replica fetches its own tokens until it is back")
 	}
 	c.event("fallback")
 	tok, err := c.request(context.WithoutCancel(ctx), reason)
-	return tok, "", err
+	return tok, nil, err
 }
 
 // sharedOK records that the shared store answered, and says so if it had

@@ -183,6 +183,39 @@ func TestSharedCacheFetchesOnceForTheFleet(t *testing.T) {
 	}
 }
 
+// A revocation kills every token, also one another replica fetched just
+// before it: the first replica to see the 401 must not take that one, or
+// its replay fails too. The rest then take the one fetched after.
+func TestSharedCacheSkipsATokenFetchedBeforeARevocation(t *testing.T) {
+	fl := newFleet(t, fakeapi.RedGIFs(), 3)
+	t1 := sameToken(t, fl.all(1))
+	a, b, c := fl.replicas[0], fl.replicas[1], fl.replicas[2]
+	// a refreshes ahead of expiry; b and c still hold t1.
+	fl.clock.Advance(24*time.Hour - 9*time.Minute)
+	a.cache.Token(context.Background())
+	waitFor(t, func() bool { return a.cache.Cached().AccessToken != t1 })
+	t2 := a.cache.Cached().AccessToken
+
+	fl.api.RevokeAll() // t1 and t2
+	b.cache.Invalidate(b.cache.Cached())
+	tb, err := b.cache.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.AccessToken == t2 {
+		t.Fatal("after a 401 the replica took a token fetched before the revocation")
+	}
+	for _, r := range []*replica{a, c} {
+		r.cache.Invalidate(r.cache.Cached())
+		if got, _ := r.cache.Token(context.Background()); got == nil || got.AccessToken != tb.AccessToken {
+			t.Error("a replica that saw the same revocation did not take the replacement")
+		}
+	}
+	if n := fl.api.TokenRequests(); n != 3 {
+		t.Errorf("%d token requests, want 3 (t1, a's refresh, one for the revocation)", n)
+	}
+}
+
 // A token with no expiry (Product Hunt) is shared until rejected.
 func TestSharedCacheKeepsTokensWithoutExpiry(t *testing.T) {
 	fl := newFleet(t, fakeapi.ProductHunt(), 2)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 // proxy share. Per upstream client it holds the access token and a fetch
 // lock (auth.Shared) and the refresh-token record (auth.Store with Swap).
 //
-// Keys are KeyPrefix + "{" + key + "}:token" (a hash: id, data), ":lock"
-// (the holder's random owner string, with a TTL) and, per upstream name,
+// Keys are KeyPrefix + "{" + key + "}:token" (a hash: id, epoch, data),
+// ":lock" (the holder's owner string, with a TTL), ":epoch" (a counter of
+// the 401s acted on) and, per upstream name,
 // KeyPrefix + "{" + name + "}:refresh" (a hash: data, rt, fp). The braces
 // are a Redis Cluster hash tag: the keys one script touches share a slot.
 // Changes are announced on KeyPrefix + "changed".
@@ -150,6 +152,7 @@ func (r *Redis) Durable(ctx context.Context) (bool, error) {
 
 func (r *Redis) tokenKey(key string) string   { return r.prefix + "{" + key + "}:token" }
 func (r *Redis) lockKey(key string) string    { return r.prefix + "{" + key + "}:lock" }
+func (r *Redis) epochKey(key string) string   { return r.prefix + "{" + key + "}:epoch" }
 func (r *Redis) recordKey(name string) string { return r.prefix + "{" + name + "}:refresh" }
 
 // sharedToken is a token's stored form.
@@ -166,13 +169,15 @@ type sharedToken struct {
 // token is replaced, not trusted.
 func (r *Redis) LoadToken(ctx context.Context, key string) (*auth.SharedToken, error) {
 	k := r.tokenKey(key)
-	vals, err := r.client.HMGet(ctx, k, "id", "data").Result()
+	vals, err := r.client.HMGet(ctx, k, "id", "epoch", "data").Result()
 	if err != nil {
 		return nil, wrap("load token", err)
 	}
 	id, _ := vals[0].(string)
-	data, _ := vals[1].(string)
-	if id == "" || data == "" {
+	epochText, _ := vals[1].(string)
+	data, _ := vals[2].(string)
+	epoch, err := strconv.ParseInt(epochText, 10, 64)
+	if id == "" || data == "" || err != nil {
 		return nil, nil
 	}
 	var st sharedToken
@@ -180,7 +185,7 @@ func (r *Redis) LoadToken(ctx context.Context, key string) (*auth.SharedToken, e
 	if err != nil || json.Unmarshal(plain, &st) != nil {
 		return nil, nil
 	}
-	return &auth.SharedToken{ID: id, Token: &auth.Token{AccessToken: st.AccessToken, TokenType: st.TokenType,
+	return &auth.SharedToken{ID: id, Epoch: epoch, Token: &auth.Token{AccessToken: st.AccessToken, TokenType: st.TokenType,
 		Scope: st.Scope, Expiry: st.Expiry, Obtained: st.Obtained}}, nil
 }
 
@@ -189,20 +194,22 @@ func (r *Redis) LoadToken(ctx context.Context, key string) (*auth.SharedToken, e
 // holds a lock; the random part makes it this acquisition's alone.
 func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (auth.Lock, error) {
 	l := &redisLock{r: r, key: key, owner: ownerPrefix + rand.Text()}
-	ok, err := r.client.SetNX(ctx, r.lockKey(key), l.owner, ttl).Result()
+	epoch, err := lockScript.Run(ctx, r.client, []string{r.lockKey(key), r.epochKey(key)}, l.owner, ttl.Milliseconds()).Int64()
 	switch {
 	case err != nil:
 		return nil, wrap("lock", err)
-	case !ok:
+	case epoch < 0:
 		return nil, auth.ErrLocked
 	}
+	l.epoch = epoch
 	return l, nil
 }
 
-// ClearToken deletes key's token if its id is still id.
-func (r *Redis) ClearToken(ctx context.Context, key, id string) error {
-	_, err := clearScript.Run(ctx, r.client, []string{r.tokenKey(key)}, id, r.channel, key).Result()
-	return wrap("clear token", err)
+// Reject starts a new epoch and clears the token, unless a 401 was acted
+// on since epoch began.
+func (r *Redis) Reject(ctx context.Context, key string, epoch int64) (int64, error) {
+	cur, err := rejectScript.Run(ctx, r.client, []string{r.tokenKey(key), r.epochKey(key)}, epoch, r.channel, key).Int64()
+	return cur, wrap("reject token", err)
 }
 
 // Changed returns a channel closed at key's next announced change.
@@ -235,31 +242,31 @@ type redisLock struct {
 	r     *Redis
 	key   string
 	owner string
+	epoch int64 // when the lock was taken
 }
 
 // Put stores t if the lock is still this owner's, with a TTL a minute
 // past the token's lifetime so that dead tokens do not pile up.
-func (l *redisLock) Put(ctx context.Context, t auth.SharedToken) error {
+func (l *redisLock) Put(ctx context.Context, id string, tok *auth.Token) (int64, error) {
 	r, k := l.r, l.r.tokenKey(l.key)
-	tok := t.Token
 	data, err := json.Marshal(sharedToken{AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scope: tok.Scope,
 		Expiry: tok.Expiry, Obtained: tok.Obtained})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var ttl int64 // milliseconds; 0 keeps it until replaced
 	if !tok.Expiry.IsZero() && !tok.Obtained.IsZero() {
 		// The lifetime, not the expiry: the proxy's clock is its own.
 		ttl = max(0, tok.Expiry.Sub(tok.Obtained)+time.Minute).Milliseconds()
 	}
-	n, err := putScript.Run(ctx, r.client, []string{r.lockKey(l.key), k}, l.owner, t.ID, r.seal(k, data), ttl, r.channel, l.key).Int()
+	n, err := putScript.Run(ctx, r.client, []string{r.lockKey(l.key), k}, l.owner, id, l.epoch, r.seal(k, data), ttl, r.channel, l.key).Int()
 	switch {
 	case err != nil:
-		return wrap("store token", err)
+		return 0, wrap("store token", err)
 	case n == 0:
-		return auth.ErrLockLost
+		return 0, auth.ErrLockLost
 	}
-	return nil
+	return l.epoch, nil
 }
 
 // Release deletes the lock if it is still this owner's.
@@ -374,13 +381,19 @@ func wrap(op string, err error) error {
 // The scripts make each compare-and-act one step that no other replica
 // can come between.
 var (
-	// KEYS: lock, token. ARGV: owner, id, data, ttl ms (0: none), channel, key.
+	// KEYS: lock, epoch. ARGV: owner, ttl ms. Returns the epoch, or -1 if
+	// another holds the lock.
+	lockScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return tonumber(redis.call('GET', KEYS[2]) or '0')`)
+	// KEYS: lock, token. ARGV: owner, id, epoch, data, ttl ms (0: none),
+	// channel, key.
 	putScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'id', ARGV[2], 'data', ARGV[3])
-if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[2], 'id', ARGV[2], 'epoch', ARGV[3], 'data', ARGV[4])
+if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1`)
 	// KEYS: lock. ARGV: owner, channel, key.
 	releaseScript = redis.NewScript(`
@@ -388,12 +401,15 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`)
-	// KEYS: token. ARGV: id, channel, key.
-	clearScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1`)
+	// KEYS: token, epoch. ARGV: the rejected token's epoch, channel, key.
+	// Returns the current epoch. Every stored token is of an epoch before
+	// a new one, so it goes.
+	rejectScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) < cur then return cur end
+cur = redis.call('INCR', KEYS[2])
+if redis.call('DEL', KEYS[1]) == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return cur`)
 	// KEYS: record. ARGV: old digest, data, new digest, fingerprint.
 	swapScript = redis.NewScript(`
 local rt = redis.call('HGET', KEYS[1], 'rt')

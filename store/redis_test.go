@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,10 @@ func TestRedisLockIsOwnedAndExpires(t *testing.T) {
 	if ttl := c.PTTL(ctx, "test:{api:fp}:lock").Val(); ttl <= 0 || ttl > 5*time.Second {
 		t.Fatalf("the lock's TTL is %v; a dead holder's lock must run out", ttl)
 	}
+	host, _ := os.Hostname()
+	if owner := c.Get(ctx, "test:{api:fp}:lock").Val(); !strings.HasPrefix(owner, fmt.Sprintf("%s:%d:", host, os.Getpid())) {
+		t.Errorf("lock owner %q does not say which replica holds it", owner)
+	}
 	// What the TTL running out does: the key goes. Another replica takes over,
 	// and the first holder can neither store nor release.
 	c.Del(ctx, "test:{api:fp}:lock")
@@ -108,14 +114,14 @@ func TestRedisLockIsOwnedAndExpires(t *testing.T) {
 		t.Fatalf("lock after the holder's ran out: %v", err)
 	}
 	tok := &auth.Token{AccessToken: "at", Expiry: time.Unix(3600, 0), Obtained: time.Unix(0, 0)}
-	if err := la.Put(ctx, auth.SharedToken{ID: "a", Token: tok}); !errors.Is(err, auth.ErrLockLost) {
+	if _, err := la.Put(ctx, "a", tok); !errors.Is(err, auth.ErrLockLost) {
 		t.Fatalf("put by a holder whose lock ran out: %v, want ErrLockLost", err)
 	}
 	la.Release(ctx)
 	if _, err := a.Lock(ctx, "api:fp", time.Second); !errors.Is(err, auth.ErrLocked) {
 		t.Fatalf("a stale holder's release freed the new holder's lock: %v", err)
 	}
-	if err := lb.Put(ctx, auth.SharedToken{ID: "b", Token: tok}); err != nil {
+	if _, err := lb.Put(ctx, "b", tok); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := c.PTTL(ctx, "test:{api:fp}:token").Val(); ttl <= time.Hour || ttl > time.Hour+time.Minute {
@@ -131,34 +137,52 @@ func TestRedisLockIsOwnedAndExpires(t *testing.T) {
 	}
 }
 
-func TestRedisClearOnlyTheRejectedToken(t *testing.T) {
+// The first 401 for a token of the current epoch starts a new one and
+// clears the store; a 401 for a token of an older epoch (another replica
+// acted on the same revocation first) changes nothing.
+func TestRedisRejectStartsOneEpochPerRevocation(t *testing.T) {
 	srv := redistest.Start(t)
 	r := openRedis(t, srv, nil)
 	ctx := context.Background()
-	put := func(id string) {
+	put := func(id string) int64 {
 		l, err := r.Lock(ctx, "k", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer l.Release(ctx)
-		if err := l.Put(ctx, auth.SharedToken{ID: id, Token: &auth.Token{AccessToken: "at-" + id}}); err != nil {
+		epoch, err := l.Put(ctx, id, &auth.Token{AccessToken: "at-" + id})
+		if err != nil {
 			t.Fatal(err)
 		}
+		return epoch
 	}
-	put("old")
-	put("new")
-	if err := r.ClearToken(ctx, "k", "old"); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := r.LoadToken(ctx, "k"); got == nil || got.ID != "new" {
-		t.Fatalf("a 401 for the old token cleared the new one: %+v", got)
+	if e := put("first"); e != 0 {
+		t.Fatalf("first token's epoch %d", e)
 	}
 	if ttl := srv.Client().PTTL(ctx, "test:{k}:token").Val(); ttl != -1 {
 		t.Errorf("a token without expiry got TTL %v; it lives until rejected", ttl)
 	}
-	r.ClearToken(ctx, "k", "new")
+	cur, err := r.Reject(ctx, "k", 0)
+	if err != nil || cur != 1 {
+		t.Fatalf("first 401: epoch %d, %v; want 1", cur, err)
+	}
 	if got, _ := r.LoadToken(ctx, "k"); got != nil {
-		t.Fatalf("not cleared: %+v", got)
+		t.Fatalf("the rejected epoch's token is still stored: %+v", got)
+	}
+	if e := put("second"); e != 1 {
+		t.Fatalf("the replacement's epoch %d, want 1", e)
+	}
+	// Other replicas report the same revocation: nothing changes.
+	for range 3 {
+		if cur, _ := r.Reject(ctx, "k", 0); cur != 1 {
+			t.Fatalf("a late 401 moved the epoch to %d", cur)
+		}
+	}
+	if cur, _ := r.Reject(ctx, "k", -1); cur != 1 {
+		t.Fatalf("a 401 for a token fetched alone moved the epoch to %d", cur)
+	}
+	if got, _ := r.LoadToken(ctx, "k"); got == nil || got.ID != "second" || got.Epoch != 1 {
+		t.Fatalf("a late 401 cleared the replacement: %+v", got)
 	}
 }
 
@@ -174,7 +198,7 @@ func TestRedisAnnouncesChanges(t *testing.T) {
 	// arrives, announce again (a lost one is what waiters poll for).
 	changed := b.Changed("k")
 	for i := 0; ; i++ {
-		if err := l.Put(ctx, auth.SharedToken{ID: "x", Token: &auth.Token{AccessToken: "at"}}); err != nil {
+		if _, err := l.Put(ctx, "x", &auth.Token{AccessToken: "at"}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -218,7 +242,7 @@ func TestRedisEncryptsAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, _ := r.Lock(ctx, "api:fp", time.Minute)
-	if err := l.Put(ctx, auth.SharedToken{ID: "1", Token: &auth.Token{AccessToken: "shared-access-secret"}}); err != nil {
+	if _, err := l.Put(ctx, "1", &auth.Token{AccessToken: "shared-access-secret"}); err != nil {
 		t.Fatal(err)
 	}
 	l.Release(ctx)

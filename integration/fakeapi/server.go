@@ -97,6 +97,13 @@ func (s *Server) RevokeAll() {
 	}
 }
 
+// SetExpiresIn changes the lifetime of the tokens issued from now on.
+func (s *Server) SetExpiresIn(d time.Duration) {
+	s.mu.Lock()
+	s.flavor.ExpiresIn = d
+	s.mu.Unlock()
+}
+
 // SetTokenFault makes the token endpoint answer with h instead (nil
 // restores it). The request is still counted.
 func (s *Server) SetTokenFault(h http.HandlerFunc) {
@@ -228,11 +235,14 @@ func (s *Server) issue(w http.ResponseWriter, parent string) {
 	now := s.now()
 	resp := map[string]any{"access_token": token, "token_type": s.flavor.TokenType, "scope": "read"}
 	var expiry time.Time
-	if s.flavor.ExpiresIn > 0 {
-		expiry = now.Add(s.flavor.ExpiresIn)
-		resp["expires_in"] = int(s.flavor.ExpiresIn.Seconds())
-		if s.flavor.ExpiresIn%time.Second != 0 {
-			resp["expires_in"] = s.flavor.ExpiresIn.Seconds() // tests' short lifetimes
+	s.mu.Lock()
+	lifetime := s.flavor.ExpiresIn
+	s.mu.Unlock()
+	if lifetime > 0 {
+		expiry = now.Add(lifetime)
+		resp["expires_in"] = int(lifetime.Seconds())
+		if lifetime%time.Second != 0 {
+			resp["expires_in"] = lifetime.Seconds() // tests' short lifetimes
 		}
 		if s.flavor.AbsoluteExpires {
 			resp["expires"] = expiry.Unix()

@@ -1,0 +1,101 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/redistest"
+)
+
+func redisSetup(srv *redistest.Server, extra string) setup {
+	return setup{topYAML: fmt.Sprintf("store:\n  type: redis\n  url: %s\n%s", srv.URL(), extra), seedRefresh: true}
+}
+
+// sharedStatus reads /status's shared_store fields for the one upstream.
+func (e *env) sharedStatus() (mode, errText string) {
+	e.t.Helper()
+	resp, err := http.Get(e.admin + "/status")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st []struct {
+		SharedStore string `json:"shared_store"`
+		Error       string `json:"shared_store_error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	if len(st) != 1 {
+		e.t.Fatalf("status %+v", st)
+	}
+	return st[0].SharedStore, st[0].Error
+}
+
+// A refresh-token upstream never redeems without the fleet's lock: with
+// Redis down it answers a clear 503 and redeems nothing, and resumes
+// when Redis is back.
+func TestRefreshTokenUpstreamFailsClosedWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	f := fakeapi.Redbooth()
+	e := start(t, f, redisSetup(srv, ""))
+	if status, body, _ := e.do("GET", f.APIPath, nil); status != 200 {
+		t.Fatalf("with Redis up: %d %s", status, body)
+	}
+	if mode, _ := e.sharedStatus(); mode != "shared" {
+		t.Errorf("/status shared_store %q, want shared", mode)
+	}
+	redeemed := len(e.api.Redemptions())
+	srv.Stop()
+	e.api.RevokeAll()
+	hdr := e.expectError(f.APIPath, 503, "token_store_unavailable", "the shared token store is unreachable")
+	if hdr.Get("Retry-After") == "" {
+		t.Error("no Retry-After on the 503")
+	}
+	if n := len(e.api.Redemptions()); n != redeemed {
+		t.Errorf("%d refresh tokens redeemed with Redis down", n-redeemed)
+	}
+	if mode, errText := e.sharedStatus(); mode != "unavailable" || !strings.Contains(errText, "redis") {
+		t.Errorf("/status shared_store %q (%q), want unavailable and why", mode, errText)
+	}
+	if !strings.Contains(e.logs.String(), "no refresh token is redeemed without the fleet's lock") {
+		t.Error("the outage is not logged")
+	}
+
+	srv.Restart()
+	waitFor(t, "the upstream to work again", func() bool {
+		e.clock.Advance(2 * time.Second) // past the short backoff
+		status, _, _ := e.do("GET", f.APIPath, nil)
+		return status == 200
+	})
+	if mode, _ := e.sharedStatus(); mode != "shared" {
+		t.Errorf("/status shared_store %q after Redis came back, want shared", mode)
+	}
+	for rt, n := range e.api.Redemptions() {
+		if n != 1 {
+			t.Errorf("refresh token %.14s... redeemed %d times", rt, n)
+		}
+	}
+}
+
+// A restarted replica takes the fleet's token and refresh token from
+// Redis, sealed with the encryption key: no token request.
+func TestRedisStoreSurvivesARestart(t *testing.T) {
+	srv := redistest.Start(t)
+	f := fakeapi.Redbooth()
+	e := start(t, f, redisSetup(srv, "  encryption_key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"))
+	if status, body, _ := e.do("GET", f.APIPath, nil); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	e.restart()
+	if status, body, _ := e.do("GET", f.APIPath, nil); status != 200 {
+		t.Fatalf("after restart: %d %s", status, body)
+	}
+	if n := e.api.TokenRequests(); n != 1 {
+		t.Errorf("%d token requests across a restart, want 1", n)
+	}
+	e.assertNoSecretsIn("redis", redisDump(t, srv))
+}
