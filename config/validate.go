@@ -150,9 +150,8 @@ func (p *Problems) store(fs fileStore, dir string) Store {
 		}
 		return st
 	}
-	if fs.Path != "" {
-		p.add("store.path", "applies only to store.type: file; Redis keeps the tokens, so remove it")
-	}
+	// A path left over (type set to redis by AUTHPROXY_STORE_TYPE over a
+	// file store's config) is harmless: nothing is written there.
 	st.Path = ""
 	st.KeyPrefix = orDefault(fs.KeyPrefix, "authproxy:")
 	st.LockTTL = p.duration("store.lock_ttl", fs.LockTTL, defaultLockTTL)

@@ -13,11 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/redistest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,18 +68,18 @@ func TestDockerfileBuildCommandIsAPlainStaticGoBuild(t *testing.T) {
 	}
 }
 
-// TestComposeStackServesWithoutCredentials runs what docker-compose.yml
-// runs, without Docker: the fakeapis service and the proxy with
-// deploy/compose.yaml, service names pointed at loopback.
-func TestComposeStackServesWithoutCredentials(t *testing.T) {
-	var compose struct {
-		Services map[string]struct {
-			Build       string
-			Command     []string
-			Environment map[string]string
-			Volumes     []string
-		}
-	}
+// composeService is one service of docker-compose.yml.
+type composeService struct {
+	Build       string
+	Command     []string
+	Environment map[string]string
+	Volumes     []string
+	Profiles    []string
+}
+
+func readCompose(t *testing.T) map[string]composeService {
+	t.Helper()
+	var compose struct{ Services map[string]composeService }
 	data, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -84,28 +87,16 @@ func TestComposeStackServesWithoutCredentials(t *testing.T) {
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
-	proxySvc, fakeSvc := compose.Services["authproxy"], compose.Services["fakeapis"]
-	if proxySvc.Build != "." || fakeSvc.Build != "." || fakeSvc.Command[0] != "fakeapis" {
-		t.Fatalf("services: %+v", compose.Services)
-	}
-	configInContainer := proxySvc.Environment["AUTHPROXY_CONFIG"]
-	var configOnHost string
-	for _, v := range proxySvc.Volumes {
-		host, inContainer, _ := strings.Cut(v, ":")
-		if strings.HasPrefix(host, ".") {
-			if _, err := os.Stat(filepath.Join("..", host)); err != nil {
-				t.Errorf("volume %s: %v", v, err)
-			}
-			if strings.HasPrefix(inContainer, configInContainer) {
-				configOnHost = filepath.Join("..", host)
-			}
-		}
-	}
-	if configOnHost == "" {
-		t.Fatalf("no volume mounts %s", configInContainer)
-	}
+	return compose.Services
+}
 
-	// The fakeapis service.
+// composeFakes runs the fakeapis service as docker-compose.yml does, on
+// loopback, and returns each fake's host:port by name.
+func composeFakes(t *testing.T, svc composeService) map[string]string {
+	t.Helper()
+	if svc.Build != "." || svc.Command[0] != "fakeapis" {
+		t.Fatalf("fakeapis service: %+v", svc)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	fakesDone := make(chan int, 1)
@@ -121,12 +112,36 @@ func TestComposeStackServesWithoutCredentials(t *testing.T) {
 		addrs[fields[0]] = strings.TrimPrefix(fields[1], "http://")
 	}
 	go io.Copy(io.Discard, pr)
+	return addrs
+}
 
-	// The proxy, with the compose config as written but for the host names.
+// composeConfig returns the config a proxy service mounts, as written but
+// for the host names and ports, written to a temporary file.
+func composeConfig(t *testing.T, svc composeService, fakes map[string]string) string {
+	t.Helper()
+	if svc.Build != "." {
+		t.Fatalf("service: %+v", svc)
+	}
+	configInContainer := svc.Environment["AUTHPROXY_CONFIG"]
+	var configOnHost string
+	for _, v := range svc.Volumes {
+		host, inContainer, _ := strings.Cut(v, ":")
+		if strings.HasPrefix(host, ".") {
+			if _, err := os.Stat(filepath.Join("..", host)); err != nil {
+				t.Errorf("volume %s: %v", v, err)
+			}
+			if strings.HasPrefix(inContainer, configInContainer) {
+				configOnHost = filepath.Join("..", host)
+			}
+		}
+	}
+	if configOnHost == "" {
+		t.Fatalf("no volume mounts %s", configInContainer)
+	}
 	cfg, _ := os.ReadFile(configOnHost)
 	text := string(cfg)
 	for i, f := range []string{"redgifs", "producthunt", "teenquotes", "generic", "redbooth"} {
-		text = strings.ReplaceAll(text, "fakeapis:910"+string(rune('1'+i)), addrs[f])
+		text = strings.ReplaceAll(text, "fakeapis:910"+string(rune('1'+i)), fakes[f])
 	}
 	dir := t.TempDir()
 	text = strings.Replace(text, `listen: ":8080"`, "listen: 127.0.0.1:0", 1)
@@ -134,20 +149,36 @@ func TestComposeStackServesWithoutCredentials(t *testing.T) {
 	text = strings.Replace(text, "/var/lib/authproxy/tokens.json", filepath.Join(dir, "tokens.json"), 1)
 	path := filepath.Join(dir, "compose.yaml")
 	os.WriteFile(path, []byte(text), 0o600)
-	ready := make(chan string, 1)
-	proxyCtx, stopProxy := context.WithCancel(context.Background())
-	proxyDone := make(chan int, 1)
+	return path
+}
+
+// runComposeProxy runs the proxy on path until the test ends and returns
+// its address and its admin endpoints' base URL.
+func runComposeProxy(t *testing.T, path string) (addr, admin string) {
+	t.Helper()
+	ready, adminReady := make(chan string, 1), make(chan string, 1)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
 	go func() {
-		proxyDone <- app.Run(proxyCtx, app.Options{Args: []string{"--config", path}, Stdout: io.Discard, Stderr: io.Discard,
-			Ready: func(a string) { ready <- a }})
+		done <- app.Run(ctx, app.Options{Args: []string{"--config", path}, Stdout: io.Discard, Stderr: io.Discard,
+			Ready: func(a string) { ready <- a }, AdminReady: func(a string) { adminReady <- a }})
 	}()
-	var addr string
 	select {
 	case addr = <-ready:
-	case code := <-proxyDone:
-		t.Fatalf("the proxy exited with %d on deploy/compose.yaml", code)
+	case code := <-done:
+		t.Fatalf("the proxy exited with %d on %s", code, path)
 	}
-	defer func() { stopProxy(); <-proxyDone }()
+	t.Cleanup(func() { stop(); <-done })
+	return addr, "http://" + <-adminReady
+}
+
+// TestComposeStackServesWithoutCredentials runs what docker-compose.yml
+// runs, without Docker: the fakeapis service and the proxy with
+// deploy/compose.yaml, service names pointed at loopback.
+func TestComposeStackServesWithoutCredentials(t *testing.T) {
+	services := readCompose(t)
+	fakes := composeFakes(t, services["fakeapis"])
+	addr, _ := runComposeProxy(t, composeConfig(t, services["authproxy"], fakes))
 	for _, f := range fakeapi.All() {
 		resp, err := http.Get("http://" + addr + "/" + f.Name + f.APIPath)
 		if err != nil {
@@ -159,4 +190,67 @@ func TestComposeStackServesWithoutCredentials(t *testing.T) {
 			t.Errorf("%s: %d %s", f.Name, resp.StatusCode, body)
 		}
 	}
+}
+
+// TestComposeReplicasShareOneToken runs the replicas profile of
+// docker-compose.yml the same way: its environment turns the file store
+// of deploy/compose.yaml into Redis, and two replicas fetch one token
+// per upstream between them.
+func TestComposeReplicasShareOneToken(t *testing.T) {
+	services := readCompose(t)
+	svc := services["replica"]
+	if !slices.Contains(svc.Profiles, "replicas") || !slices.Contains(services["redis"].Profiles, "replicas") {
+		t.Fatalf("the replicas profile: %+v", svc)
+	}
+	srv := redistest.Start(t)
+	for k, v := range svc.Environment {
+		if k != "AUTHPROXY_CONFIG" {
+			t.Setenv(k, strings.Replace(v, "redis:6379", srv.Addr(), 1))
+		}
+	}
+	path := composeConfig(t, svc, composeFakes(t, services["fakeapis"]))
+	var admins []string
+	for range 2 {
+		addr, admin := runComposeProxy(t, path)
+		admins = append(admins, admin)
+		for _, f := range fakeapi.All() {
+			resp, err := http.Get("http://" + addr + "/" + f.Name + f.APIPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: %d", f.Name, resp.StatusCode)
+			}
+		}
+	}
+	for _, f := range fakeapi.All() {
+		var fetched, adopted float64
+		for _, admin := range admins {
+			fetched += scrape(t, admin, `authproxy_shared_token_fetches_total{event="fetched",upstream="`+f.Name+`"}`)
+			adopted += scrape(t, admin, `authproxy_shared_token_fetches_total{event="adopted",upstream="`+f.Name+`"}`)
+		}
+		if fetched != 1 || adopted != 1 {
+			t.Errorf("%s: %v fetched, %v adopted across 2 replicas; want 1 and 1", f.Name, fetched, adopted)
+		}
+	}
+}
+
+// scrape reads one sample, named with its labels, from /metrics.
+func scrape(t *testing.T, admin, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }

@@ -201,23 +201,10 @@ func (fe *fleetEnv) trafficFor(n int) {
 // between the braces, "" for none.
 func (fe *fleetEnv) metric(r *replicaProc, name, labels string) float64 {
 	fe.t.Helper()
-	resp, err := http.Get(r.admin + "/metrics")
-	if err != nil {
-		fe.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	prefix := name + " "
 	if labels != "" {
-		prefix = name + "{" + labels + "} "
+		name += "{" + labels + "}"
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	return scrape(fe.t, r.admin, name)
 }
 
 // sharedStore reads /status's shared_store for the fleet's upstream.

@@ -99,3 +99,36 @@ func TestRedisStoreSurvivesARestart(t *testing.T) {
 	}
 	e.assertNoSecretsIn("redis", redisDump(t, srv))
 }
+
+// The Redis URL's password never reaches the logs, even when Redis
+// refuses it; and a Redis that does not sync every write is warned about
+// when it holds refresh tokens.
+func TestRedisStoreWarningsAndNoPasswordInLogs(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Client().ConfigSet(t.Context(), "appendfsync", "everysec")
+	f := fakeapi.Redbooth()
+	e := start(t, f, redisSetup(srv, ""))
+	if !strings.Contains(e.logs.String(), "redis does not sync every write to disk") {
+		t.Error("no warning about appendfsync everysec")
+	}
+	e.stop()
+
+	g := fakeapi.RedGIFs()
+	srv.Client().ConfigSet(t.Context(), "requirepass", "another-password")
+	url := strings.Replace(srv.URL(), "redis://", "redis://:pa55-w0rd-in-url@", 1)
+	e2 := start(t, g, setup{topYAML: "store:\n  type: redis\n  url: " + url + "\n"})
+	// Redis wants another password, so AUTH fails: the upstream falls back.
+	if status, body, _ := e2.do("GET", g.APIPath, nil); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if mode, errText := e2.sharedStatus(); mode != "fallback" || strings.Contains(errText, "pa55") {
+		t.Errorf("/status %q %q", mode, errText)
+	}
+	e2.stop()
+	if !strings.Contains(e2.logs.String(), "WRONGPASS") {
+		t.Errorf("the refused password is not logged as the reason:\n%s", e2.logs)
+	}
+	if strings.Contains(e2.logs.String(), "pa55-w0rd-in-url") {
+		t.Errorf("the Redis password is in the logs:\n%s", e2.logs)
+	}
+}
