@@ -188,7 +188,7 @@ func openStore(ctx context.Context, c config.Store, cfg *config.Config, log logr
 		if c.EncryptionKey != "" {
 			key = []byte(c.EncryptionKey.Reveal())
 		}
-		r, err := store.OpenRedis(store.RedisOptions{URL: c.URL.Reveal(), KeyPrefix: c.KeyPrefix, EncryptionKey: key,
+		r, err := store.OpenRedis(store.RedisOptions{Mode: c.Mode, URL: c.URL.Reveal(), KeyPrefix: c.KeyPrefix, EncryptionKey: key,
 			Log: func(format string, args ...any) { log.Debugf("redis: "+format, args...) }})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)

@@ -50,6 +50,8 @@ type Inbound struct {
 type Store struct {
 	Type string
 	Path string
+	// Mode is "standalone", "sentinel" or "cluster".
+	Mode string
 	// URL is redis:// or rediss://; it may hold a password.
 	URL Secret
 	// KeyPrefix starts every Redis key.

@@ -372,7 +372,7 @@ func TestRedisStore(t *testing.T) {
 	}
 	st := cfg.Store
 	if st.Type != "redis" || st.URL.Reveal() != "redis://:pa55@127.0.0.1:6379/0" || st.KeyPrefix != "authproxy:" ||
-		st.LockTTL != 15*time.Second || st.EncryptionKey.Reveal() != "0123456789abcdef0123456789abcdef" || st.Path != "" {
+		st.LockTTL != 15*time.Second || st.Mode != "standalone" || st.EncryptionKey.Reveal() != "0123456789abcdef0123456789abcdef" || st.Path != "" {
 		t.Errorf("store %+v", st)
 	}
 	if s := fmt.Sprintf("%v %+v", cfg, st); strings.Contains(s, "pa55") || strings.Contains(s, "0123456789abcdef") {
@@ -392,6 +392,14 @@ func TestRedisStore(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "pa55") {
 		t.Errorf("the error quotes the URL's password: %v", err)
+	}
+	_, err = Parse([]byte("store:\n  type: redis\n  mode: sentinel\n  url: redis://s1:26379/0\n"+minimal), Options{NoEnvOverrides: true})
+	if err == nil || !strings.Contains(err.Error(), "with mode: sentinel, the URL is a sentinel's and names the master") {
+		t.Errorf("sentinel without master_name: %v", err)
+	}
+	_, err = Parse([]byte("store:\n  type: redis\n  mode: replicated\n  url: redis://s1:26379/0\n"+minimal), Options{NoEnvOverrides: true})
+	if err == nil || !strings.Contains(err.Error(), `store.mode: "replicated" is not allowed; write one of standalone, sentinel, cluster`) {
+		t.Errorf("bad mode: %v", err)
 	}
 	_, err = Parse([]byte("store:\n  type: redis\n"+minimal), Options{NoEnvOverrides: true})
 	if err == nil || !strings.Contains(err.Error(), "store.url: required") {

@@ -77,6 +77,7 @@ type fileLimits struct {
 type fileStore struct {
 	Type              string `mapstructure:"type"`
 	Path              string `mapstructure:"path"`
+	Mode              string `mapstructure:"mode"`
 	URL               string `mapstructure:"url"`
 	URLFile           string `mapstructure:"url_file"`
 	KeyPrefix         string `mapstructure:"key_prefix"`

@@ -142,7 +142,7 @@ func (p *Problems) store(fs fileStore, dir string) Store {
 		st.Path = filepath.Join(dir, st.Path)
 	}
 	if st.Type != "redis" {
-		for key, v := range map[string]string{"url": fs.URL + fs.URLFile, "key_prefix": fs.KeyPrefix, "lock_ttl": fs.LockTTL,
+		for key, v := range map[string]string{"url": fs.URL + fs.URLFile, "mode": fs.Mode, "key_prefix": fs.KeyPrefix, "lock_ttl": fs.LockTTL,
 			"encryption_key": fs.EncryptionKey + fs.EncryptionKeyFile} {
 			if v != "" {
 				p.add("store."+key, "applies only to store.type: redis; remove it, or write type: redis")
@@ -153,6 +153,8 @@ func (p *Problems) store(fs fileStore, dir string) Store {
 	// A path left over (type set to redis by AUTHPROXY_STORE_TYPE over a
 	// file store's config) is harmless: nothing is written there.
 	st.Path = ""
+	st.Mode = orDefault(fs.Mode, "standalone")
+	p.oneOf("store.mode", st.Mode, "standalone", "sentinel", "cluster")
 	st.KeyPrefix = orDefault(fs.KeyPrefix, "authproxy:")
 	st.LockTTL = p.duration("store.lock_ttl", fs.LockTTL, defaultLockTTL)
 	st.URL = p.secretValue("store", "url", fs.URL, fs.URLFile, dir, true)
@@ -161,6 +163,8 @@ func (p *Problems) store(fs fileStore, dir string) Store {
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			// Not quoted: it may hold a password.
 			p.add("store.url", "is not a Redis URL; write e.g. redis://127.0.0.1:6379/0, or rediss://user:${REDIS_PASSWORD}@host:6380/0 for TLS")
+		} else if st.Mode == "sentinel" && u.Query().Get("master_name") == "" {
+			p.add("store.url", "with mode: sentinel, the URL is a sentinel's and names the master; write e.g. redis://sentinel-1:26379/0?master_name=mymaster&addr=sentinel-2:26379")
 		}
 	}
 	if st.LockTTL < time.Second {

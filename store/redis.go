@@ -31,7 +31,7 @@ import (
 // are a Redis Cluster hash tag: the keys one script touches share a slot.
 // Changes are announced on KeyPrefix + "changed".
 type Redis struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	prefix  string
 	aead    cipher.AEAD // nil: values are stored as plain JSON
 	channel string
@@ -44,8 +44,13 @@ type Redis struct {
 
 // RedisOptions configure OpenRedis.
 type RedisOptions struct {
+	// Mode is "standalone" (the default), "sentinel" or "cluster".
+	Mode string
 	// URL is redis://[user:password@]host:port/db or rediss:// for TLS;
-	// go-redis reads options such as dial_timeout from its query.
+	// go-redis reads options such as dial_timeout from its query. With
+	// Mode "sentinel" the host is a sentinel and the query names the
+	// master (master_name=) and more sentinels (addr=); with "cluster",
+	// more nodes (addr=).
 	URL string
 	// KeyPrefix starts every key, so that one Redis can serve several
 	// fleets; "authproxy:" if empty.
@@ -72,31 +77,6 @@ var (
 // proxy starts while Redis is down (client-credentials upstreams fetch on
 // their own until it is back).
 func OpenRedis(o RedisOptions) (*Redis, error) {
-	opt, err := redis.ParseURL(o.URL)
-	if err != nil {
-		// go-redis's message can quote the URL, password and all.
-		return nil, errors.New("store.url is not a redis:// or rediss:// URL; write e.g. redis://127.0.0.1:6379/0")
-	}
-	// A token fetch waits on Redis: an unreachable one must fail fast,
-	// so that client-credentials upstreams fall back at once.
-	if opt.DialTimeout == 0 {
-		opt.DialTimeout = time.Second
-	}
-	if opt.ReadTimeout == 0 {
-		opt.ReadTimeout = time.Second
-	}
-	if opt.WriteTimeout == 0 {
-		opt.WriteTimeout = time.Second
-	}
-	if opt.MaxRetries == 0 {
-		opt.MaxRetries = 1
-	}
-	opt.ContextTimeoutEnabled = true
-	if o.Log != nil {
-		redis.SetLogger(redisLogger(o.Log))
-	}
-	// Redis Enterprise's maintenance notifications are not used here.
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	r := &Redis{prefix: o.KeyPrefix, waiters: map[string]chan struct{}{}, done: make(chan struct{})}
 	if r.prefix == "" {
 		r.prefix = "authproxy:"
@@ -110,8 +90,15 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 			return nil, err
 		}
 	}
+	if o.Log != nil {
+		redis.SetLogger(redisLogger(o.Log))
+	}
+	client, err := newRedisClient(o.Mode, o.URL)
+	if err != nil {
+		return nil, err
+	}
 	r.channel = r.prefix + "changed"
-	r.client = redis.NewClient(opt)
+	r.client = client
 	r.sub = r.client.Subscribe(context.Background(), r.channel)
 	// The channel resubscribes after Redis comes back; notifications sent
 	// meanwhile are lost, which waiters cover by polling.
@@ -123,6 +110,53 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 		}
 	}()
 	return r, nil
+}
+
+// newRedisClient makes the client for mode, with timeouts short enough
+// that a token fetch waiting on an unreachable Redis fails fast and
+// client-credentials upstreams fall back at once.
+func newRedisClient(mode, url string) (redis.UniversalClient, error) {
+	// go-redis's messages can quote the URL, password and all.
+	errURL := errors.New("store.url is not a Redis URL for store.mode " + mode + "; write e.g. redis://127.0.0.1:6379/0")
+	fast := func(dial, read, write *time.Duration, retries *int, ctxTimeout *bool) {
+		for _, d := range []*time.Duration{dial, read, write} {
+			if *d == 0 {
+				*d = time.Second
+			}
+		}
+		if *retries == 0 {
+			*retries = 1
+		}
+		*ctxTimeout = true
+	}
+	// Redis Enterprise's maintenance notifications are not used here.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	switch mode {
+	case "sentinel":
+		opt, err := redis.ParseFailoverURL(url)
+		if err != nil || opt.MasterName == "" {
+			return nil, errURL
+		}
+		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.ContextTimeoutEnabled)
+		return redis.NewFailoverClient(opt), nil
+	case "cluster":
+		opt, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, errURL
+		}
+		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.ContextTimeoutEnabled)
+		opt.MaintNotificationsConfig = noMaint
+		return redis.NewClusterClient(opt), nil
+	case "", "standalone":
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, errURL
+		}
+		fast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.ContextTimeoutEnabled)
+		opt.MaintNotificationsConfig = noMaint
+		return redis.NewClient(opt), nil
+	}
+	return nil, fmt.Errorf("store.mode %q is not standalone, sentinel or cluster", mode)
 }
 
 // Close stops the subscription and closes the connections.

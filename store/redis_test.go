@@ -314,3 +314,82 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Sentinel and Cluster go through the same client options; the keys of
+// one script share a hash tag, so each script touches one Cluster slot.
+func TestRedisSentinelAndCluster(t *testing.T) {
+	t.Run("sentinel", func(t *testing.T) {
+		_, sentinel := redistest.StartSentinel(t)
+		url := "redis://" + sentinel.Addr() + "/0?master_name=mymaster"
+		exerciseShared(t, "sentinel", url)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		nodes := redistest.StartCluster(t, 3)
+		url := "redis://" + nodes[0].Addr() + "?addr=" + nodes[1].Addr() + "&addr=" + nodes[2].Addr()
+		exerciseShared(t, "cluster", url)
+		// The upstreams' keys landed on more than one node: the cluster
+		// was really used, not one node of it.
+		used := 0
+		for _, n := range nodes {
+			if n.Client().DBSize(context.Background()).Val() > 0 {
+				used++
+			}
+		}
+		if used < 2 {
+			t.Errorf("the keys are on %d node(s) of 3", used)
+		}
+	})
+}
+
+// exerciseShared runs two replicas' worth of store operations in mode.
+func exerciseShared(t *testing.T, mode, url string) {
+	ctx := context.Background()
+	open := func() *Redis {
+		r, err := OpenRedis(RedisOptions{Mode: mode, URL: url, EncryptionKey: []byte("0123456789abcdef0123456789abcdef")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	a, b := open(), open()
+	waitUntil(t, func() bool { return a.Ping(ctx) == nil })
+	for _, name := range []string{"redgifs", "producthunt", "teenquotes", "generic", "redbooth"} {
+		key := name + ":fp"
+		l, err := a.Lock(ctx, key, time.Minute)
+		if err != nil {
+			t.Fatalf("%s: lock: %v", name, err)
+		}
+		if _, err := b.Lock(ctx, key, time.Minute); !errors.Is(err, auth.ErrLocked) {
+			t.Fatalf("%s: second lock: %v", name, err)
+		}
+		changed := b.Changed(key)
+		// The subscription may still be on its way: announce until heard.
+		for i := 0; !isClosed(changed); i++ {
+			if _, err := l.Put(ctx, "id-"+name, &auth.Token{AccessToken: "at-" + name}); err != nil {
+				t.Fatalf("%s: put: %v", name, err)
+			}
+			if i > 200 {
+				t.Fatalf("%s: no notification", name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		l.Release(ctx)
+		if got, err := b.LoadToken(ctx, key); err != nil || got == nil || got.Token.AccessToken != "at-"+name {
+			t.Fatalf("%s: load: %+v, %v", name, got, err)
+		}
+		if cur, err := b.Reject(ctx, key, 0); err != nil || cur != 1 {
+			t.Fatalf("%s: reject: %d, %v", name, cur, err)
+		}
+		rec := auth.Record{Fingerprint: "fp", RefreshToken: "rt-1-" + name}
+		if err := a.Swap(ctx, name, "seed", rec); err != nil {
+			t.Fatalf("%s: swap: %v", name, err)
+		}
+		if err := b.Swap(ctx, name, "seed", rec); !errors.Is(err, auth.ErrRefreshTokenMoved) {
+			t.Fatalf("%s: second swap from the same token: %v", name, err)
+		}
+		if got, err := b.Load(ctx, name); err != nil || got.RefreshToken != rec.RefreshToken {
+			t.Fatalf("%s: load record: %+v, %v", name, got, err)
+		}
+	}
+}

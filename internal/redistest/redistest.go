@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,13 +29,21 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string // extra arguments: --sentinel, --cluster-enabled
 	cmd  *exec.Cmd
+
+	client *redis.Client
 }
 
 // Start runs redis-server until the test ends. It persists every write to
 // an append-only file, fsynced, as the README tells users with
 // refresh-token upstreams to do, so a Restart keeps the data.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t)
+}
+
+func start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -43,7 +52,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +62,57 @@ func Start(t testing.TB) *Server {
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// StartSentinel runs a master and a sentinel watching it under the name
+// "mymaster", and returns the sentinel.
+func StartSentinel(t testing.TB) (master, sentinel *Server) {
+	t.Helper()
+	master = Start(t)
+	sentinel = start(t, "--sentinel")
+	for _, cmd := range [][]any{
+		{"sentinel", "monitor", "mymaster", "127.0.0.1", master.port, 1},
+		{"sentinel", "set", "mymaster", "down-after-milliseconds", 1000},
+	} {
+		if err := sentinel.Client().Do(t.Context(), cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	return master, sentinel
+}
+
+// StartCluster runs a Redis Cluster of n masters (no replicas) with the
+// hash slots split between them, and returns its nodes once the cluster
+// says it is ok.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		nodes[i] = start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+	}
+	ctx := t.Context()
+	for i, node := range nodes {
+		c := node.Client()
+		from, to := i*16384/n, (i+1)*16384/n-1
+		if err := c.Do(ctx, "cluster", "addslotsrange", from, to).Err(); err != nil {
+			t.Fatalf("cluster addslotsrange: %v", err)
+		}
+		if i > 0 {
+			if err := c.ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(nodes[0].port)).Err(); err != nil {
+				t.Fatalf("cluster meet: %v", err)
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, node := range nodes {
+		for !strings.Contains(node.Client().ClusterInfo(ctx).Val(), "cluster_state:ok") {
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster never became ok: %s", node.Client().ClusterInfo(ctx).Val())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nodes
 }
 
 // Addr is host:port.
@@ -84,10 +144,21 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.cmd = exec.Command(s.bin,
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--dir", s.dir,
+	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--protected-mode", "yes", "--logfile", filepath.Join(s.dir, "redis.log"))
+		"--protected-mode", "yes", "--logfile", filepath.Join(s.dir, "redis.log")}
+	if slices.Contains(s.args, "--sentinel") {
+		// A sentinel rewrites its config file, and will not run without one.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			os.WriteFile(conf, nil, 0o600)
+		}
+		args = []string{conf, "--sentinel", "--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--dir", s.dir,
+			"--logfile", filepath.Join(s.dir, "redis.log")}
+	} else {
+		args = append(args, s.args...)
+	}
+	s.cmd = exec.Command(s.bin, args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -104,12 +175,14 @@ func (s *Server) Restart() {
 	}
 }
 
-// Client returns a client of the server, closed when the test ends, for
-// tests that look at what the proxy stored.
+// Client returns a client of this server alone, closed when the test
+// ends, for tests that look at what the proxy stored.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
-	s.t.Cleanup(func() { c.Close() })
-	return c
+	if s.client == nil {
+		s.client = redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		s.t.Cleanup(func() { s.client.Close() })
+	}
+	return s.client
 }
 
 func (s *Server) ping() bool {
