@@ -107,12 +107,9 @@ func (c *Cache) fetchShared(ctx context.Context, reason string, prev *cachedToke
 	defer poll.Stop()
 	for {
 		changed := sh.Changed(key) // before looking, so no change is missed
-		st, err := sh.LoadToken(ctx, key)
-		if err != nil {
+		if st, err := c.lookShared(ctx, reason, want); err != nil {
 			return c.sharedFailed(ctx, reason, err)
-		}
-		if c.usable(st, want) {
-			c.adopted(reason, st)
+		} else if st != nil {
 			return st.Token, st, nil
 		}
 		lock, err := sh.Lock(ctx, key, c.opts.LockTTL)
@@ -143,15 +140,11 @@ type wanted struct {
 // fetchLocked asks the token endpoint while holding the fleet's lock and
 // shares the answer.
 func (c *Cache) fetchLocked(ctx context.Context, reason string, want wanted, lock Lock) (*Token, *SharedToken, error) {
-	sh, key := c.opts.Shared, c.opts.SharedKey
 	defer lock.Release(context.WithoutCancel(ctx))
 	// Another replica may have stored a token between our look and our lock.
-	st, err := sh.LoadToken(ctx, key)
-	if err != nil {
+	if st, err := c.lookShared(ctx, reason, want); err != nil {
 		return c.sharedFailed(ctx, reason, err)
-	}
-	if c.usable(st, want) {
-		c.adopted(reason, st)
+	} else if st != nil {
 		return st.Token, st, nil
 	}
 	tok, err := c.request(ctx, reason)
@@ -160,7 +153,7 @@ func (c *Cache) fetchLocked(ctx context.Context, reason string, want wanted, loc
 	}
 	shared := *tok
 	shared.RefreshToken = "" // a refresh grant keeps it in its own record
-	st = &SharedToken{ID: newTokenID(), Token: &shared}
+	st := &SharedToken{ID: newTokenID(), Token: &shared}
 	if st.Epoch, err = lock.Put(ctx, st.ID, st.Token); err != nil {
 		// The token is good; only the other replicas will not see it and
 		// will fetch their own.
@@ -171,9 +164,16 @@ func (c *Cache) fetchLocked(ctx context.Context, reason string, want wanted, loc
 	return tok, st, nil
 }
 
-func (c *Cache) adopted(reason string, st *SharedToken) {
+// lookShared returns the stored token if it is usable, taking it as this
+// replica's; nil if there is none to take.
+func (c *Cache) lookShared(ctx context.Context, reason string, want wanted) (*SharedToken, error) {
+	st, err := c.opts.Shared.LoadToken(ctx, c.opts.SharedKey)
+	if err != nil || !c.usable(st, want) {
+		return nil, err
+	}
 	c.opts.Log.WithFields(logrus.Fields{"reason": reason, "epoch": st.Epoch}).Debug("token taken from the shared store")
 	c.sharedOK("adopted")
+	return st, nil
 }
 
 // usable reports whether the stored token can be taken as it is: valid,

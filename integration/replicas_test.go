@@ -209,20 +209,8 @@ func (fe *fleetEnv) metric(r *replicaProc, name, labels string) float64 {
 
 // sharedStore reads /status's shared_store for the fleet's upstream.
 func (fe *fleetEnv) sharedStore(r *replicaProc) string {
-	fe.t.Helper()
-	resp, err := http.Get(r.admin + "/status")
-	if err != nil {
-		fe.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st []struct {
-		SharedStore string `json:"shared_store"`
-	}
-	json.NewDecoder(resp.Body).Decode(&st)
-	if len(st) != 1 {
-		fe.t.Fatalf("status: %+v", st)
-	}
-	return st[0].SharedStore
+	mode, _ := sharedStoreStatus(fe.t, r.admin)
+	return mode
 }
 
 // redisDump is every key and value in Redis, to search for secrets.

@@ -17,11 +17,15 @@ func redisSetup(srv *redistest.Server, extra string) setup {
 }
 
 // sharedStatus reads /status's shared_store fields for the one upstream.
-func (e *env) sharedStatus() (mode, errText string) {
-	e.t.Helper()
-	resp, err := http.Get(e.admin + "/status")
+func (e *env) sharedStatus() (mode, errText string) { return sharedStoreStatus(e.t, e.admin) }
+
+// sharedStoreStatus reads shared_store and shared_store_error from the
+// /status of a proxy with one upstream.
+func sharedStoreStatus(t *testing.T, admin string) (mode, errText string) {
+	t.Helper()
+	resp, err := http.Get(admin + "/status")
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var st []struct {
@@ -30,7 +34,7 @@ func (e *env) sharedStatus() (mode, errText string) {
 	}
 	json.NewDecoder(resp.Body).Decode(&st)
 	if len(st) != 1 {
-		e.t.Fatalf("status %+v", st)
+		t.Fatalf("status %+v", st)
 	}
 	return st[0].SharedStore, st[0].Error
 }
