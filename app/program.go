@@ -40,7 +40,6 @@ type proxyState struct {
 
 type upstreamRuntime struct {
 	name     string
-	grant    string // the token grant type
 	identity string // what the token depends on; see tokenIdentity
 	cache    *auth.Cache
 }
@@ -68,7 +67,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 				return nil, err
 			}
 		}
-		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, grant: u.Token.GrantType, identity: identity, cache: cache})
+		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, identity: identity, cache: cache})
 		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
 		upstreamTransport.ResponseHeaderTimeout = u.Timeout
 		// One upstream takes all of a busy app's traffic: keep enough idle
@@ -183,12 +182,13 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 				now = rt.now
 			}
 			for _, u := range rt.state.Load().upstreams {
+				st := u.cache.Status()
 				secs := 0.0
-				if st := u.cache.Status(); st.Valid && !st.Expiry.IsZero() {
+				if st.Valid && !st.Expiry.IsZero() {
 					secs = st.Expiry.Sub(now()).Seconds()
 				}
 				rt.metrics.TokenExpiry(u.name, secs)
-				if st := u.cache.Status(); st.Shared {
+				if st.Shared {
 					rt.metrics.SharedStoreUp(u.name, st.SharedError == nil)
 				}
 			}
@@ -201,13 +201,13 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 func (rt *program) adminUpstreams() []admin.Upstream {
 	var out []admin.Upstream
 	for _, u := range rt.state.Load().upstreams {
-		cache, fallback := u.cache, u.grant != "refresh_token"
+		cache := u.cache
 		out = append(out, admin.Upstream{
 			Name: u.name,
 			State: func() admin.State {
 				st := cache.Status()
 				return admin.State{Valid: st.Valid, ExpiresAt: st.Expiry, LastRefresh: st.LastRefresh, LastError: st.LastError,
-					SharedStore: sharedMode(st, fallback), SharedStoreError: st.SharedError}
+					SharedStore: sharedMode(st), SharedStoreError: st.SharedError}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
 			Reason: reasonFor,
@@ -219,13 +219,13 @@ func (rt *program) adminUpstreams() []admin.Upstream {
 // sharedMode says how an upstream uses the shared store: "shared",
 // "fallback" (unreachable; fetching alone) or "unavailable" (unreachable;
 // failing closed); "" without one.
-func sharedMode(st auth.Status, fallback bool) string {
+func sharedMode(st auth.Status) string {
 	switch {
 	case !st.Shared:
 		return ""
 	case st.SharedError == nil:
 		return "shared"
-	case fallback:
+	case st.LocalFallback:
 		return "fallback"
 	default:
 		return "unavailable"

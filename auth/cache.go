@@ -80,9 +80,11 @@ type Status struct {
 	// LastError is the last fetch's error, until a fetch succeeds.
 	LastError error
 	// Shared tells whether the cache shares tokens with other replicas;
-	// SharedError is the shared store's last error, until it answers again.
-	Shared      bool
-	SharedError error
+	// SharedError is the shared store's last error, until it answers again;
+	// LocalFallback, whether the cache then fetches alone.
+	Shared        bool
+	SharedError   error
+	LocalFallback bool
 }
 
 // Cache wraps a Source, usually a grant, and hands out its token until the
@@ -201,8 +203,8 @@ func (c *Cache) Token(ctx context.Context) (*Token, error) {
 // Invalidate drops stale from the cache, but only if it is still the
 // cached token: after a burst of 401s for the same token the first call
 // clears it and the rest find a newer token in place, so the burst causes
-// one refresh. A shared token is cleared from the shared store by the
-// fetch that follows, with the same compare-and-clear.
+// one refresh. With a shared store, the fetch that follows reports the
+// 401 there (Shared.Reject), so that the fleet, too, refreshes once.
 func (c *Cache) Invalidate(stale *Token) {
 	e := c.cur.Load()
 	if e == nil || e.tok != stale {
@@ -222,7 +224,7 @@ func (c *Cache) Status() Status {
 	c.mu.Lock()
 	st.LastRefresh, st.LastError, st.SharedError = c.lastRefresh, c.lastErr, c.sharedErr
 	c.mu.Unlock()
-	st.Shared = c.opts.Shared != nil
+	st.Shared, st.LocalFallback = c.opts.Shared != nil, c.opts.LocalFallback
 	return st
 }
 
