@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,5 +400,35 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// If a replica's lock ran out mid-redemption and another redeemed the
+// same refresh token meanwhile, the compare-and-set keeps the other's
+// rotation and refuses the late one, whose access token is not used.
+func TestSharedRefreshGrantRefusesARotationThatLostTheRace(t *testing.T) {
+	fl := newFleet(t, fakeapi.Redbooth(), 2)
+	fl.api.SetRevokeOnUse(true) // the old token works until the new one is used
+	a := fl.replicas[0].grant.(*auth.RefreshGrant)
+	b := fl.replicas[1].grant.(*auth.RefreshGrant)
+	var bTok *auth.Token
+	var first atomic.Bool
+	fl.api.OnRefresh(func(string) {
+		if first.CompareAndSwap(false, true) { // while a's redemption is at the endpoint, b redeems the same token
+			var err error
+			if bTok, err = b.Token(context.Background()); err != nil {
+				t.Errorf("b: %v", err)
+			}
+		}
+	})
+	_, err := a.Token(context.Background())
+	if !errors.Is(err, auth.ErrRefreshTokenMoved) {
+		t.Fatalf("a's late rotation: %v, want ErrRefreshTokenMoved", err)
+	}
+	st, _ := store.OpenRedis(store.RedisOptions{URL: fl.redis.URL()})
+	defer st.Close()
+	rec, err := st.Load(context.Background(), "redbooth")
+	if err != nil || rec == nil || bTok == nil || rec.RefreshToken != bTok.RefreshToken {
+		t.Fatalf("the store lost b's rotation: %+v, %v", rec, err)
 	}
 }
