@@ -11,7 +11,6 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/internal/redistest"
-	"github.com/redis/go-redis/v9"
 )
 
 func openRedis(t *testing.T, srv *redistest.Server, key []byte) *Redis {
@@ -22,28 +21,6 @@ func openRedis(t *testing.T, srv *redistest.Server, key []byte) *Redis {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
-}
-
-// everything returns every key and value in the server, for tests that
-// look for secrets at rest.
-func everything(t *testing.T, c *redis.Client) string {
-	ctx := context.Background()
-	var b strings.Builder
-	keys, err := c.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		b.WriteString(k + "\n")
-		if typ, _ := c.Type(ctx, k).Result(); typ == "hash" {
-			for f, v := range c.HGetAll(ctx, k).Val() {
-				b.WriteString(f + "=" + v + "\n")
-			}
-		} else {
-			b.WriteString(c.Get(ctx, k).Val() + "\n")
-		}
-	}
-	return b.String()
 }
 
 func TestRedisRecordsSwapOnlyFromTheRedeemedToken(t *testing.T) {
@@ -246,7 +223,7 @@ func TestRedisEncryptsAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Release(ctx)
-	dump := everything(t, srv.Client())
+	dump := srv.Dump()
 	for _, s := range []string{"refresh-secret-value", "access-secret-value", "shared-access-secret"} {
 		if strings.Contains(dump, s) {
 			t.Errorf("%q is stored in the clear:\n%s", s, dump)

@@ -10,6 +10,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -183,6 +184,32 @@ func (s *Server) Client() *redis.Client {
 		s.t.Cleanup(func() { s.client.Close() })
 	}
 	return s.client
+}
+
+// Dump returns every key and every value in the server, one a line, for
+// tests that search what is at rest for secrets.
+func (s *Server) Dump() string {
+	s.t.Helper()
+	// A client of its own: Dump runs in cleanups, which may come after
+	// Client's has closed.
+	c, ctx := redis.NewClient(&redis.Options{Addr: s.Addr()}), context.Background()
+	defer c.Close()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		s.t.Fatalf("redis keys: %v", err)
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "\n")
+		if typ, _ := c.Type(ctx, k).Result(); typ == "hash" {
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				b.WriteString(f + "=" + v + "\n")
+			}
+		} else {
+			b.WriteString(c.Get(ctx, k).Val() + "\n")
+		}
+	}
+	return b.String()
 }
 
 func (s *Server) ping() bool {
