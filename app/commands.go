@@ -78,7 +78,7 @@ func token(ctx context.Context, name, path string, show bool, opts Options) int 
 		return 2
 	}
 	logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
-	st, err := openStore(ctx, cfg.Store, cfg, logger)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintln(opts.Stderr, err)
 		return 1

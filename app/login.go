@@ -54,7 +54,7 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	case up.Token.AuthorizeURL == "":
 		return fail("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
 	}
-	stores, err := openStore(ctx, cfg.Store, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
+	stores, err := openStore(ctx, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -54,7 +54,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
-	tokenStores, err := openStore(ctx, cfg.Store, cfg, logger)
+	tokenStores, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		logger.WithError(err).Error("cannot open the token store")
 		return 2
@@ -179,7 +179,8 @@ type stores struct {
 // once, so that a corrupt file stops the proxy at start. Redis need not
 // be reachable: client-credentials upstreams fetch on their own until it
 // is, and refresh-token upstreams wait for it.
-func openStore(ctx context.Context, c config.Store, cfg *config.Config, log logrus.FieldLogger) (*stores, error) {
+func openStore(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) (*stores, error) {
+	c := cfg.Store
 	switch c.Type {
 	case "memory":
 		return &stores{store: &store.Memory{}, close: func() error { return nil }}, nil
