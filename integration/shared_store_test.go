@@ -52,6 +52,9 @@ func TestRefreshTokenUpstreamFailsClosedWithoutRedis(t *testing.T) {
 	if mode, _ := e.sharedStatus(); mode != "shared" {
 		t.Errorf("/status shared_store %q, want shared", mode)
 	}
+	if strings.Contains(e.logs.String(), "redis does not sync every write") {
+		t.Error("warned about durability, but this Redis runs appendfsync always")
+	}
 	redeemed := len(e.api.Redemptions())
 	srv.Stop()
 	e.api.RevokeAll()

@@ -173,15 +173,11 @@ func (r *Redis) Ping(ctx context.Context) error { return wrap("ping", r.client.P
 // file, which refresh tokens need: a Redis restart must not lose the only
 // valid one. It errs where CONFIG is disabled (managed services).
 func (r *Redis) Durable(ctx context.Context) (bool, error) {
-	aof, err := r.client.ConfigGet(ctx, "appendonly").Result()
+	conf, err := r.client.ConfigGet(ctx, "append*").Result()
 	if err != nil {
 		return false, wrap("config get", err)
 	}
-	fsync, err := r.client.ConfigGet(ctx, "appendfsync").Result()
-	if err != nil {
-		return false, wrap("config get", err)
-	}
-	return aof["appendonly"] == "yes" && fsync["appendfsync"] == "always", nil
+	return conf["appendonly"] == "yes" && conf["appendfsync"] == "always", nil
 }
 
 func (r *Redis) tokenKey(key string) string   { return r.prefix + "{" + key + "}:token" }
