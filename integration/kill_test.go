@@ -2,12 +2,12 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +76,7 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs := &syncBuffer{}
-		addr := listeningAddr(t, stderr, logs)
+		addr, _, _ := listening(t, stderr, logs)
 		// Recovery: a request must succeed with what the store holds.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
@@ -145,24 +145,27 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 	}
 }
 
-var listeningRE = regexp.MustCompile(`"addr":"([^"]+)".*"msg":"authproxy listening"`)
-
-// listeningAddr reads the proxy's log until it says where it listens, and
-// keeps copying the rest into logs.
-func listeningAddr(t *testing.T, stderr io.Reader, logs *syncBuffer) string {
+// listening reads the proxy's JSON log until it says where it listens
+// and where its admin endpoints do, and keeps copying the rest into logs;
+// logDone is closed when the log ends (the process has exited, or is
+// about to).
+func listening(t *testing.T, stderr io.Reader, logs *syncBuffer) (addr, admin string, logDone <-chan struct{}) {
 	t.Helper()
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		logs.Write([]byte(sc.Text() + "\n"))
-		if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+		var line struct{ Msg, Addr, Admin string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "authproxy listening" {
+			done := make(chan struct{})
 			go func() {
+				defer close(done)
 				for sc.Scan() {
 					logs.Write([]byte(sc.Text() + "\n"))
 				}
 			}()
-			return m[1]
+			return line.Addr, line.Admin, done
 		}
 	}
 	t.Fatalf("the proxy never said where it listens:\n%s", logs)
-	return ""
+	return "", "", nil
 }

@@ -6,7 +6,6 @@ package integration
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -102,24 +101,10 @@ func (fe *fleetEnv) launch() *replicaProc {
 	if err := r.cmd.Start(); err != nil {
 		fe.t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		r.logs.Write([]byte(sc.Text() + "\n"))
-		var line struct{ Msg, Addr, Admin string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "authproxy listening" {
-			r.addr, r.admin = line.Addr, "http://"+line.Admin
-			break
-		}
-	}
-	if r.addr == "" {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-		fe.t.Fatalf("a replica never said where it listens:\n%s", r.logs)
-	}
+	addr, admin, logDone := listening(fe.t, stderr, r.logs)
+	r.addr, r.admin = addr, "http://"+admin
 	go func() {
-		for sc.Scan() {
-			r.logs.Write([]byte(sc.Text() + "\n"))
-		}
+		<-logDone // Wait only once the pipe is read to its end
 		r.exit <- r.cmd.Wait()
 	}()
 	return r
