@@ -128,7 +128,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	// handed out and the next refresh retries with the token kept below.
 	g.refresh = tok.RefreshToken
 	if err := g.Store.Save(context.WithoutCancel(ctx), g.Name, g.record(tok)); err != nil {
-		return nil, fmt.Errorf("save the rotated refresh token for %q (held in memory until a save succeeds): %w", g.Name, err)
+		return nil, g.unsavedError(err)
 	}
 	return tok, nil
 }
@@ -148,7 +148,7 @@ func (g *RefreshGrant) sharedToken(ctx context.Context) (*Token, error) {
 			g.unsaved = nil
 			g.log().Warn("a rotated refresh token that could not be saved was overtaken by another replica's; dropping it")
 		case err != nil:
-			return nil, fmt.Errorf("%w: save the rotated refresh token for %q (held in memory until a save succeeds): %w", ErrSharedStoreUnavailable, g.Name, err)
+			return nil, fmt.Errorf("%w: %w", ErrSharedStoreUnavailable, g.unsavedError(err))
 		default:
 			g.unsaved = nil
 			if tok := u.rec.token(); tok.ValidAt(g.now()) {
@@ -179,7 +179,7 @@ func (g *RefreshGrant) sharedToken(ctx context.Context) (*Token, error) {
 		return nil, fmt.Errorf("refresh token for %q was rotated by another replica during this redemption; using theirs: %w", g.Name, err)
 	case err != nil:
 		g.unsaved = &unsavedRotation{old: old, rec: rec2}
-		return nil, fmt.Errorf("%w: save the rotated refresh token for %q (held in memory until a save succeeds): %w", ErrSharedStoreUnavailable, g.Name, err)
+		return nil, fmt.Errorf("%w: %w", ErrSharedStoreUnavailable, g.unsavedError(err))
 	}
 	g.refresh = tok.RefreshToken
 	return tok, nil
@@ -209,6 +209,11 @@ func (g *RefreshGrant) redeem(ctx context.Context) (*Token, error) {
 		tok = &t
 	}
 	return tok, nil
+}
+
+// unsavedError says that a rotated refresh token is held in memory only.
+func (g *RefreshGrant) unsavedError(err error) error {
+	return fmt.Errorf("save the rotated refresh token for %q (held in memory until a save succeeds): %w", g.Name, err)
 }
 
 func (g *RefreshGrant) record(tok *Token) Record {
