@@ -77,12 +77,7 @@ func TestReadyzNamesTheUpstreamsThatAreNotReadyAndWhy(t *testing.T) {
 func TestReadyzFailsAsSoonAsShutdownBegins(t *testing.T) {
 	f := fakeapi.RedGIFs()
 	e := start(t, f, setup{})
-	arrived, release := make(chan struct{}), make(chan struct{})
-	e.api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
-		close(arrived)
-		<-release
-		return false
-	})
+	arrived, release := holdAPI(t, e.api, func(http.ResponseWriter) bool { return false })
 	if status, _ := e.adminGet("/readyz"); status != 200 {
 		t.Fatal("not ready before the shutdown")
 	}
@@ -101,7 +96,7 @@ func TestReadyzFailsAsSoonAsShutdownBegins(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 503 && strings.Contains(string(b), `"shutting_down":true`)
 	})
-	close(release)
+	release()
 	if status := <-done; status != 200 {
 		t.Errorf("the draining request got %d", status)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -118,15 +117,11 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	f := fakeapi.RedGIFs()
 	clock := fakeclock.New(time.Now())
 	api := fakeapi.New(f, clientID, clientSecret, clock.Now)
-	arrived, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
-		once.Do(func() { close(arrived) })
-		<-release
+	apiSrv := newServer(t, api)
+	arrived, release := holdAPI(t, api, func(w http.ResponseWriter) bool {
 		io.WriteString(w, "finished")
 		return true
 	})
-	apiSrv := newServer(t, api)
 	path := configFor(t, f, apiSrv, setup{})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, exit := make(chan string, 1), make(chan int, 1)
@@ -149,13 +144,20 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}()
 	<-arrived
 	cancel() // what SIGTERM does in main
-	// New connections are refused once shutdown has begun...
+	// New connections are refused once shutdown has begun... The probe asks
+	// for a path with no upstream: one accepted just before the listener
+	// closes must be answered at once, not held at the fake API with the
+	// request under test. Without keep-alives each probe dials anew.
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	waitFor(t, "the listener to close", func() bool {
-		_, err := http.Get("http://" + addr + "/redgifs" + f.APIPath)
+		resp, err := probe.Get("http://" + addr + "/no-such-upstream")
+		if err == nil {
+			resp.Body.Close()
+		}
 		return err != nil && errors.Is(err, syscall.ECONNREFUSED)
 	})
 	// ...while the request in flight is allowed to finish.
-	close(release)
+	release()
 	if got := <-result; got != "finished" {
 		t.Errorf("in-flight request got %q", got)
 	}

@@ -288,3 +288,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// holdAPI makes the fake API hold every API request until release is called,
+// then answer with answer (a hook's return: true when it wrote the answer).
+// arrived closes when the first request is held. release also runs as a
+// cleanup, and holdAPI must be called after the fake API's server is started:
+// cleanups run last-first, so the held handlers return before the server's
+// Close, which waits for them. Without that a failing test hangs until the
+// test binary's timeout instead of reporting its failure.
+func holdAPI(t *testing.T, api *fakeapi.Server, answer func(w http.ResponseWriter) bool) (arrived <-chan struct{}, release func()) {
+	first, held := make(chan struct{}), make(chan struct{})
+	var arrive, free sync.Once
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		arrive.Do(func() { close(first) })
+		<-held
+		return answer(w)
+	})
+	release = func() { free.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	return first, release
+}
