@@ -308,3 +308,14 @@ func holdAPI(t *testing.T, api *fakeapi.Server, answer func(w http.ResponseWrite
 	t.Cleanup(release)
 	return first, release
 }
+
+// gateTokens holds every token answer of api until open is called; open also
+// runs as a cleanup, for the reason holdAPI gives.
+func gateTokens(t *testing.T, api *fakeapi.Server) (open func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	api.SetTokenGate(gate)
+	open = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return open
+}

@@ -206,8 +206,7 @@ func (fe *fleetEnv) sharedStore(r *replicaProc) string {
 func TestReplicasColdStartFetchOneToken(t *testing.T) {
 	const perReplica = 500
 	fe := startFleet(t, fakeapi.RedGIFs(), 3, "")
-	gate := make(chan struct{})
-	fe.api.SetTokenGate(gate)
+	openGate := gateTokens(t, fe.api)
 	// Raw connections, read one after another: 1,500 HTTP clients'
 	// goroutines on top of the fake API's would crowd the race detector.
 	type pending struct {
@@ -237,7 +236,7 @@ func TestReplicasColdStartFetchOneToken(t *testing.T) {
 	if n := fe.api.TokenRequests(); n != 1 {
 		t.Fatalf("%d token requests while 3 x %d requests waited, want 1", n, perReplica)
 	}
-	close(gate)
+	openGate()
 	failed := 0
 	for _, p := range reqs {
 		p.conn.SetReadDeadline(time.Now().Add(time.Minute))
@@ -344,8 +343,7 @@ func TestReplicasRedeemEachRefreshTokenOnce(t *testing.T) {
 // and the requests waiting on the live replicas succeed.
 func TestReplicasTakeOverFromADeadLockHolder(t *testing.T) {
 	fe := startFleet(t, fakeapi.RedGIFs(), 3, "")
-	gate := make(chan struct{})
-	fe.api.SetTokenGate(gate)
+	openGate := gateTokens(t, fe.api)
 	type result struct {
 		replica int
 		status  int
@@ -390,7 +388,7 @@ func TestReplicasTakeOverFromADeadLockHolder(t *testing.T) {
 	killed := time.Now()
 	<-fe.replicas[holder].exit
 	fe.api.SetTokenGate(nil)
-	close(gate)
+	openGate()
 	for range 3 {
 		res := <-results
 		if res.replica == holder {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -116,6 +117,9 @@ func TestServerSentEventsReachTheClientAsTheyAreSent(t *testing.T) {
 	f := fakeapi.ProductHunt()
 	e := start(t, f, setup{})
 	next := make(chan struct{})
+	var once sync.Once
+	sendNext := func() { once.Do(func() { close(next) }) }
+	t.Cleanup(sendNext) // for the reason holdAPI gives
 	e.api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: first\n\n")
@@ -133,7 +137,7 @@ func TestServerSentEventsReachTheClientAsTheyAreSent(t *testing.T) {
 	if line, err := br.ReadString('\n'); err != nil || line != "data: first\n" {
 		t.Fatalf("first event %q, %v", line, err)
 	}
-	close(next)
+	sendNext()
 	rest, _ := io.ReadAll(br)
 	if string(rest) != "\ndata: second\n\n" {
 		t.Errorf("then %q", rest)

@@ -147,7 +147,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	fault, gate := s.tokenFault, s.tokenGate
 	s.mu.Unlock()
 	if gate != nil {
-		<-gate
+		// A caller that gives up (a killed replica, a proxy shut down at the
+		// end of a failed test) frees the handler: the server's Close waits
+		// for every handler, and would otherwise hang the test binary.
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if fault != nil {
 		fault(w, r)
