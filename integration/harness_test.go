@@ -289,33 +289,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// holdAPI makes the fake API hold every API request until release is called,
-// then answer with answer (a hook's return: true when it wrote the answer).
-// arrived closes when the first request is held. release also runs as a
-// cleanup, and holdAPI must be called after the fake API's server is started:
+// releasedAtCleanup returns a channel that closes when release is first
+// called, or at the latest at cleanup. A test that holds the fake API's
+// handlers on it must get it after the fake API's server is started:
 // cleanups run last-first, so the held handlers return before the server's
 // Close, which waits for them. Without that a failing test hangs until the
 // test binary's timeout instead of reporting its failure.
+func releasedAtCleanup(t *testing.T) (held <-chan struct{}, release func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return ch, release
+}
+
+// holdAPI makes the fake API hold every API request until release is called
+// (see releasedAtCleanup), then answer with answer (a hook's return: true
+// when it wrote the answer). arrived closes when the first request is held.
 func holdAPI(t *testing.T, api *fakeapi.Server, answer func(w http.ResponseWriter) bool) (arrived <-chan struct{}, release func()) {
-	first, held := make(chan struct{}), make(chan struct{})
-	var arrive, free sync.Once
+	first := make(chan struct{})
+	var arrive sync.Once
+	held, release := releasedAtCleanup(t)
 	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
 		arrive.Do(func() { close(first) })
 		<-held
 		return answer(w)
 	})
-	release = func() { free.Do(func() { close(held) }) }
-	t.Cleanup(release)
 	return first, release
 }
 
-// gateTokens holds every token answer of api until open is called; open also
-// runs as a cleanup, for the reason holdAPI gives.
+// gateTokens holds every token answer of api until open is called (see
+// releasedAtCleanup).
 func gateTokens(t *testing.T, api *fakeapi.Server) (open func()) {
-	gate := make(chan struct{})
-	var once sync.Once
+	gate, open := releasedAtCleanup(t)
 	api.SetTokenGate(gate)
-	open = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(open)
 	return open
 }

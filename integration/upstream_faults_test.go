@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -116,10 +115,7 @@ func TestLargeResponseStreamsWithFlatMemory(t *testing.T) {
 func TestServerSentEventsReachTheClientAsTheyAreSent(t *testing.T) {
 	f := fakeapi.ProductHunt()
 	e := start(t, f, setup{})
-	next := make(chan struct{})
-	var once sync.Once
-	sendNext := func() { once.Do(func() { close(next) }) }
-	t.Cleanup(sendNext) // for the reason holdAPI gives
+	next, sendNext := releasedAtCleanup(t)
 	e.api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: first\n\n")
