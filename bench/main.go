@@ -1,44 +1,42 @@
-// Command bench measures authproxy against a bare httputil.ReverseProxy
-// that attaches a fixed token, side by side in one run on one machine:
+// Command bench measures authproxy against an honest baseline and against
+// nginx, side by side in one run on one machine:
 //
-//	go run ./bench                 # every scenario, 5 rounds of 3s each
-//	go run ./bench -scenario small -rounds 3 -duration 2s
+//	go run ./bench                               # every scenario, 5 rounds of 3 s
+//	go run ./bench -scenario small,post64KiB -rounds 3 -duration 2s
+//	go run ./bench -quick                        # one short round of each (CI smoke)
+//	go run ./bench -scenario small -profile /tmp/prof
 //
-// Both proxies, a fast fake upstream and a fake token endpoint run in this
-// process on loopback, and a Go load generator drives each proxy in turn,
-// alternating which goes first each round. authproxy runs as the real
-// program (app.Run) with its access log (JSON, encoded then discarded),
-// metrics and token cache on. On a small machine the generator, the proxy
-// and the upstream share the cores, so compare the ratio, not the
-// absolute figures.
+// Each proxy runs as a process of its own: authproxy as the built binary
+// with a config file, the baseline as bench/bareproxy (a bare
+// httputil.ReverseProxy with authproxy's buffer pool and transport
+// settings and a fixed token), and nginx where it is installed. The fake
+// upstream, the token endpoint and the load generator run in this
+// process. For each proxy the bench reads, over the measured interval
+// only, the proxy process's CPU time (/proc/PID/stat), its heap
+// allocations (go_memstats_mallocs_total from its /metrics; Go proxies
+// only) and its peak RSS, and from the generator the throughput and the
+// latency. Rounds alternate which proxy goes first; the summary gives the
+// medians over rounds of the ratios.
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"path/filepath"
+	"os/exec"
+	"os/signal"
 	"runtime"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/authproxy/authproxy/app"
 )
 
 type scenario struct {
 	name     string
+	what     string
 	method   string
 	path     string // on the upstream: /size/N answers N bytes
 	body     int    // request body bytes
@@ -47,269 +45,162 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{name: "small", method: "GET", path: "/size/256", conns: 64, lifetime: 3600},
-	{name: "16KiB", method: "GET", path: "/size/16384", conns: 64, lifetime: 3600},
-	{name: "post64KiB", method: "POST", path: "/size/256", body: 64 << 10, conns: 64, lifetime: 3600},
-	{name: "conns1000", method: "GET", path: "/size/256", conns: 1000, lifetime: 3600},
-	{name: "refresh", method: "GET", path: "/size/256", conns: 64, lifetime: 2},
+	{name: "small", what: "GET, 256 B answer, 64 connections", method: "GET", path: "/size/256", conns: 64, lifetime: 3600},
+	{name: "16KiB", what: "GET, 16 KiB answer, 64 connections", method: "GET", path: "/size/16384", conns: 64, lifetime: 3600},
+	{name: "post64KiB", what: "POST, 64 KiB body (kept for replay), 256 B answer", method: "POST", path: "/size/256", body: 64 << 10, conns: 64, lifetime: 3600},
+	{name: "conns1000", what: "GET, 256 B answer, 1000 connections", method: "GET", path: "/size/256", conns: 1000, lifetime: 3600},
+	{name: "refresh", what: "GET, 256 B, token lifetime 2 s (refreshed about every second)", method: "GET", path: "/size/256", conns: 64, lifetime: 2},
+}
+
+// options are the command line's, made plain for run.
+type options struct {
+	scenarios     []scenario
+	rounds        int
+	duration      time.Duration // one measured interval
+	warmup        time.Duration // unmeasured load before each measured interval
+	nginx         string        // nginx binary; "" leaves nginx out
+	authproxy     string        // prebuilt binary; "" builds one
+	profileDir    string        // "": no profiles
+	replayMaxBody string
+	out           io.Writer
 }
 
 func main() {
-	duration := flag.Duration("duration", 3*time.Second, "length of one measurement")
-	rounds := flag.Int("rounds", 5, "rounds per scenario (A, B alternating)")
-	only := flag.String("scenario", "", "run only this scenario")
-	flag.StringVar(&replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
+	var o options
+	only := flag.String("scenario", "", "comma-separated scenarios to run (default all): "+scenarioNames())
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per scenario; each round measures every proxy once, in a rotating order")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of one measured interval")
+	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load on the same connections before each measured interval")
+	quick := flag.Bool("quick", false, "one round of 300 ms per scenario, 100 ms warm-up: a smoke run for CI, not a measurement")
+	nginx := flag.String("nginx", "", `nginx binary; default: nginx on the PATH or /usr/sbin/nginx if there; "off": leave nginx out`)
+	flag.StringVar(&o.authproxy, "authproxy", "", "authproxy binary to measure (default: build this checkout's)")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of authproxy's first measured interval of each scenario into this directory (runs bench/profiled, which serves net/http/pprof)")
+	flag.StringVar(&o.replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
 	flag.Parse()
+	if *quick {
+		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
+	}
+	var err error
+	if o.scenarios, err = pickScenarios(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	o.nginx = findNginx(*nginx)
+	if o.profileDir != "" && o.authproxy != "" {
+		fmt.Fprintln(os.Stderr, "bench: -profile builds its own authproxy (bench/profiled); leave out -authproxy")
+		os.Exit(2)
+	}
+	o.out = os.Stdout
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
 
-	fmt.Printf("# authproxy vs bare httputil.ReverseProxy: %d cores, %s, %s/%s, %d rounds of %s\n",
-		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, *rounds, *duration)
-	var medians []string
-	for _, sc := range scenarios {
-		if *only != "" && sc.name != *only {
-			continue
+func scenarioNames() string {
+	names := make([]string, len(scenarios))
+	for i, sc := range scenarios {
+		names[i] = sc.name
+	}
+	return strings.Join(names, ",")
+}
+
+func pickScenarios(list string) ([]scenario, error) {
+	if list == "" {
+		return scenarios, nil
+	}
+	var picked []scenario
+	for _, name := range strings.Split(list, ",") {
+		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no scenario %q; there are %s", name, scenarioNames())
 		}
-		medians = append(medians, runScenario(sc, *rounds, *duration))
+		picked = append(picked, scenarios[i])
 	}
-	fmt.Println("\n# median ratio authproxy/bare per scenario (throughput, p99)")
-	for _, m := range medians {
-		fmt.Println(m)
-	}
+	return picked, nil
 }
 
-func runScenario(sc scenario, rounds int, d time.Duration) string {
-	up := startUpstream(sc.lifetime)
-	defer up.close()
-	bare := startBare(up.url)
-	defer bare.close()
-	ap := startAuthproxy(up.url)
-	defer ap.close()
-
-	fmt.Printf("\n## %s: %s %s, body %d B, %d connections, token lifetime %ds\n", sc.name, sc.method, sc.path, sc.body, sc.conns, sc.lifetime)
-	fmt.Printf("%-5s %-9s %10s %9s %9s %9s %11s %9s %10s\n", "round", "proxy", "req/s", "p50", "p99", "max", "allocs/req", "peak RSS", "errors")
-	var rpsRatios, p99Ratios []float64
-	for r := range rounds {
-		order := []target{ap.target, bare.target}
-		if r%2 == 1 {
-			order = []target{bare.target, ap.target}
+// findNginx resolves the -nginx flag to a binary, or "" for none.
+func findNginx(flagValue string) string {
+	switch flagValue {
+	case "off":
+		return ""
+	case "":
+		if p, err := exec.LookPath("nginx"); err == nil {
+			return p
 		}
-		res := map[string]result{}
-		for _, t := range order {
-			res[t.name] = load(t, sc, d)
-			x := res[t.name]
-			fmt.Printf("%-5d %-9s %10.0f %9s %9s %9s %11.1f %8dM %10d\n", r+1, t.name, x.rps, x.p50, x.p99, x.max, x.allocs, x.peakRSS>>20, x.errors)
+		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+			return "/usr/sbin/nginx"
 		}
-		rr := res["authproxy"].rps / res["bare"].rps
-		pr := float64(res["authproxy"].p99) / float64(res["bare"].p99)
-		rpsRatios, p99Ratios = append(rpsRatios, rr), append(p99Ratios, pr)
-		fmt.Printf("      ratio authproxy/bare: throughput %.3f, p99 %.3f\n", rr, pr)
+		return ""
 	}
-	return fmt.Sprintf("%-10s throughput %.3f  p99 %.3f", sc.name, median(rpsRatios), median(p99Ratios))
+	return flagValue
 }
 
-var replayMaxBody string
-
-type target struct {
-	name string
-	url  string
-}
-
-type result struct {
-	rps           float64
-	p50, p99, max time.Duration
-	allocs        float64
-	peakRSS       int64
-	errors        int64
-}
-
-// load runs sc against t for d and measures it. Allocations and RSS are
-// the whole process's; they differ between the two proxies only by what
-// the proxies themselves do.
-func load(t target, sc scenario, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: sc.conns, MaxConnsPerHost: sc.conns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	body := bytes.Repeat([]byte("b"), sc.body)
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	stopRSS := make(chan struct{})
-	peak := make(chan int64)
-	go sampleRSS(stopRSS, peak)
-
-	deadline := time.Now().Add(d)
-	lat := make([][]time.Duration, sc.conns)
-	var errs atomic.Int64
-	var wg sync.WaitGroup
-	for w := range sc.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1<<14)
-			for time.Now().Before(deadline) {
-				var rd io.Reader
-				if sc.body > 0 {
-					rd = bytes.NewReader(body)
-				}
-				req, _ := http.NewRequest(sc.method, t.url+sc.path, rd)
-				start := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
-					errs.Add(1)
-					continue
-				}
-				local = append(local, time.Since(start))
-			}
-			lat[w] = local
-		}()
-	}
-	wg.Wait()
-	close(stopRSS)
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	all := slices.Concat(lat...)
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	n := len(all)
-	if n == 0 {
-		return result{errors: errs.Load()}
-	}
-	return result{
-		rps: float64(n) / d.Seconds(),
-		p50: all[n/2].Round(time.Microsecond), p99: all[n*99/100].Round(time.Microsecond), max: all[n-1].Round(time.Microsecond),
-		allocs:  float64(after.Mallocs-before.Mallocs) / float64(n),
-		peakRSS: <-peak,
-		errors:  errs.Load(),
-	}
-}
-
-// sampleRSS reports the highest resident set size seen until stop.
-func sampleRSS(stop <-chan struct{}, peak chan<- int64) {
-	var max int64
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if rss := readRSS(); rss > max {
-			max = rss
-		}
-		select {
-		case <-stop:
-			peak <- max
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func readRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
-// server is something the harness started and must stop.
-type server struct {
-	target
-	close func()
-}
-
-// startUpstream serves /token (lifetime-second tokens) and /size/N.
-func startUpstream(lifetime int) server {
-	payload := bytes.Repeat([]byte("x"), 1<<20)
-	var n atomic.Int64
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"access_token":"bench-%d","token_type":"Bearer","expires_in":%d}`, n.Add(1), lifetime)
-	})
-	mux.HandleFunc("/size/{n}", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			w.WriteHeader(401)
-			return
-		}
-		io.Copy(io.Discard, r.Body)
-		size, _ := strconv.Atoi(r.PathValue("n"))
-		w.Header().Set("Content-Length", strconv.Itoa(size))
-		w.Write(payload[:min(size, len(payload))])
-	})
-	return serve("upstream", mux)
-}
-
-// startBare is the baseline: the least a Go proxy attaching a token does.
-func startBare(upstream string) server {
-	target, _ := url.Parse(upstream)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Set("Authorization", "Bearer fixed-token")
-		},
-		Transport: tr,
-	}
-	return serve("bare", rp)
-}
-
-func serve(name string, h http.Handler) server {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	return server{target{name, "http://" + ln.Addr().String()}, func() { srv.Close() }}
-}
-
-// startAuthproxy runs the real program with everything on.
-func startAuthproxy(upstream string) server {
+// run builds the Go proxies and measures every scenario of o.
+func run(ctx context.Context, o options) ([]scenarioReport, error) {
 	dir, err := os.MkdirTemp("", "authproxy-bench")
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
-	config := fmt.Sprintf(`listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-log: {level: info, format: json}
-store: {type: memory}
-limits: {max_request_body: 1MiB}
-upstreams:
-  api:
-    target: %s
-    path_prefix: ""
-    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
-    replay: {max_body: "%s"}
-`, upstream, upstream, replayMaxBody)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(config), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan int, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Args: []string{"--config", path}, Stdout: io.Discard, Stderr: io.Discard,
-			Ready: func(a string) { ready <- a }})
-	}()
-	select {
-	case addr := <-ready:
-		return server{target{"authproxy", "http://" + addr}, func() { cancel(); <-done; os.RemoveAll(dir) }}
-	case code := <-done:
-		panic(fmt.Sprintf("authproxy exited with %d", code))
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // nginx's workers may run as nobody
+		return nil, err
 	}
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devNull.Close()
+	ps := &proxies{dir: dir, authproxy: o.authproxy, nginx: o.nginx, profile: o.profileDir != "",
+		replayMaxBody: o.replayMaxBody, devNull: devNull}
+	if ps.profile {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+		if ps.authproxy, err = goBuild(dir, "github.com/authproxy/authproxy/bench/profiled", "authproxy"); err != nil {
+			return nil, err
+		}
+	} else if ps.authproxy == "" {
+		if ps.authproxy, err = goBuild(dir, "github.com/authproxy/authproxy", "authproxy"); err != nil {
+			return nil, err
+		}
+	}
+	if ps.bare, err = goBuild(dir, "github.com/authproxy/authproxy/bench/bareproxy", "bareproxy"); err != nil {
+		return nil, err
+	}
+
+	nginxDesc := "nginx: not installed (apt-get install nginx-light)"
+	if o.nginx != "" {
+		nginxDesc = nginxVersion(o.nginx) + fmt.Sprintf(" (%d workers)", nginxWorkers)
+	}
+	fmt.Fprintf(o.out, "# authproxy vs bare+pool vs nginx: %d cores, %s, %s/%s, %s; %d rounds of %s (warm-up %s)\n",
+		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, nginxDesc, o.rounds, o.duration, o.warmup)
+	fmt.Fprintf(o.out, "# GOGC=%q GOMAXPROCS=%q GOMEMLIMIT=%q; load average at start: %s\n",
+		os.Getenv("GOGC"), os.Getenv("GOMAXPROCS"), os.Getenv("GOMEMLIMIT"), loadAverage())
+	if ps.profile {
+		fmt.Fprintf(o.out, "# profile mode: authproxy is bench/profiled (MemProfileRate 4096); its figures are not comparable\n")
+	}
+	var reports []scenarioReport
+	for _, sc := range o.scenarios {
+		rep, err := runScenario(ctx, o, ps, sc)
+		if err != nil {
+			return reports, fmt.Errorf("%s: %w", sc.name, err)
+		}
+		reports = append(reports, rep)
+	}
+	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
+	printSummary(o.out, reports, o.nginx != "")
+	return reports, nil
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
 }

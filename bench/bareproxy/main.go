@@ -1,0 +1,99 @@
+// Command bareproxy is the bench's baseline: the least a Go proxy that
+// attaches a token does, built the way authproxy's proxying is built
+// where that is not per-request work of ours. It has the same 32 KiB
+// pooled copy buffers as proxy/proxy.go, the same upstream transport
+// settings as app/program.go (a clone of http.DefaultTransport with
+// MaxIdleConnsPerHost 256, MaxIdleConns 1024 and ResponseHeaderTimeout),
+// the same server limits as authproxy's defaults, and a fixed
+// Authorization header. It has no access log, metrics hooks, token cache,
+// idle timeout, request-body limit or replay: those are what the bench
+// measures the cost of.
+//
+// It serves Go's runtime metrics (go_memstats_mallocs_total among them)
+// on -admin, from the same Prometheus collector authproxy uses, so both
+// processes' allocations are read the same way.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8081", "address to serve the proxy on")
+	admin := flag.String("admin", "127.0.0.1:9091", "address to serve /metrics on")
+	target := flag.String("target", "", "upstream base URL")
+	token := flag.String("token", "fixed-token", "bearer token to attach")
+	timeout := flag.Duration("upstream-timeout", 60*time.Second, "ResponseHeaderTimeout, as authproxy's upstream_timeout")
+	flag.Parse()
+	u, err := url.Parse(*target)
+	if err != nil || u.Host == "" {
+		fmt.Fprintf(os.Stderr, "bareproxy: -target %q is not an http URL\n", *target)
+		os.Exit(2)
+	}
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = *timeout
+	tr.MaxIdleConnsPerHost = 256
+	tr.MaxIdleConns = 1024
+	authorization := "Bearer " + *token
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Header.Set("Authorization", authorization)
+		},
+		Transport:  tr,
+		BufferPool: &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
+	}
+	// authproxy's defaults for limits.read_header_timeout, idle_timeout
+	// and max_header_bytes.
+	srv := &http.Server{Addr: *listen, Handler: proxy,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	adminSrv := &http.Server{Addr: *admin, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	failed := make(chan error, 2)
+	for _, s := range []*http.Server{srv, adminSrv} {
+		go func() {
+			if err := s.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				failed <- err
+			}
+		}()
+	}
+	select {
+	case err := <-failed:
+		fmt.Fprintln(os.Stderr, "bareproxy:", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	adminSrv.Shutdown(shutdownCtx)
+}
+
+// bufferPool is proxy/proxy.go's copyBuffers.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }

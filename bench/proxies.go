@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// fixedToken is what the bare proxy and nginx attach; authproxy fetches
+// its own from the fake token endpoint.
+const fixedToken = "fixed-token"
+
+// proxies starts the proxies under test. Each gets a directory of its own
+// under dir for its config, so that authproxy's config watcher sees no
+// other file change.
+type proxies struct {
+	dir           string
+	authproxy     string // binary: the real one, or bench/profiled in -profile mode
+	bare          string // binary of bench/bareproxy
+	nginx         string // nginx binary; "" leaves nginx out
+	profile       bool
+	replayMaxBody string
+	devNull       *os.File
+	started       int
+}
+
+func (ps *proxies) subdir(name string) (string, error) {
+	ps.started++
+	d := filepath.Join(ps.dir, fmt.Sprintf("%s-%d", name, ps.started))
+	// nginx's workers run as nobody when the bench runs as root, and
+	// must reach their temporary directories.
+	return d, os.MkdirAll(d, 0o755)
+}
+
+// startAuthproxy runs the built binary with everything on that the
+// issue's targets assume: the access log at info in JSON (written to
+// /dev/null), metrics (always on with the admin listener), the token
+// cache, and both upstream timeouts.
+func (ps *proxies) startAuthproxy(ctx context.Context, up *upstream) (*proxyProc, error) {
+	dir, err := ps.subdir("authproxy")
+	if err != nil {
+		return nil, err
+	}
+	addr, err1 := freeAddr()
+	admin, err2 := freeAddr()
+	pprofAddr, err3 := freeAddr()
+	if err := firstErr(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	config := fmt.Sprintf(`listen: %s
+admin: {listen: %s}
+log: {level: info, format: json}
+store: {type: memory}
+limits: {max_request_body: 1MiB}
+upstreams:
+  api:
+    target: %s
+    path_prefix: ""
+    upstream_timeout: 60s
+    upstream_idle_timeout: 5m
+    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
+    replay: {max_body: "%s"}
+`, addr, admin, up.url, up.url, ps.replayMaxBody)
+	path := filepath.Join(dir, "proxy.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(ps.authproxy, "check", "--config", path).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("authproxy check: %w\n%s", err, out)
+	}
+	var env []string
+	if ps.profile {
+		env = append(env, "AUTHPROXY_BENCH_PPROF="+pprofAddr)
+	}
+	p, err := startProc("authproxy", ps.authproxy, []string{"--config", path}, env, ps.devNull)
+	if err != nil {
+		return nil, err
+	}
+	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
+	if ps.profile {
+		p.pprof = "http://" + pprofAddr + "/debug/pprof"
+	}
+	if err := ps.ready(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// startBare runs bench/bareproxy, the baseline.
+func (ps *proxies) startBare(ctx context.Context, up *upstream) (*proxyProc, error) {
+	addr, err1 := freeAddr()
+	admin, err2 := freeAddr()
+	if err := firstErr(err1, err2); err != nil {
+		return nil, err
+	}
+	p, err := startProc("bare", ps.bare, []string{"-listen", addr, "-admin", admin, "-target", up.url,
+		"-token", fixedToken, "-upstream-timeout", "60s"}, nil, ps.devNull)
+	if err != nil {
+		return nil, err
+	}
+	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
+	if err := ps.ready(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// nginxWorkers is nginx's worker_processes: one per core of a 2-core
+// machine, as "auto" would choose there and as the Go proxies'
+// GOMAXPROCS does.
+const nginxWorkers = 2
+
+// nginxConfig makes nginx do what authproxy does where it can: keep-alive
+// to clients and the upstream, a static Authorization header, bodies up to
+// 1 MiB kept in memory (as authproxy's replay buffer does), and an access
+// log line per request written unbuffered to /dev/null (one write per
+// request, as authproxy's log to /dev/null).
+const nginxConfig = `worker_processes %d;
+worker_rlimit_nofile 16384;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log /dev/null combined;
+  client_body_temp_path %[2]s/client_body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_max_body_size 1m;
+  client_body_buffer_size 1m;
+  upstream api {
+    server %[3]s;
+    # 128 idle connections a worker: 256 in all, authproxy's MaxIdleConnsPerHost.
+    keepalive 128;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+  }
+  server {
+    listen %[4]s backlog=4096;
+    location / {
+      proxy_pass http://api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer %[5]s";
+      proxy_connect_timeout 60s;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+`
+
+// startNginx runs nginx as a reverse proxy with a static token. Its CPU
+// and RSS are its master's and workers'.
+func (ps *proxies) startNginx(ctx context.Context, up *upstream) (*proxyProc, error) {
+	dir, err := ps.subdir("nginx")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	upstreamHost := strings.TrimPrefix(up.url, "http://")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConfig, nginxWorkers, dir, upstreamHost, addr, fixedToken), 0o644); err != nil {
+		return nil, err
+	}
+	errorLog, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer errorLog.Close()
+	p, err := startProc("nginx", ps.nginx, []string{"-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf}, nil, errorLog)
+	if err != nil {
+		return nil, err
+	}
+	p.addr = addr
+	if err := ps.ready(ctx, p); err != nil {
+		msg, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		msg2, _ := os.ReadFile(filepath.Join(dir, "stderr.log"))
+		return nil, fmt.Errorf("%w\n%s%s", err, msg, msg2)
+	}
+	for range 100 {
+		if workers := children(p.cmd.Process.Pid); len(workers) >= nginxWorkers {
+			p.pids = append(p.pids, workers...)
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("nginx: %d workers did not appear", nginxWorkers)
+}
+
+func (ps *proxies) ready(ctx context.Context, p *proxyProc) error {
+	if err := p.waitReady(ctx, 20*time.Second); err != nil {
+		p.stop()
+		return err
+	}
+	return nil
+}
+
+// nginxVersion is what `nginx -v` says, e.g. "nginx/1.22.1".
+func nginxVersion(path string) string {
+	out, _ := exec.Command(path, "-v").CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	return strings.TrimPrefix(s, "nginx version: ")
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
