@@ -36,7 +36,10 @@ type TokenRequest struct {
 	ClientAssertion *JWT `json:"client_assertion"`
 	// ClientCertSubject is the subject of the TLS client certificate
 	// (Node's form: one "TYPE=value" a line), or empty.
-	ClientCertSubject    string `json:"client_cert_subject"`
+	ClientCertSubject string `json:"client_cert_subject"`
+	// ClientCertSerial is its serial number in upper-case hex, as
+	// fmt.Sprintf("%X", cert.SerialNumber) writes it.
+	ClientCertSerial     string `json:"client_cert_serial"`
 	ClientCertAuthorized *bool  `json:"client_cert_authorized"`
 	// Status is the HTTP status answered; Error the OAuth error code.
 	Status int    `json:"status"`

@@ -246,6 +246,7 @@ async function recordTokenRequests(ctx, next) {
     grant_type: params.grant_type,
     authorization: ctx.get('authorization') ? ctx.get('authorization').split(' ')[0] : undefined,
     client_cert_subject: cert ? cert.subject : undefined,
+    client_cert_serial: cert ? cert.serialNumber : undefined,
     client_cert_authorized: cert ? ctx.req.socket.authorized === true : undefined,
   };
   if (params.client_assertion) rec.client_assertion = decodeJWT(params.client_assertion);
