@@ -139,8 +139,12 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{t: t, CA: testpki.NewCA(t, "oidctest server CA"), ClientCA: testpki.NewCA(t, "oidctest client CA")}
 	serverCert := s.CA.Loopback(t)
 	tmp := t.TempDir()
+	clients := opts.Clients
+	if clients == nil {
+		clients = []Client{} // JSON [], not null
+	}
 	cfg := map[string]any{
-		"clients": opts.Clients,
+		"clients": clients,
 		"scopes":  opts.Scopes,
 		"tls": map[string]string{
 			"key": string(serverCert.KeyPEM), "cert": string(serverCert.CertPEM),
@@ -149,9 +153,6 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if opts.AccessTokenTTL > 0 {
 		cfg["access_token_ttl"] = int(opts.AccessTokenTTL.Seconds())
-	}
-	if cfg["clients"] == nil {
-		cfg["clients"] = []Client{}
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {

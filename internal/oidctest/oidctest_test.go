@@ -435,3 +435,11 @@ func codeAndRotations(t *testing.T, srv *oidctest.Server, clientID, redirect str
 func leafFor(cn string) testpki.Leaf {
 	return testpki.Leaf{Subject: pkix.Name{CommonName: cn, Organization: []string{"authproxy tests"}}}
 }
+
+// The zero Options is a server with no clients (its discovery answers).
+func TestStartWithZeroOptions(t *testing.T) {
+	srv := oidctest.Start(t, oidctest.Options{})
+	if !strings.HasPrefix(srv.TokenURL, "https://127.0.0.1:") {
+		t.Fatalf("token URL %s", srv.TokenURL)
+	}
+}
