@@ -60,7 +60,13 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	}
 	v := viper.New()
 	v.SetConfigType(typ)
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+	if typ == "yaml" {
+		settings, err := readYAML(data)
+		if err != nil {
+			return nil, fmt.Errorf("not valid YAML: %w", err)
+		}
+		v.MergeConfigMap(settings)
+	} else if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
 	}
 	if !opts.NoEnvOverrides {
@@ -231,6 +237,8 @@ func (p *Problems) unknownKeys(settings map[string]any, t reflect.Type, path str
 			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
 		case ft.Kind() == reflect.Struct && settings[k] != nil:
 			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
+		default:
+			p.notText(path+k, settings[k], ft)
 		}
 	}
 }
