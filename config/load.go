@@ -268,7 +268,7 @@ func (p *Problems) expand(v reflect.Value, path string, lookup func(string) (str
 	case reflect.String:
 		s, err := expandVars(v.String(), lookup)
 		if err != nil {
-			p.add(strings.TrimSuffix(path, "."), "%v", err)
+			p.unread(strings.TrimSuffix(path, "."), err)
 		}
 		v.SetString(s)
 	}
@@ -297,7 +297,7 @@ func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
 		name := s[i+2 : i+end]
 		val, ok := lookup(name)
 		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set; set it, or write the value here", name)
+			return "", fmt.Errorf("environment variable %s is not set; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
 		}
 		b.WriteString(s[:i])
 		b.WriteString(val)

@@ -55,3 +55,21 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
+
+// A newcomer's first check: proxy.yaml with none of its eight variables
+// set. Each is one problem, said once, naming the key and the variable.
+func TestCheckReportsEachMissingVariableOnce(t *testing.T) {
+	code, out, errOut := runCLI("check", "--config", "../proxy.yaml")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != 2 || out != "" || len(lines) != 9 || !strings.HasSuffix(lines[0], "8 problems:") {
+		t.Fatalf("exit %d, %d lines:\n%s%s", code, len(lines), out, errOut)
+	}
+	for _, api := range []string{"redgifs", "producthunt", "teenquotes", "redbooth"} {
+		for _, key := range []string{"client_id", "client_secret"} {
+			want := "upstreams." + api + ".token." + key + ": environment variable " + strings.ToUpper(api+"_"+key) + " is not set"
+			if strings.Count(errOut, "upstreams."+api+".token."+key+":") != 1 || !strings.Contains(errOut, want) {
+				t.Errorf("does not say once %q:\n%s", want, errOut)
+			}
+		}
+	}
+}
