@@ -90,6 +90,11 @@ func (rt *program) reload(ctx context.Context, path string, opts Options, trigge
 		log.Warn("listen, admin, limits, log and store changes take effect at the next restart")
 	}
 	rt.state.Store(next)
+	names := make([]string, len(next.upstreams))
+	for i, u := range next.upstreams {
+		names[i] = u.name
+	}
+	rt.metrics.SetUpstreams(names)
 	kept, fresh := 0, 0
 	for _, u := range next.upstreams {
 		if prev.has(u) {
