@@ -65,6 +65,7 @@ func TestDefaults(t *testing.T) {
 			Inject: Inject{Header: "Authorization", Format: "Bearer {token}"},
 			Replay: Replay{OnStatus: []int{401}, MaxBody: 1 << 20},
 		}},
+		Digest: Digest([]byte(minimal)),
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %#v\nwant %#v", cfg, want)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +39,14 @@ func Load(path string, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	return LoadData(path, data, opts)
+}
+
+// LoadData validates data, the text of the config file at path, which
+// gives the format and the directory that relative paths start from. A
+// watcher that has read the file to see whether it changed validates
+// what it read, not what the file holds a moment later.
+func LoadData(path string, data []byte, opts Options) (*Config, error) {
 	typ := strings.TrimPrefix(filepath.Ext(path), ".")
 	if typ == "yml" || !slices.Contains(viper.SupportedExts, typ) {
 		typ = "yaml"
@@ -93,7 +103,15 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if err := problems.err(); err != nil {
 		return nil, err
 	}
+	cfg.Digest = Digest(data)
 	return cfg, nil
+}
+
+// Digest identifies config text: two texts with the same digest are the
+// same config, as far as the file goes.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 var decodeLine = regexp.MustCompile(`^'([^']*)' (.*)$`)
