@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,7 +38,7 @@ type State struct {
 }
 
 // Handler serves the admin endpoints. Its zero value is not usable; fill
-// in the fields.
+// in the fields, and do not change or copy them once it serves.
 type Handler struct {
 	// Upstreams lists the current upstreams; it is called per request, so
 	// a config reload shows at once.
@@ -49,11 +50,14 @@ type Handler struct {
 	// ProbeTimeout bounds /readyz's attempt to get a token; zero means 2s.
 	ProbeTimeout time.Duration
 
-	mux *http.ServeMux
+	// The mux is built on the first request, which the server's
+	// connections may make at the same time.
+	muxOnce sync.Once
+	mux     *http.ServeMux
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.mux == nil {
+	h.muxOnce.Do(func() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -64,7 +68,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mux.Handle("GET /metrics", h.Metrics)
 		}
 		h.mux = mux
-	}
+	})
 	h.mux.ServeHTTP(w, r)
 }
 

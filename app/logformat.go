@@ -25,8 +25,22 @@ func (jsonFormatter) Format(e *logrus.Entry) ([]byte, error) {
 		b = &bytes.Buffer{}
 	}
 	keys := make([]string, 0, len(e.Data)+3)
+	// A field that would take the name of a key the entry writes itself
+	// is written as "fields.<name>", as logrus does, so that no key is
+	// written twice; renamed maps the written name back to the field.
+	var renamed map[string]string
 	for k := range e.Data {
-		keys = append(keys, k)
+		out := k
+		for out == logrus.FieldKeyLevel || out == logrus.FieldKeyMsg || out == logrus.FieldKeyTime || out != k && hasField(e.Data, out) {
+			out = "fields." + out
+		}
+		if out != k {
+			if renamed == nil {
+				renamed = map[string]string{}
+			}
+			renamed[out] = k
+		}
+		keys = append(keys, out)
 	}
 	keys = append(keys, logrus.FieldKeyLevel, logrus.FieldKeyMsg, logrus.FieldKeyTime)
 	sort.Strings(keys)
@@ -49,11 +63,19 @@ func (jsonFormatter) Format(e *logrus.Entry) ([]byte, error) {
 			buf = appendJSONString(buf, e.Time.Format(time.RFC3339))
 			continue
 		}
+		if field, ok := renamed[k]; ok {
+			k = field
+		}
 		buf = appendJSONValue(buf, e.Data[k])
 	}
 	buf = append(buf, '}', '\n')
 	b.Write(buf)
 	return b.Bytes(), nil
+}
+
+func hasField(data logrus.Fields, k string) bool {
+	_, ok := data[k]
+	return ok
 }
 
 func appendJSONValue(buf []byte, v any) []byte {

@@ -31,6 +31,10 @@ type Config struct {
 	AdminListen string
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
+	// Digest identifies the text the config was read from (see Digest),
+	// so that a watcher can tell a changed file from an event that
+	// changed nothing.
+	Digest string
 }
 
 // Inbound is the access control in front of every upstream.

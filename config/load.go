@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +39,14 @@ func Load(path string, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	return LoadData(path, data, opts)
+}
+
+// LoadData validates data, the text of the config file at path, which
+// gives the format and the directory that relative paths start from. A
+// watcher that has read the file to see whether it changed validates
+// what it read, not what the file holds a moment later.
+func LoadData(path string, data []byte, opts Options) (*Config, error) {
 	typ := strings.TrimPrefix(filepath.Ext(path), ".")
 	if typ == "yml" || !slices.Contains(viper.SupportedExts, typ) {
 		typ = "yaml"
@@ -60,7 +70,13 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	}
 	v := viper.New()
 	v.SetConfigType(typ)
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+	if typ == "yaml" {
+		settings, err := readYAML(data)
+		if err != nil {
+			return nil, fmt.Errorf("not valid YAML: %w", err)
+		}
+		v.MergeConfigMap(settings)
+	} else if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
 	}
 	if !opts.NoEnvOverrides {
@@ -87,7 +103,15 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if err := problems.err(); err != nil {
 		return nil, err
 	}
+	cfg.Digest = Digest(data)
 	return cfg, nil
+}
+
+// Digest identifies config text: two texts with the same digest are the
+// same config, as far as the file goes.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 var decodeLine = regexp.MustCompile(`^'([^']*)' (.*)$`)
@@ -231,6 +255,8 @@ func (p *Problems) unknownKeys(settings map[string]any, t reflect.Type, path str
 			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
 		case ft.Kind() == reflect.Struct && settings[k] != nil:
 			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
+		default:
+			p.notText(path+k, settings[k], ft)
 		}
 	}
 }
@@ -260,7 +286,7 @@ func (p *Problems) expand(v reflect.Value, path string, lookup func(string) (str
 	case reflect.String:
 		s, err := expandVars(v.String(), lookup)
 		if err != nil {
-			p.add(strings.TrimSuffix(path, "."), "%v", err)
+			p.unread(strings.TrimSuffix(path, "."), err)
 		}
 		v.SetString(s)
 	}
@@ -289,7 +315,7 @@ func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
 		name := s[i+2 : i+end]
 		val, ok := lookup(name)
 		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set; set it, or write the value here", name)
+			return "", fmt.Errorf("environment variable %s is not set; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
 		}
 		b.WriteString(s[:i])
 		b.WriteString(val)

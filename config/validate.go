@@ -16,45 +16,6 @@ import (
 	"time"
 )
 
-// Problem is one thing wrong with a config: the dotted key and what to do.
-type Problem struct {
-	Key     string
-	Message string
-}
-
-// Problems is every problem found in one config; as an error it lists
-// them all, one a line.
-type Problems []Problem
-
-func (p Problems) Error() string {
-	var b strings.Builder
-	if len(p) == 1 {
-		b.WriteString("1 problem:")
-	} else {
-		fmt.Fprintf(&b, "%d problems:", len(p))
-	}
-	for _, pr := range p {
-		b.WriteString("\n  ")
-		if pr.Key != "" {
-			b.WriteString(pr.Key)
-			b.WriteString(": ")
-		}
-		b.WriteString(pr.Message)
-	}
-	return b.String()
-}
-
-func (p *Problems) add(key, format string, args ...any) {
-	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
-}
-
-func (p Problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return p
-}
-
 // Defaults, as documented in README.md.
 const (
 	DefaultListen          = "127.0.0.1:8080"
@@ -384,9 +345,13 @@ func (p *Problems) duration(key, s string, def time.Duration) time.Duration {
 	return d
 }
 
-var sizePattern = regexp.MustCompile(`^(?i)\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$`)
+var sizePattern = regexp.MustCompile(`^(?i)\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|tb|tib)?\s*$`)
 
-var sizeUnits = map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30}
+var sizeUnits = map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30,
+	"tb": 1e12, "tib": 1 << 40}
+
+// maxSize is the largest size accepted; the error for a larger one names it.
+const maxSize = 1 << 40
 
 func (p *Problems) size(key, s string, def int64) int64 {
 	if s == "" {
@@ -399,7 +364,7 @@ func (p *Problems) size(key, s string, def int64) int64 {
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
 	unit := sizeUnits[strings.ToLower(m[2])]
-	if err != nil || n > (1<<40)/unit {
+	if err != nil || n > maxSize/unit {
 		p.add(key, "%q is too large; write at most 1TiB", s)
 		return def
 	}

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,14 +46,76 @@ func TestTokenCommandShowsTheTokenOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// Help that was asked for goes to stdout with exit 0; each command's shows
+// its own synopsis, only its own flags, and an example.
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "check", "login", "health", "token", "version"} {
-		code, _, errOut := runCLI(cmd, "--help")
-		if code != 0 || !strings.Contains(errOut, "Usage:") || !strings.Contains(errOut, "-config") {
-			t.Errorf("%s --help: exit %d %s", cmd, code, errOut)
+	flags := map[string][]string{
+		"serve": {"config"}, "check": {"config"}, "login": {"config", "no-browser"}, "health": {"config", "url"},
+		"token": {"config", "show"}, "fakeapis": {"host", "base-port"}, "version": {},
+	}
+	every := []string{"config", "no-browser", "url", "show", "host", "base-port"}
+	for cmd, own := range flags {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			code, out, errOut := runCLI(args...)
+			if code != 0 || errOut != "" || !strings.HasPrefix(out, "Usage: authproxy "+cmd) || !strings.Contains(out, "\nExample:\n  authproxy "+cmd) {
+				t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+				continue
+			}
+			for _, f := range every {
+				if regexp.MustCompile(`(?m)^  --`+f+`( |$)`).MatchString(out) != slices.Contains(own, f) {
+					t.Errorf("%q: flag %s shown: %v, want %v:\n%s", args, f, !slices.Contains(own, f), slices.Contains(own, f), out)
+				}
+			}
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, out, errOut := runCLI(args...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "Usage:") || !strings.Contains(out, "authproxy check --config FILE") {
+			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
 		}
 	}
 	if code, out, _ := runCLI("version"); code != 0 || !strings.HasPrefix(out, "authproxy ") {
 		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// A usage error says what is wrong and how to call the command, on
+// stderr, with exit 2.
+func TestUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"check", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"check", "--show"}, "flag provided but not defined: -show"},
+		{[]string{"check", "--config", "x", "extra"}, `unexpected argument "extra"`},
+		{[]string{"login", "--config", "x"}, "name the upstream"},
+		{[]string{"token"}, "name the upstream"},
+		{[]string{"nosuch"}, `unknown command "nosuch"`},
+		{[]string{"help", "nosuch"}, `unknown command "nosuch"`},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		code, out, errOut := runCLI(tt.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tt.says) || !strings.Contains(errOut, "Usage:") {
+			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", tt.args, code, out, errOut)
+		}
+	}
+}
+
+// A newcomer's first check: proxy.yaml with none of its eight variables
+// set. Each is one problem, said once, naming the key and the variable.
+func TestCheckReportsEachMissingVariableOnce(t *testing.T) {
+	code, out, errOut := runCLI("check", "--config", "../proxy.yaml")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != 2 || out != "" || len(lines) != 9 || !strings.HasSuffix(lines[0], "8 problems:") {
+		t.Fatalf("exit %d, %d lines:\n%s%s", code, len(lines), out, errOut)
+	}
+	for _, api := range []string{"redgifs", "producthunt", "teenquotes", "redbooth"} {
+		for _, key := range []string{"client_id", "client_secret"} {
+			want := "upstreams." + api + ".token." + key + ": environment variable " + strings.ToUpper(api+"_"+key) + " is not set"
+			if strings.Count(errOut, "upstreams."+api+".token."+key+":") != 1 || !strings.Contains(errOut, want) {
+				t.Errorf("does not say once %q:\n%s", want, errOut)
+			}
+		}
 	}
 }

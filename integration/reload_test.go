@@ -128,3 +128,47 @@ func TestRotatedClientSecretAppliesOnSIGHUP(t *testing.T) {
 		t.Error("the old secret is in the logs")
 	}
 }
+
+// An upstream that a reload removes is gone from /metrics too: its series
+// would otherwise be exported, unchanging, until the next restart.
+func TestReloadThatRemovesAnUpstreamRemovesItsMetrics(t *testing.T) {
+	f := fakeapi.RedGIFs()
+	e := start(t, f, setup{})
+	ph := fakeapi.ProductHunt()
+	phURL := newServer(t, fakeapi.New(ph, clientID, clientSecret, e.clock.Now))
+	var original string
+	e.rewriteConfig(func(c string) string {
+		original = c
+		return c + "  producthunt:\n    target: " + phURL + "\n    token:\n      url: " + phURL + ph.TokenPath +
+			"\n      client_id: " + clientID + "\n      client_secret: " + clientSecret + "\n      body_format: json\n"
+	})
+	e.waitForLog(`"msg":"config reloaded"`, 1)
+	resp, err := e.client.Get("http://" + e.addr + "/producthunt" + ph.APIPath)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the new upstream: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	e.do("GET", f.APIPath, nil)
+	if _, body := e.adminGet("/metrics"); !strings.Contains(body, `upstream="producthunt"`) {
+		t.Fatalf("no series of the new upstream:\n%s", body)
+	}
+	e.rewriteConfig(func(string) string { return original })
+	e.waitForLog(`"msg":"config reloaded"`, 2)
+	_, body := e.adminGet("/metrics")
+	if strings.Contains(body, `upstream="producthunt"`) {
+		t.Errorf("the removed upstream's series are still exported:\n%s", grepLines(body, `upstream="producthunt"`))
+	}
+	if !strings.Contains(body, `authproxy_requests_total{method="GET",status="200",upstream="redgifs"} 1`) {
+		t.Errorf("the remaining upstream's series are gone:\n%s", grepLines(body, `upstream="redgifs"`))
+	}
+}
+
+func grepLines(text, what string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, what) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

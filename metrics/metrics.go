@@ -4,12 +4,15 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics holds the collectors, on a registry of its own (not the global
@@ -25,6 +28,14 @@ type Metrics struct {
 	expiry        *prometheus.GaugeVec
 	shared        *prometheus.CounterVec
 	sharedUp      *prometheus.GaugeVec
+
+	// upstreams, once set, are the upstream labels exported; nil: all.
+	upstreams atomic.Pointer[map[string]bool]
+	// byUpstream are the vectors with an upstream label, whose series of
+	// a removed upstream are deleted.
+	byUpstream []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
 }
 
 // New registers every metric.
@@ -63,12 +74,67 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp)
 	return m
 }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(prometheus.GathererFunc(m.gather), promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// SetUpstreams names the upstreams the running config has: the series of
+// any other upstream are no longer exported, so that one a reload removed
+// does not linger, unchanging, until the next restart.
+func (m *Metrics) SetUpstreams(names []string) {
+	keep := map[string]bool{noUpstream: true}
+	for _, n := range names {
+		keep[n] = true
+	}
+	m.upstreams.Store(&keep)
+}
+
+// noUpstream labels requests that matched no upstream.
+const noUpstream = "none"
+
+// gather leaves out, and deletes, the series of upstreams not in the
+// running config. Leaving them out at scrape time, rather than only
+// deleting them at the reload, also covers a request that was still in
+// flight on the removed upstream and recorded itself afterwards.
+func (m *Metrics) gather() ([]*dto.MetricFamily, error) {
+	families, err := m.reg.Gather()
+	keep := m.upstreams.Load()
+	if keep == nil {
+		return families, err
+	}
+	stale := map[string]bool{}
+	for _, mf := range families {
+		kept := mf.Metric[:0]
+		for _, metric := range mf.Metric {
+			if name, ok := upstreamOf(metric); ok && !(*keep)[name] {
+				stale[name] = true
+				continue
+			}
+			kept = append(kept, metric)
+		}
+		mf.Metric = kept
+	}
+	families = slices.DeleteFunc(families, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
+	for name := range stale {
+		for _, vec := range m.byUpstream {
+			vec.DeletePartialMatch(prometheus.Labels{"upstream": name})
+		}
+	}
+	return families, err
+}
+
+func upstreamOf(metric *dto.Metric) (string, bool) {
+	for _, l := range metric.GetLabel() {
+		if l.GetName() == "upstream" {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // knownMethods bounds the method label: anything else is "OTHER".
@@ -97,7 +163,7 @@ func (m *Metrics) Request(upstream, method string, status int, d time.Duration, 
 		method = "OTHER"
 	}
 	if upstream == "" {
-		upstream = "none"
+		upstream = noUpstream
 	}
 	m.requests.WithLabelValues(upstream, method, statusLabel(status)).Inc()
 	m.duration.WithLabelValues(upstream).Observe(d.Seconds())

@@ -1,0 +1,245 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one of authproxy's subcommands. Each has its own flags, so
+// that its --help shows only those.
+type command struct {
+	name string
+	// args follow the name in the synopsis; an upstream NAME first, if
+	// takesName.
+	args      string
+	takesName bool
+	summary   string // for the list of commands
+	about     string // for the command's own --help
+	example   string
+	// flags defines the command's flags on fs and returns what runs it
+	// once they are parsed, with the upstream's name if takesName.
+	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, name string) int
+}
+
+var commands = []command{
+	{
+		name: "serve", args: "[--config FILE]", summary: "run the proxy (the default command)",
+		about: `Run the proxy. A change to the config file is applied without a restart,
+as is SIGHUP; an invalid one is logged and the running config stays.
+With no --config, serve the built-in demo: the fake APIs the tests use,
+on loopback, behind the proxy on 127.0.0.1:8080.`,
+		example: "authproxy serve --config proxy.yaml",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			path := configFlag(fs, "; none: the built-in demo")
+			return func(ctx context.Context, _ string) int { return serve(ctx, *path, opts) }
+		},
+	},
+	{
+		name: "check", args: "--config FILE", summary: "validate the config and exit",
+		about: `Load the config as serve would, ${VAR}s and secret files included, and
+report every problem, each with its key and what to write. Exit 0 if
+there is none, 2 if there is.`,
+		example: "authproxy check --config proxy.yaml",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			path := configFlag(fs, "")
+			return func(_ context.Context, _ string) int { return check(*path, opts) }
+		},
+	},
+	{
+		name: "login", args: "NAME --config FILE [--no-browser]", takesName: true,
+		summary: "get the first refresh token for an upstream with grant_type: refresh_token",
+		about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
+on its redirect_uri for the browser to come back, exchange the code and
+save the refresh token in the store, where the proxy finds it.`,
+		example: "authproxy login redbooth --config proxy.yaml --no-browser",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			path := configFlag(fs, "")
+			noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
+			return func(ctx context.Context, name string) int { return login(ctx, name, *path, !*noBrowser, opts) }
+		},
+	},
+	{
+		name: "health", args: "[--config FILE | --url URL]",
+		summary: "exit 0 if a running proxy's /healthz answers 200 (a HEALTHCHECK without a shell)",
+		about: `Ask a running proxy whether it is up: exit 0 if its /healthz answers
+200, 1 if not. The address is --url, else AUTHPROXY_ADMIN_LISTEN, else the
+config's admin.listen, else 127.0.0.1:9090.`,
+		example: "authproxy health --url http://127.0.0.1:9090/healthz",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			path := configFlag(fs, "; its admin.listen gives the address")
+			url := fs.String("url", "", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
+			return func(ctx context.Context, _ string) int { return health(ctx, *path, *url, opts) }
+		},
+	},
+	{
+		name: "token", args: "NAME --config FILE [--show]", takesName: true,
+		summary: "get an upstream's token and print its status; the token itself only with --show",
+		about: `Get the upstream NAME's token as the proxy would (the stored one while
+it is valid) and print its type and expiry as JSON.`,
+		example: "authproxy token redgifs --config proxy.yaml",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			path := configFlag(fs, "")
+			show := fs.Bool("show", false, "print the access token itself")
+			return func(ctx context.Context, name string) int { return token(ctx, name, *path, *show, opts) }
+		},
+	},
+	{
+		name: "fakeapis", args: "[--host H] [--base-port P]",
+		summary: "serve the fake APIs the tests use (for docker-compose)",
+		about: `Serve the fake APIs the tests use, one port each from --base-port on:
+redgifs, producthunt, teenquotes, generic, redbooth. Their client is
+demo-client, its secret demo-secret.`,
+		example: "authproxy fakeapis --host 0.0.0.0 --base-port 9101",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			host := fs.String("host", "127.0.0.1", "the `address` to serve on")
+			port := fs.Int("base-port", 9101, "the first `port`; one per API (0: any free ports)")
+			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, *port, opts) }
+		},
+	},
+	{
+		name: "version", summary: "print the version", about: "Print the version.", example: "authproxy version",
+		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+			return func(context.Context, string) int { fmt.Fprintln(opts.Stdout, "authproxy", Version); return 0 }
+		},
+	},
+}
+
+// configFlag defines --config, which every command that reads the config
+// takes, defaulting to $AUTHPROXY_CONFIG.
+func configFlag(fs *flag.FlagSet, more string) *string {
+	return fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "the config `FILE` (env AUTHPROXY_CONFIG)"+more)
+}
+
+// runCommand parses the command line and runs the command it names. Help
+// that was asked for goes to stdout with exit 0; a usage error, with the
+// usage, to stderr with exit 2.
+func runCommand(ctx context.Context, opts Options) int {
+	args := opts.Args
+	named := len(args) > 0 && !strings.HasPrefix(args[0], "-")
+	name := "serve"
+	if named {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		if len(args) == 0 {
+			writeUsage(opts.Stdout)
+			return 0
+		}
+		if len(args) > 1 {
+			return usageError(opts, nil, "authproxy help: name one command")
+		}
+		name, args = args[0], []string{"--help"}
+	}
+	cmd := findCommand(name)
+	if cmd == nil {
+		return usageError(opts, nil, "authproxy: unknown command %q", name)
+	}
+	fs := flag.NewFlagSet("authproxy "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(opts.Stderr) // flag's own error messages
+	fs.Usage = func() {}      // the help is written below, to stdout or stderr
+	run := cmd.flags(fs, opts)
+	var upstream string
+	if cmd.takesName && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		upstream, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(opts.Stderr)
+			return usageError(opts, helpFor(cmd, named, fs), "")
+		}
+		if named {
+			cmd.writeHelp(opts.Stdout, fs)
+		} else {
+			writeUsage(opts.Stdout)
+		}
+		return 0
+	}
+	rest := fs.Args()
+	if cmd.takesName && upstream == "" && len(rest) > 0 {
+		upstream, rest = rest[0], rest[1:]
+	}
+	switch {
+	case len(rest) > 0:
+		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: unexpected argument %q", cmd.name, rest[0])
+	case cmd.takesName && upstream == "":
+		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
+	}
+	return run(ctx, upstream)
+}
+
+func findCommand(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// helpFor is the help a usage error shows: the command's own, or the
+// list of commands when none was named.
+func helpFor(cmd *command, named bool, fs *flag.FlagSet) func(io.Writer) {
+	if !named {
+		return writeUsage
+	}
+	return func(w io.Writer) { cmd.writeHelp(w, fs) }
+}
+
+// usageError writes the message (if any) and the help (nil: the list of
+// commands) to stderr, and returns the exit code for bad usage.
+func usageError(opts Options, help func(io.Writer), format string, args ...any) int {
+	if format != "" {
+		fmt.Fprintf(opts.Stderr, format+"\n\n", args...)
+	}
+	if help == nil {
+		help = writeUsage
+	}
+	help(opts.Stderr)
+	return 2
+}
+
+func writeUsage(w io.Writer) {
+	fmt.Fprint(w, "authproxy: an authenticating reverse proxy for OAuth2 APIs\n\nUsage:\n")
+	for _, c := range commands {
+		synopsis := "authproxy " + c.name
+		if c.name == "serve" {
+			synopsis = "authproxy [serve]"
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(synopsis+" "+c.args), c.summary)
+	}
+	fmt.Fprint(w, `  authproxy help [COMMAND]
+      print this, or a command's flags and an example
+
+With no --config, authproxy serves its built-in demo: the fake APIs it
+ships for its tests, on loopback, behind the proxy on 127.0.0.1:8080.
+Run "authproxy COMMAND --help" for a command's flags and an example.
+`)
+}
+
+// writeHelp writes the command's synopsis, what it does, its flags and
+// an example.
+func (c *command) writeHelp(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("authproxy "+c.name+" "+c.args), c.about)
+	hasFlags := false
+	fs.VisitAll(func(f *flag.Flag) {
+		if !hasFlags {
+			fmt.Fprint(w, "\nFlags:\n")
+			hasFlags = true
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" && arg != "value" {
+			line += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, usage)
+	})
+	fmt.Fprintf(w, "\nExample:\n  %s\n", c.example)
+}
