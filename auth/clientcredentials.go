@@ -105,9 +105,25 @@ type tokenEndpoint struct {
 	now                    func() time.Time
 }
 
-// exchange posts fields to the endpoint. Secrets among the fields are
-// redacted from any error text that came from the network.
+// exchange posts fields to the endpoint. Every error it returns has
+// passed through one redactor holding the request's secrets (the client
+// secret, and the refresh token, code or verifier among the fields).
 func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token, error) {
+	var others []string
+	for _, f := range fields {
+		if f[0] == "refresh_token" || f[0] == "code" || f[0] == "code_verifier" {
+			others = append(others, f[1])
+		}
+	}
+	red := newRedactor(e.clientID, e.clientSecret, others...)
+	tok, err := e.post(ctx, fields, red)
+	if err != nil {
+		return nil, red.error(err)
+	}
+	return tok, nil
+}
+
+func (e tokenEndpoint) post(ctx context.Context, fields [][2]string, red redactor) (*Token, error) {
 	req, err := e.newRequest(ctx, fields)
 	if err != nil {
 		return nil, err
@@ -120,7 +136,9 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noRedirects.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("token request: %w", err)
+		// Redacted here, before wrapping: the *url.Error is rebuilt
+		// without the token URL's query.
+		return nil, fmt.Errorf("token request: %w", red.error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
@@ -144,20 +162,7 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
 		re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	}
-	if err != nil {
-		secrets := []string{e.clientSecret}
-		for _, f := range fields {
-			if f[0] == "refresh_token" || f[0] == "code" || f[0] == "code_verifier" {
-				secrets = append(secrets, f[1])
-			}
-		}
-		if re != nil {
-			re.ErrorCode = redact(re.ErrorCode, secrets...)
-			re.ErrorDescription = redact(re.ErrorDescription, secrets...)
-		}
-		return nil, err
-	}
-	return tok, nil
+	return tok, err
 }
 
 func (e tokenEndpoint) newRequest(ctx context.Context, fields [][2]string) (*http.Request, error) {

@@ -1,0 +1,176 @@
+package integration
+
+// Promises that hold whatever the identity provider answers, checked
+// through the built binary: its logs and its answers to clients are what
+// an operator and a client see.
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/authproxy/authproxy/integration/fakeapi"
+)
+
+// runBuilt runs the built binary on config until the test ends, then
+// stops it with SIGTERM and expects a clean exit.
+func runBuilt(t *testing.T, bin, config string) *replicaProc {
+	t.Helper()
+	r := &replicaProc{logs: &syncBuffer{}, exit: make(chan error, 1)}
+	r.cmd = exec.Command(bin, "--config", config)
+	r.cmd.Env = os.Environ()
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr, admin, logDone := listening(t, stderr, r.logs)
+	r.addr, r.admin = addr, "http://"+admin
+	go func() {
+		<-logDone
+		r.exit <- r.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-r.exit; err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", r.logs)
+		}
+	})
+	return r
+}
+
+// getBody sends a GET and returns the status and body.
+func getBody(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// echoRequest is a token endpoint that repeats the request in its error,
+// as some do: the body as it came (form- or JSON-encoded), the fields
+// decoded, and the Authorization header (Basic: base64).
+func echoRequest(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	echo := "you sent " + string(body) + " with Authorization: " + r.Header.Get("Authorization")
+	if vals, err := url.ParseQuery(string(body)); err == nil {
+		for k, v := range vals {
+			echo += " " + k + "=" + v[0]
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": echo})
+}
+
+// encodedForms is every way a secret can be written in a request or an
+// echo of it.
+func encodedForms(id string, secrets ...string) map[string]string {
+	forms := map[string]string{
+		"Basic value": base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secrets[0]))),
+	}
+	for _, s := range secrets {
+		j, _ := json.Marshal(s)
+		forms["raw "+s] = s
+		forms["url-encoded "+s] = url.QueryEscape(s)
+		forms["path-encoded "+s] = url.PathEscape(s)
+		forms["JSON-encoded "+s] = strings.Trim(string(j), `"`)
+	}
+	return forms
+}
+
+// decodedJSON returns every string in text's JSON values (one a line),
+// decoded, space-separated.
+func decodedJSON(text string) string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	for line := range strings.Lines(text) {
+		var v any
+		if json.Unmarshal([]byte(line), &v) == nil {
+			walk(v)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func TestBuiltBinaryNeverShowsAnEchoedSecret(t *testing.T) {
+	bin := buildBinary(t)
+	const secret = `s3cr+t/with&odd=chars "q" <b>%25`
+	const refresh = "refresh/tok+en&x=y"
+	for _, tt := range []struct {
+		name  string
+		f     fakeapi.Flavor
+		setup setup
+	}{
+		{"form body, secret in it", fakeapi.RedGIFs(), setup{}},
+		{"JSON body", fakeapi.ProductHunt(), setup{}},
+		{"HTTP Basic", fakeapi.Generic(), setup{}},
+		{"refresh token", fakeapi.Redbooth(), setup{tokenYAML: "      refresh_token: \"" + refresh + "\"\n"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			api := fakeapi.New(tt.f, clientID, secret, nil)
+			api.SetTokenFault(echoRequest)
+			s := tt.setup
+			s.secret = secret
+			p := runBuilt(t, bin, configFor(t, tt.f, newServer(t, api), s))
+			status, body := getBody(t, "http://"+p.addr+"/"+tt.f.Name+tt.f.APIPath)
+			_, statusPage := getBody(t, p.admin+"/status")
+			if status != 502 || !strings.Contains(body, "[redacted]") {
+				t.Errorf("got %d %s, want a 502 that says what was redacted", status, body)
+			}
+			for where, text := range map[string]string{"the client's error body": body, "/status": statusPage, "the logs": p.logs.String()} {
+				text += decodedJSON(text) // what a reader of the JSON sees
+				for name, form := range encodedForms(clientID, secret, refresh) {
+					if strings.Contains(text, form) {
+						t.Errorf("%s holds the %s form of a secret", where, name)
+					}
+				}
+			}
+		})
+	}
+	t.Run("a query in the token URL", func(t *testing.T) {
+		closed := httptest.NewServer(nil)
+		closed.Close()
+		f := fakeapi.RedGIFs()
+		api := fakeapi.New(f, clientID, clientSecret, nil)
+		p := runBuilt(t, bin, configFor(t, f, newServer(t, api), setup{tokenURL: closed.URL + "/token?api_key=key-in-the-query"}))
+		status, body := getBody(t, "http://"+p.addr+"/"+f.Name+f.APIPath)
+		if status != 502 || !strings.Contains(body, "connection refused") {
+			t.Errorf("got %d %s", status, body)
+		}
+		if strings.Contains(body+p.logs.String(), "key-in-the-query") {
+			t.Errorf("the token URL's query reached the client or the logs: %s", body)
+		}
+	})
+}
