@@ -75,6 +75,14 @@ func parseTokenResponse(status int, contentType string, body []byte, now time.Ti
 	if !ok || access == "" {
 		return nil, badResponse("status %d without an access_token", status)
 	}
+	// Cached, such a token would make every request fail (and /readyz say
+	// ready): the value is never shown, only what is wrong with it.
+	if !headerSafe(access) {
+		return nil, badResponse("status %d with an access_token that cannot be sent in a header (it holds a control character such as CR, LF or NUL)", status)
+	}
+	if !headerSafe(tj.TokenType) {
+		return nil, badResponse("status %d with a token_type that cannot be sent in a header (it holds a control character such as CR, LF or NUL)", status)
+	}
 	tok := &Token{
 		AccessToken:  access,
 		TokenType:    tj.TokenType,
@@ -157,4 +165,18 @@ func stringField(v any) string {
 	default:
 		return ""
 	}
+}
+
+// headerSafe reports whether s may appear in an HTTP header value: RFC
+// 9110 5.5 allows no control character but HTAB (CR, LF and NUL above
+// all, which would split or cut the header). It is what
+// golang.org/x/net/http/httpguts.ValidHeaderFieldValue checks, and what
+// net/http refuses to send.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -86,6 +86,16 @@ func TestParseTokenResponseErrors(t *testing.T) {
 		{name: "empty object", status: 200, ctype: "application/json", body: `{}`, wantText: "without an access_token"},
 		{name: "access_token not a string", status: 200, ctype: "application/json", body: `{"access_token":42}`, wantText: "without an access_token"},
 		{name: "json array", status: 200, ctype: "application/json", body: `[]`, wantText: "not a JSON object"},
+		// A token that cannot be sent in a header would be cached as valid
+		// and then fail every request.
+		{name: "CRLF in the token", status: 200, ctype: "application/json",
+			body: `{"access_token":"zz9tok\r\nX-Injected: 1","expires_in":60}`, wantText: "cannot be sent in a header"},
+		{name: "LF in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\nx"}`, wantText: "cannot be sent in a header"},
+		{name: "NUL in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\u0000x"}`, wantText: "cannot be sent in a header"},
+		{name: "DEL in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\u007fx"}`, wantText: "cannot be sent in a header"},
+		{name: "CR in a form token", status: 200, ctype: "application/x-www-form-urlencoded", body: "access_token=zz9tok%0Dx", wantText: "cannot be sent in a header"},
+		{name: "CRLF in the token type", status: 200, ctype: "application/json",
+			body: `{"access_token":"zz9tok","token_type":"Bearer\r\nX-Injected: 1"}`, wantText: "cannot be sent in a header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,6 +113,9 @@ func TestParseTokenResponseErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not contain %q", err, tt.wantText)
+			}
+			if strings.Contains(err.Error(), "zz9tok") {
+				t.Errorf("error %q shows the token", err)
 			}
 		})
 	}

@@ -174,3 +174,43 @@ func TestBuiltBinaryNeverShowsAnEchoedSecret(t *testing.T) {
 		}
 	})
 }
+
+func TestBuiltBinaryRefusesATokenThatCannotBeSentInAHeader(t *testing.T) {
+	bin := buildBinary(t)
+	for name, answer := range map[string]string{
+		"CRLF in the token":      `{"access_token":"zz9tok\r\nX-Injected: 1","token_type":"Bearer","expires_in":3600}`,
+		"NUL in the token":       `{"access_token":"zz9tok\u0000","token_type":"Bearer","expires_in":3600}`,
+		"LF in the token type":   `{"access_token":"zz9tok","token_type":"Bearer\nX-Injected: 1","expires_in":3600}`,
+		"a control byte, raw":    "{\"access_token\":\"zz9tok\x01\",\"expires_in\":3600}",
+		"CR in a form response":  "access_token=zz9tok%0D&expires_in=3600",
+		"DEL in the token, form": "access_token=zz9tok%7F&expires_in=3600",
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := fakeapi.RedGIFs()
+			api := fakeapi.New(f, clientID, clientSecret, nil)
+			api.SetTokenFault(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if strings.HasPrefix(answer, "access_token=") {
+					w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				io.WriteString(w, answer)
+			})
+			p := runBuilt(t, bin, configFor(t, f, newServer(t, api), setup{}))
+			status, body := getBody(t, "http://"+p.addr+"/"+f.Name+f.APIPath)
+			var ans errorAnswer
+			if err := json.Unmarshal([]byte(body), &ans); err != nil || status != 502 || ans.Error != "token_unavailable" ||
+				!strings.Contains(ans.Detail, "unusable token response") {
+				t.Errorf("got %d %s, want a 502 token_unavailable JSON error saying why", status, body)
+			}
+			if status, ready := getBody(t, p.admin+"/readyz"); status == 200 || !strings.Contains(ready, "token_endpoint_bad_response") {
+				t.Errorf("/readyz: %d %s", status, ready)
+			}
+			if n := len(api.APIRequests()); n != 0 {
+				t.Errorf("the API got %d requests", n)
+			}
+			if logs := p.logs.String(); strings.Contains(logs+decodedJSON(logs)+body, "zz9tok") {
+				t.Error("the token is in the logs or the answer")
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -49,6 +50,7 @@ type tokenTransport struct {
 type renderedToken struct {
 	tok   *auth.Token
 	value string
+	err   error // the value cannot be sent in a header
 }
 
 var _ http.RoundTripper = (*tokenTransport)(nil)
@@ -70,10 +72,17 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
+	first, err := t.prepare(ctx, req, tok)
+	if err != nil {
+		cancel()
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
 	// A body that may need replaying is copied as it streams upstream.
 	var tee *teeBody
 	replayable := len(t.replayOn) > 0
-	first := t.prepare(ctx, req, tok)
 	if req.Body != nil && req.Body != http.NoBody {
 		if !replayable || req.ContentLength > t.maxBody {
 			replayable = false
@@ -132,7 +141,10 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
 	info := infoFrom(ctx)
-	again := t.prepare(ctx, req, fresh)
+	again, err := t.prepare(ctx, req, fresh)
+	if err != nil {
+		return nil, err
+	}
 	if tee != nil {
 		again.Body = io.NopCloser(bytes.NewReader(body))
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
@@ -153,26 +165,49 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 }
 
 // prepare returns a copy of req carrying tok.
-func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) *http.Request {
+func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) (*http.Request, error) {
+	value, err := t.headerValue(tok)
+	if err != nil {
+		return nil, err
+	}
 	// A shallow copy with its own headers: the URL and the rest are not
 	// changed here, and ReverseProxy has already made req a copy of the
 	// client's request.
 	out := req.WithContext(ctx)
 	out.Header = req.Header.Clone()
-	out.Header.Set(t.header, t.headerValue(tok))
+	out.Header.Set(t.header, value)
 	for k, v := range t.static {
 		out.Header[k] = v
 	}
-	return out
+	return out, nil
 }
 
-func (t *tokenTransport) headerValue(tok *auth.Token) string {
+// headerValue renders tok's header value, once per token. A value that
+// net/http would refuse to send (a control character, from the token or
+// the format) is a token error, not the upstream's: it never leaves.
+func (t *tokenTransport) headerValue(tok *auth.Token) (string, error) {
 	if r := t.rendered.Load(); r != nil && r.tok == tok {
-		return r.value
+		return r.value, r.err
 	}
 	r := &renderedToken{tok: tok, value: t.render(tok)}
+	if !headerSafe(r.value) {
+		r.value, r.err = "", &TokenError{Upstream: t.upstream, Err: fmt.Errorf(
+			"%w: the %s value made from the token cannot be sent in a header (it holds a control character such as CR, LF or NUL)",
+			auth.ErrBadResponse, t.header)}
+	}
 	t.rendered.Store(r)
-	return r.value
+	return r.value, r.err
+}
+
+// headerSafe reports whether s may be sent as a header value (RFC 9110
+// 5.5: no control character but HTAB), as net/http checks before sending.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // headerTemplate compiles an inject.format such as "Bearer {token}" or
