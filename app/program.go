@@ -105,9 +105,9 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 // cache. The hash is never shown.
 func tokenIdentity(u config.Upstream) string {
 	t := u.Token
-	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%v|%v|%q|%v|%v|%v",
+	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%v|%v|%q|%v|%v|%v|%v",
 		t.GrantType, t.URL, t.ClientID, t.ClientSecret.Reveal(), t.AuthMethod, t.BodyFormat, t.RefreshToken.Reveal(),
-		t.Scopes, t.Params, u.Target.String(), t.RefreshBefore, t.DefaultLifetime, t.Timeout))
+		t.Scopes, t.Params, u.Target.String(), t.RefreshBefore, t.DefaultLifetime, t.MinLifetime, t.Timeout))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -122,6 +122,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 	opts := auth.CacheOptions{
 		RefreshBefore:   u.Token.RefreshBefore,
 		DefaultLifetime: u.Token.DefaultLifetime,
+		MinLifetime:     u.Token.MinLifetime,
 		FetchTimeout:    u.Token.Timeout,
 		Now:             now,
 		Log:             logger,

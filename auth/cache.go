@@ -25,6 +25,10 @@ type CacheOptions struct {
 	// DefaultLifetime is given to tokens whose response had no expiry.
 	// Zero keeps such a token until Invalidate.
 	DefaultLifetime time.Duration
+	// MinLifetime is the shortest lifetime believed: a token said to
+	// expire sooner (expires_in 0.2) is kept this long, or until a 401,
+	// rather than refetched for nearly every request. Zero means 30s.
+	MinLifetime time.Duration
 	// FetchTimeout bounds one token request; zero means 10s.
 	FetchTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed fetch before
@@ -98,6 +102,7 @@ type Cache struct {
 	cur        atomic.Pointer[cachedToken]
 	group      singleflight.Group
 	refreshing atomic.Bool
+	floored    atomic.Bool // the MinLifetime warning was logged
 
 	mu          sync.Mutex // guards the failure state below
 	failures    int
@@ -138,6 +143,9 @@ var _ Source = (*Cache)(nil)
 func NewCache(src Source, opts CacheOptions) *Cache {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 10 * time.Second
+	}
+	if opts.MinLifetime <= 0 {
+		opts.MinLifetime = 30 * time.Second
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
@@ -336,6 +344,7 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 		t.Expiry = now.Add(c.opts.DefaultLifetime)
 		tok = &t
 	}
+	tok = c.floor(tok, now)
 	fields := logrus.Fields{"reason": reason}
 	if !tok.Expiry.IsZero() {
 		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()
@@ -344,6 +353,28 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 	}
 	c.opts.Log.WithFields(fields).Info("token fetched")
 	return tok, nil
+}
+
+// floor gives tok at least MinLifetime, counted from when it was
+// obtained, so that an endpoint that says expires_in 0.2 does not get a
+// token request for nearly every request. A token that really dies
+// sooner is replaced after its first 401, as a revoked one is. Said once
+// per cache: the endpoint will keep saying it.
+func (c *Cache) floor(tok *Token, now time.Time) *Token {
+	obtained := tok.Obtained
+	if obtained.IsZero() {
+		obtained = now
+	}
+	if tok.Expiry.IsZero() || tok.Expiry.Sub(obtained) >= c.opts.MinLifetime {
+		return tok
+	}
+	if !c.floored.Swap(true) {
+		c.opts.Log.WithFields(logrus.Fields{"expires_in": tok.Expiry.Sub(obtained).String(), "min_lifetime": c.opts.MinLifetime.String()}).
+			Warn("the token endpoint gives tokens a lifetime shorter than min_lifetime; each is used for min_lifetime or until the API rejects it")
+	}
+	t := *tok
+	t.Expiry = obtained.Add(c.opts.MinLifetime)
+	return &t
 }
 
 // refreshAt is when a background refresh of tok should start: RefreshBefore

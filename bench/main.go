@@ -294,7 +294,7 @@ upstreams:
   api:
     target: %s
     path_prefix: ""
-    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
+    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m, min_lifetime: 1s}
     replay: {max_body: "%s"}
 `, upstream, upstream, replayMaxBody)
 	path := filepath.Join(dir, "proxy.yaml")
