@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -212,5 +214,72 @@ func TestBuiltBinaryRefusesATokenThatCannotBeSentInAHeader(t *testing.T) {
 				t.Error("the token is in the logs or the answer")
 			}
 		})
+	}
+}
+
+// TestBuiltBinaryDoesNotRefreshForAPathThatAlways401s: a path the API
+// refuses whatever the token (forbidden to this client) drove one token
+// request after another. A revocation afterwards must still be recovered
+// from at once.
+func TestBuiltBinaryDoesNotRefreshForAPathThatAlways401s(t *testing.T) {
+	bin := buildBinary(t)
+	f := fakeapi.RedGIFs()
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		if r.URL.Path != "/v2/always-401" {
+			return false
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	})
+	p := runBuilt(t, bin, configFor(t, f, newServer(t, api), setup{}))
+	base := "http://" + p.addr + "/" + f.Name
+	if status, body := getBody(t, base+f.APIPath); status != 200 {
+		t.Fatalf("warm-up: %d %s", status, body)
+	}
+	before := api.TokenRequests()
+	const requests, workers = 1000, 10
+	var wg sync.WaitGroup
+	var not401 atomic.Int32
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	defer client.CloseIdleConnections()
+	for range workers {
+		wg.Go(func() {
+			for range requests / workers {
+				resp, err := client.Get(base + "/v2/always-401")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 401 {
+					not401.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fetched := api.TokenRequests() - before
+	t.Logf("%d requests to a path that always answers 401 caused %d token requests", requests, fetched)
+	if not401.Load() != 0 {
+		t.Errorf("%d requests did not get the upstream's 401", not401.Load())
+	}
+	// One refresh teaches the proxy that the path refuses fresh tokens.
+	// (Under a scheduler that starves the replay, a request already on its
+	// way with the token it fetched could cost one more.)
+	if fetched > 3 {
+		t.Errorf("%d token requests, want at most 3", fetched)
+	}
+
+	// Revoked now: the next request on a working path refreshes at once.
+	api.RevokeAll()
+	before = api.TokenRequests()
+	if status, body := getBody(t, base+f.APIPath); status != 200 {
+		t.Errorf("after a revocation: %d %s, want 200", status, body)
+	}
+	if got := api.TokenRequests() - before; got != 1 {
+		t.Errorf("the revocation cost %d token requests, want 1", got)
 	}
 }

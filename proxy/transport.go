@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/sirupsen/logrus"
 )
 
 // TokenSource is what the proxy needs of a token cache: a token for each
@@ -41,6 +42,13 @@ type tokenTransport struct {
 	maxBody  int64
 	// idleTimeout cuts off a response body that stalls; zero: never.
 	idleTimeout time.Duration
+	// log receives what the transport decides on its own; now is its
+	// clock (nil: time.Now).
+	log logrus.FieldLogger
+	now func() time.Time
+	// rejected is where a just-fetched token was refused too: a 401 there
+	// is passed back without a refresh.
+	rejected rejectedPaths
 
 	// rendered caches the header value of the current token, so the hot
 	// path formats nothing.
@@ -121,9 +129,16 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // replay handles a rejected token: refresh it and send the request once
-// more with the same body. When the body cannot be had whole (over
-// max_body), the rejection goes back to the client as it came.
+// more with the same body. The rejection goes back to the client as it
+// came when the body cannot be had whole (over max_body), and when a
+// token fetched just before was refused on the same path too: the token
+// is not what the upstream objects to there (see rejectedPaths).
 func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
+	key := req.Method + " " + req.URL.Path
+	if skip, bound := t.rejected.skip(stale, key, t.clock()); skip {
+		t.atBound(bound)
+		return rejected, nil
+	}
 	rejected, kept := keepResponse(rejected)
 	if !kept {
 		return rejected, nil
@@ -150,18 +165,39 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		again.ContentLength = int64(len(body))
 	}
+	t.rejected.trying(stale, fresh, key)
 	resp, err := t.base.RoundTrip(again)
+	outcome := "error"
+	switch {
+	case err != nil:
+		t.rejected.failed(fresh, key)
+	case slices.Contains(t.replayOn, resp.StatusCode):
+		outcome = "rejected"
+		t.atBound(t.rejected.refused(stale, fresh, key, t.clock()))
+	default:
+		outcome = "success"
+		t.rejected.accepted(fresh, key)
+	}
 	if info != nil {
-		switch {
-		case err != nil:
-			info.replay = "error"
-		case slices.Contains(t.replayOn, resp.StatusCode):
-			info.replay = "rejected"
-		default:
-			info.replay = "success"
-		}
+		info.replay = outcome
 	}
 	return resp, err
+}
+
+// atBound says, once for each token that reaches it, that refreshes
+// after a 401 are now rationed.
+func (t *tokenTransport) atBound(reached bool) {
+	if reached && t.log != nil {
+		t.log.WithField("paths", maxRejectedPaths).Warn("the upstream refused freshly fetched tokens on as many paths: " +
+			"a 401 on yet another path now refreshes this token at most once a minute, until it changes")
+	}
+}
+
+func (t *tokenTransport) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
 }
 
 // prepare returns a copy of req carrying tok.

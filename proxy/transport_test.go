@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/sirupsen/logrus"
@@ -70,10 +72,14 @@ func TestAClientThatLeavesWhileWaitingForATokenIs499(t *testing.T) {
 	if ev := <-events; ev.Status != statusClientClosedRequest {
 		t.Errorf("counted as %d, want 499", ev.Status)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), `"status":499`) || !strings.Contains(logs.String(), `"error":"client_closed_request"`) {
-		t.Errorf("access log: %s", logs.String())
+	// The access log line is written once the handler returns, which the
+	// event does not wait for.
+	logged := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logged(), `"msg":"request"`) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if l := logged(); !strings.Contains(l, `"status":499`) || !strings.Contains(l, `"error":"client_closed_request"`) {
+		t.Errorf("access log: %s", l)
 	}
 }
 
@@ -96,3 +102,136 @@ type fixedToken struct{ tok *auth.Token }
 
 func (f *fixedToken) Token(context.Context) (*auth.Token, error) { return f.tok, nil }
 func (f *fixedToken) Invalidate(*auth.Token)                     {}
+
+// rejectingAPI answers 401 on every path under /always, and for a
+// revoked token everywhere; 200 otherwise.
+type rejectingAPI struct {
+	mu      sync.Mutex
+	revoked map[string]bool
+}
+
+func (a *rejectingAPI) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	a.mu.Lock()
+	revoked := a.revoked[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	a.mu.Unlock()
+	status := http.StatusOK
+	if revoked || strings.HasPrefix(r.URL.Path, "/always") {
+		status = http.StatusUnauthorized
+	}
+	return &http.Response{StatusCode: status, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("answer")), Request: r}, nil
+}
+
+func (a *rejectingAPI) revoke(tokens ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revoked == nil {
+		a.revoked = map[string]bool{}
+	}
+	for _, t := range tokens {
+		a.revoked[t] = true
+	}
+}
+
+func newRejectingTransport(api *rejectingAPI, tokens TokenSource, logs io.Writer, now func() time.Time) *tokenTransport {
+	l := logrus.New()
+	l.Out = logs
+	return &tokenTransport{base: api, upstream: "api", tokens: tokens, header: "Authorization",
+		render: headerTemplate("Bearer {token}"), replayOn: []int{401}, maxBody: 1 << 20, log: l, now: now}
+}
+
+func roundTrip(t *testing.T, tr http.RoundTripper, method, path string) int {
+	t.Helper()
+	resp, err := tr.RoundTrip(httptest.NewRequest(method, "http://api.example"+path, nil))
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAPathThatAlwaysAnswers401DoesNotDriveRefreshes (issue 13 item 4):
+// every request to such a path cost a token request, although the token
+// was fine.
+func TestAPathThatAlwaysAnswers401DoesNotDriveRefreshes(t *testing.T) {
+	api, tokens := &rejectingAPI{}, &fakeTokens{}
+	tr := newRejectingTransport(api, tokens, io.Discard, nil)
+	// A burst first: the requests that meet the refreshed token while its
+	// replay is on its way learn from their own 401.
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() { roundTrip(t, tr, "GET", "/always/401") })
+	}
+	wg.Wait()
+	if tokens.issued > 3 {
+		t.Errorf("a burst of 200 caused %d token fetches", tokens.issued)
+	}
+	tokens.mu.Lock()
+	tokens.cur, tokens.issued = nil, 0 // start again, sequentially
+	tokens.mu.Unlock()
+	for range 1000 {
+		if status := roundTrip(t, tr, "GET", "/always/401"); status != 401 {
+			t.Fatalf("status %d, want the upstream's 401", status)
+		}
+	}
+	if tokens.issued != 2 {
+		t.Errorf("1000 requests to a path that always answers 401 caused %d token fetches, want 2 (the first, and one refresh)", tokens.issued)
+	}
+	if status := roundTrip(t, tr, "POST", "/always/401"); status != 401 || tokens.issued != 3 {
+		t.Errorf("another method on the path: status %d, %d fetches; want one refresh, as for any new path", status, tokens.issued)
+	}
+
+	// A revocation later is recovered at once, on a path that works.
+	api.revoke("t1", "t2", "t3")
+	if status := roundTrip(t, tr, "GET", "/ok"); status != 200 || tokens.issued != 4 {
+		t.Errorf("after a revocation: status %d, %d fetches; want 200 after one refresh", status, tokens.issued)
+	}
+	// The new token is a new generation: the path costs one refresh again.
+	for range 100 {
+		roundTrip(t, tr, "GET", "/always/401")
+	}
+	if tokens.issued != 5 {
+		t.Errorf("%d fetches, want 5", tokens.issued)
+	}
+}
+
+// TestManyPathsThatAlwaysAnswer401CostBoundedRefreshes: a client that
+// makes up a new rejected path for each request gets at most a bounded
+// number of refreshes per token, and once a minute after that.
+func TestManyPathsThatAlwaysAnswer401CostBoundedRefreshes(t *testing.T) {
+	api, tokens := &rejectingAPI{}, &fakeTokens{}
+	var logs bytes.Buffer
+	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := newRejectingTransport(api, tokens, &logs, func() time.Time { return clk })
+	for i := range 1000 {
+		roundTrip(t, tr, "GET", fmt.Sprintf("/always/%d", i))
+	}
+	if tokens.issued != 1+maxRejectedPaths {
+		t.Errorf("1000 distinct rejected paths caused %d token fetches, want %d", tokens.issued, 1+maxRejectedPaths)
+	}
+	if n := strings.Count(logs.String(), "refused freshly fetched tokens"); n != 1 {
+		t.Errorf("said %d times, want once:\n%s", n, logs.String())
+	}
+	// A revocation now: the rejections of the working path go back as they
+	// are until a minute has passed, then one refresh recovers.
+	api.revoke(fmt.Sprintf("t%d", tokens.issued))
+	before := tokens.issued
+	if status := roundTrip(t, tr, "GET", "/ok"); status != 401 || tokens.issued != before {
+		t.Errorf("status %d after %d fetches, want the 401 and none", status, tokens.issued-before)
+	}
+	clk = clk.Add(time.Minute)
+	if status := roundTrip(t, tr, "GET", "/ok"); status != 200 || tokens.issued != before+1 {
+		t.Errorf("a minute later: status %d after %d fetches, want 200 after one", status, tokens.issued-before)
+	}
+	// The working token is a new generation, with a new bound.
+	for i := range 1000 {
+		roundTrip(t, tr, "GET", fmt.Sprintf("/always/again/%d", i))
+	}
+	if got := tokens.issued - before - 1; got != maxRejectedPaths {
+		t.Errorf("%d fetches for the new generation, want %d", got, maxRejectedPaths)
+	}
+}
