@@ -117,7 +117,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 	client := auth.Client{
 		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
 		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
-		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
+		Params: u.Token.Params, HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
 	}
 	opts := auth.CacheOptions{
 		RefreshBefore:   u.Token.RefreshBefore,
@@ -149,7 +149,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 		opts.Initial = stored
 		return auth.NewCache(grant, opts), nil
 	}
-	grant := &auth.ClientCredentials{Client: client, Params: u.Token.Params}
+	grant := &auth.ClientCredentials{Client: client}
 	return auth.NewCache(grant, opts), nil
 }
 

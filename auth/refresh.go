@@ -188,11 +188,7 @@ func (g *RefreshGrant) sharedToken(ctx context.Context) (*Token, error) {
 // redeem asks the endpoint to exchange g.refresh. An invalid_grant marks
 // it dead. The returned token always carries the refresh token to keep.
 func (g *RefreshGrant) redeem(ctx context.Context) (*Token, error) {
-	fields := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", g.refresh}, {"client_id", g.ClientID}}
-	if g.AuthMethod != ClientSecretBasic && g.ClientSecret != "" {
-		fields = append(fields, [2]string{"client_secret", g.ClientSecret})
-	}
-	tok, err := g.endpoint().exchange(ctx, fields)
+	tok, err := g.request(ctx, [2]string{"grant_type", "refresh_token"}, [2]string{"refresh_token", g.refresh})
 	var re *RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		g.dead = g.refresh
