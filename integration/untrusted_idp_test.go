@@ -7,17 +7,20 @@ package integration
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/integration/fakeapi"
 )
@@ -282,4 +285,98 @@ func TestBuiltBinaryDoesNotRefreshForAPathThatAlways401s(t *testing.T) {
 	if got := api.TokenRequests() - before; got != 1 {
 		t.Errorf("the revocation cost %d token requests, want 1", got)
 	}
+}
+
+// TestBuiltBinaryAndTokenCommandRedeemEachRefreshTokenOnce: `authproxy
+// token NAME` run next to a proxy on the same file store, each refreshing
+// at the same moment, in either order, must not redeem one refresh token
+// twice (the fake, like a strict server, retires a refresh token when it
+// is redeemed: a second redemption fails and locks the account out).
+func TestBuiltBinaryAndTokenCommandRedeemEachRefreshTokenOnce(t *testing.T) {
+	bin := buildBinary(t)
+	f := fakeapi.Redbooth()
+	f.ExpiresIn = time.Second
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	// The first redemption of a round is held until a second one arrives,
+	// or for a second: long enough for the other process to redeem too,
+	// if it does not wait for the store's lock.
+	type round struct {
+		held, second chan struct{}
+		n            atomic.Int32
+	}
+	var cur atomic.Pointer[round]
+	api.OnRefresh(func(string) {
+		r := cur.Load()
+		if r == nil {
+			return
+		}
+		switch r.n.Add(1) {
+		case 1:
+			close(r.held)
+			select {
+			case <-r.second:
+			case <-time.After(time.Second):
+			}
+		case 2:
+			close(r.second)
+		}
+	})
+	config := configFor(t, f, newServer(t, api), setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      min_lifetime: 1s\n"})
+	storePath := filepath.Join(filepath.Dir(config), "data", "tokens.json")
+	p := runBuilt(t, bin, config)
+	apiURL := "http://" + p.addr + "/" + f.Name + f.APIPath
+	if status, body := getBody(t, apiURL); status != 200 {
+		t.Fatalf("warm-up: %d %s", status, body)
+	}
+	proxyRequest := func() string {
+		status, body := getBody(t, apiURL)
+		if status != 200 {
+			return fmt.Sprintf("proxy: %d %s", status, body)
+		}
+		return ""
+	}
+	tokenCommand := func() string {
+		out, err := exec.Command(bin, "token", f.Name, "--config", config).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("authproxy token: %v: %s", err, out)
+		}
+		return ""
+	}
+	for i, order := range [][2]func() string{{proxyRequest, tokenCommand}, {tokenCommand, proxyRequest},
+		{proxyRequest, tokenCommand}, {tokenCommand, proxyRequest}} {
+		waitFor(t, "the stored access token to expire", func() bool { return storedExpiry(t, storePath, f.Name).Before(time.Now()) })
+		r := &round{held: make(chan struct{}), second: make(chan struct{})}
+		cur.Store(r)
+		first := make(chan string, 1)
+		go func() { first <- order[0]() }()
+		select {
+		case <-r.held:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the first refresh never reached the token endpoint", i)
+		}
+		if failed := order[1](); failed != "" {
+			t.Errorf("round %d, second: %s", i, failed)
+		}
+		if failed := <-first; failed != "" {
+			t.Errorf("round %d, first: %s", i, failed)
+		}
+		cur.Store(nil)
+	}
+	for rt, n := range api.Redemptions() {
+		if n != 1 {
+			t.Errorf("refresh token %.14s... redeemed %d times", rt, n)
+		}
+	}
+}
+
+// storedExpiry reads the access token's expiry from a file store.
+func storedExpiry(t *testing.T, path, name string) time.Time {
+	var ff struct {
+		Tokens map[string]struct{ Expiry time.Time }
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &ff) != nil {
+		return time.Now().Add(time.Hour) // not written yet, or mid-rename
+	}
+	return ff.Tokens[name].Expiry
 }
