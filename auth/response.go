@@ -93,9 +93,11 @@ func parseTokenResponse(status int, contentType string, body []byte, now time.Ti
 	// expires_in is relative and so immune to clock skew between us and
 	// the endpoint: it wins over an absolute "expires" when both are sent.
 	// Lifetimes past maxLifetime are clamped: converting a larger float to
-	// a Duration would overflow into the past.
+	// a Duration would overflow into the past. One under a nanosecond is
+	// kept positive, so that it is not expired on arrival: the cache
+	// raises every short lifetime to its floor.
 	if secs, ok := numberField(tj.ExpiresIn); ok && secs > 0 {
-		tok.Expiry = now.Add(time.Duration(min(secs, maxLifetime.Seconds()) * float64(time.Second)))
+		tok.Expiry = now.Add(max(time.Nanosecond, time.Duration(min(secs, maxLifetime.Seconds())*float64(time.Second))))
 	} else if unix, ok := numberField(tj.Expires); ok && unix > float64(now.Unix()) {
 		// An absolute expiry already past means our clocks disagree; the
 		// token is then used until a 401 rather than refetched per request.

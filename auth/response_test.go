@@ -136,8 +136,13 @@ func TestTokenFormattingRedacts(t *testing.T) {
 	}
 }
 
-// FuzzParseTokenResponse checks that no body makes the parser panic, and
-// that what it accepts is usable.
+// FuzzParseTokenResponse checks that no answer makes the parser panic,
+// that what it accepts is usable (a token that can be sent in a header,
+// an expiry after its arrival and within maxLifetime), and that what it
+// refuses is one of its two errors. The corpus in
+// testdata/fuzz/FuzzParseTokenResponse holds the hostile cases: CR, LF and
+// NUL in tokens, huge, negative, fractional and NaN lifetimes, form
+// bodies, nested error objects.
 func FuzzParseTokenResponse(f *testing.F) {
 	for _, s := range []string{
 		`{"access_token":"a","token_type":"Bearer","expires_in":86400}`,
@@ -148,16 +153,33 @@ func FuzzParseTokenResponse(f *testing.F) {
 		f.Add(200, "application/json", []byte(s))
 	}
 	f.Add(200, "application/x-www-form-urlencoded", []byte("access_token=a&expires_in=10"))
+	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, status int, ctype string, body []byte) {
-		tok, err := parseTokenResponse(status, ctype, body, time.Unix(1_700_000_000, 0))
-		if err == nil && (tok == nil || tok.AccessToken == "" || status < 200 || status > 299) {
+		tok, err := parseTokenResponse(status, ctype, body, now)
+		if err != nil {
+			var re *RetrieveError
+			if tok != nil {
+				t.Fatal("returned both a token and an error")
+			}
+			if !errors.As(err, &re) && !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("an error that is neither a RetrieveError nor ErrBadResponse: %v", err)
+			}
+			if re != nil && re.StatusCode != status {
+				t.Fatalf("RetrieveError status %d for a %d", re.StatusCode, status)
+			}
+			return
+		}
+		if tok == nil || tok.AccessToken == "" || status < 200 || status > 299 {
 			t.Fatalf("accepted an unusable response: status %d, %v", status, tok)
 		}
-		if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(time.Unix(1_700_000_000, 0)) {
-			t.Fatalf("accepted a token that expired before it arrived: %v", tok.Expiry)
+		if !headerSafe(tok.AccessToken) || !headerSafe(tok.TokenType) || !headerSafe(tok.Type()+" "+tok.AccessToken) {
+			t.Fatalf("accepted a token that cannot be sent in a header: %q %q", tok.TokenType, tok.AccessToken)
 		}
-		if err != nil && tok != nil {
-			t.Fatal("returned both a token and an error")
+		if !tok.Expiry.IsZero() && (!tok.Expiry.After(now) || tok.Expiry.After(now.Add(maxLifetime))) {
+			t.Fatalf("accepted a token expiring at %v, for one that arrived at %v", tok.Expiry, now)
+		}
+		if !tok.Obtained.Equal(now) {
+			t.Fatalf("obtained %v, want %v", tok.Obtained, now)
 		}
 	})
 }
