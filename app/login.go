@@ -69,18 +69,21 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 		return fail("cannot listen for the redirect on %s: %v", redirect.Host, err)
 	}
 
-	style := oauth2.AuthStyleInParams
-	if up.Token.AuthMethod == string(auth.ClientSecretBasic) {
-		style = oauth2.AuthStyleInHeader
-	}
+	// x/oauth2 only builds the authorize URL; the code goes to the token
+	// endpoint as every token request does (no redirects followed, the
+	// configured body format and params, secrets redacted from errors).
 	oc := &oauth2.Config{
-		ClientID: up.Token.ClientID, ClientSecret: up.Token.ClientSecret.Reveal(), Scopes: up.Token.Scopes,
-		RedirectURL: up.Token.RedirectURI,
-		Endpoint:    oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL, TokenURL: up.Token.URL, AuthStyle: style},
+		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
+		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
 	}
-	state := randomState()
-	verifier := oauth2.GenerateVerifier()
-	authURL := oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	client := auth.Client{
+		TokenURL: up.Token.URL, ClientID: up.Token.ClientID, ClientSecret: up.Token.ClientSecret.Reveal(),
+		AuthMethod: auth.AuthMethod(up.Token.AuthMethod), BodyFormat: auth.BodyFormat(up.Token.BodyFormat),
+		Scopes: up.Token.Scopes, Params: up.Token.Params,
+	}
+	flow := &loginFlow{client: client, redirectURI: up.Token.RedirectURI, timeout: up.Token.Timeout,
+		state: randomState(), verifier: oauth2.GenerateVerifier(), name: name, store: st}
+	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
 	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
 	if openBrowser {
 		tryOpenBrowser(authURL)
@@ -91,7 +94,7 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	done := make(chan error, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc(redirect.Path, func(w http.ResponseWriter, r *http.Request) {
-		err := completeLogin(ctx, r, oc, state, verifier, name, st)
+		err := flow.complete(ctx, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -129,11 +132,20 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	return 0
 }
 
-// completeLogin checks the redirect, exchanges the code and stores the
-// tokens.
-func completeLogin(ctx context.Context, r *http.Request, oc *oauth2.Config, state, verifier, name string, st auth.Store) error {
+// loginFlow is one login's state: what the authorize URL asked for, and
+// how the code is to be exchanged.
+type loginFlow struct {
+	client                auth.Client
+	redirectURI           string
+	timeout               time.Duration // of the code exchange: token.timeout
+	state, verifier, name string
+	store                 auth.Store
+}
+
+// complete checks the redirect, exchanges the code and stores the tokens.
+func (f *loginFlow) complete(ctx context.Context, r *http.Request) error {
 	q := r.URL.Query()
-	if q.Get("state") != state {
+	if q.Get("state") != f.state {
 		return errors.New("the redirect's state does not match this login (a stale or forged redirect); run authproxy login again")
 	}
 	if e := q.Get("error"); e != "" {
@@ -143,12 +155,9 @@ func completeLogin(ctx context.Context, r *http.Request, oc *oauth2.Config, stat
 	if code == "" {
 		return errors.New("the redirect carried neither a code nor an error")
 	}
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		// Its own text includes the whole body; the RFC 6749 fields suffice.
-		return fmt.Errorf("exchanging the code: token endpoint answered %d %s: %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
-	}
+	exchangeCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	tok, err := f.client.ExchangeCode(exchangeCtx, code, f.verifier, f.redirectURI)
 	if err != nil {
 		return fmt.Errorf("exchanging the code: %v", err)
 	}
@@ -156,10 +165,10 @@ func completeLogin(ctx context.Context, r *http.Request, oc *oauth2.Config, stat
 		return errors.New("the token endpoint gave no refresh_token; check the API's docs for how to ask for offline access")
 	}
 	rec := auth.Record{
-		Fingerprint: auth.Fingerprint(oc.Endpoint.TokenURL, oc.ClientID, oc.Scopes), RefreshToken: tok.RefreshToken,
-		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: time.Now(),
+		Fingerprint: auth.Fingerprint(f.client.TokenURL, f.client.ClientID, f.client.Scopes), RefreshToken: tok.RefreshToken,
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained,
 	}
-	if err := st.Save(ctx, name, rec); err != nil {
+	if err := f.store.Save(ctx, f.name, rec); err != nil {
 		return fmt.Errorf("storing the tokens: %v", err)
 	}
 	return nil

@@ -105,9 +105,9 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 // cache. The hash is never shown.
 func tokenIdentity(u config.Upstream) string {
 	t := u.Token
-	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%v|%v|%q|%v|%v|%v",
+	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%v|%v|%q|%v|%v|%v|%v",
 		t.GrantType, t.URL, t.ClientID, t.ClientSecret.Reveal(), t.AuthMethod, t.BodyFormat, t.RefreshToken.Reveal(),
-		t.Scopes, t.Params, u.Target.String(), t.RefreshBefore, t.DefaultLifetime, t.Timeout))
+		t.Scopes, t.Params, u.Target.String(), t.RefreshBefore, t.DefaultLifetime, t.MinLifetime, t.Timeout))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -117,11 +117,12 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 	client := auth.Client{
 		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
 		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
-		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
+		Params: u.Token.Params, HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
 	}
 	opts := auth.CacheOptions{
 		RefreshBefore:   u.Token.RefreshBefore,
 		DefaultLifetime: u.Token.DefaultLifetime,
+		MinLifetime:     u.Token.MinLifetime,
 		FetchTimeout:    u.Token.Timeout,
 		Now:             now,
 		Log:             logger,
@@ -148,7 +149,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 		opts.Initial = stored
 		return auth.NewCache(grant, opts), nil
 	}
-	grant := &auth.ClientCredentials{Client: client, Params: u.Token.Params}
+	grant := &auth.ClientCredentials{Client: client}
 	return auth.NewCache(grant, opts), nil
 }
 

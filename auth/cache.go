@@ -25,6 +25,10 @@ type CacheOptions struct {
 	// DefaultLifetime is given to tokens whose response had no expiry.
 	// Zero keeps such a token until Invalidate.
 	DefaultLifetime time.Duration
+	// MinLifetime is the shortest lifetime believed: a token said to
+	// expire sooner (expires_in 0.2) is kept this long, or until a 401,
+	// rather than refetched for nearly every request. Zero means 30s.
+	MinLifetime time.Duration
 	// FetchTimeout bounds one token request; zero means 10s.
 	FetchTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed fetch before
@@ -98,6 +102,7 @@ type Cache struct {
 	cur        atomic.Pointer[cachedToken]
 	group      singleflight.Group
 	refreshing atomic.Bool
+	floored    atomic.Bool // the MinLifetime warning was logged
 
 	mu          sync.Mutex // guards the failure state below
 	failures    int
@@ -138,6 +143,9 @@ var _ Source = (*Cache)(nil)
 func NewCache(src Source, opts CacheOptions) *Cache {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 10 * time.Second
+	}
+	if opts.MinLifetime <= 0 {
+		opts.MinLifetime = 30 * time.Second
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
@@ -336,6 +344,7 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 		t.Expiry = now.Add(c.opts.DefaultLifetime)
 		tok = &t
 	}
+	tok = c.floor(tok, now)
 	fields := logrus.Fields{"reason": reason}
 	if !tok.Expiry.IsZero() {
 		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()
@@ -344,27 +353,6 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 	}
 	c.opts.Log.WithFields(fields).Info("token fetched")
 	return tok, nil
-}
-
-// refreshAt is when a background refresh of tok should start: RefreshBefore
-// ahead of expiry, at most half the lifetime ahead, less (with jitter) up
-// to a tenth of that lead so that replicas do not refresh in lockstep.
-func (c *Cache) refreshAt(tok *Token, now time.Time, jitter bool) time.Time {
-	if tok.Expiry.IsZero() || c.opts.RefreshBefore <= 0 {
-		return time.Time{}
-	}
-	obtained := tok.Obtained
-	if obtained.IsZero() {
-		obtained = now
-	}
-	lead := min(c.opts.RefreshBefore, tok.Expiry.Sub(obtained)/2)
-	if lead <= 0 {
-		return time.Time{}
-	}
-	if jitter {
-		lead += c.opts.Jitter(lead / 10)
-	}
-	return tok.Expiry.Add(-lead)
 }
 
 func (c *Cache) backoff(now time.Time) error {

@@ -51,8 +51,12 @@ type Client struct {
 	AuthMethod AuthMethod
 	// BodyFormat defaults to FormBody.
 	BodyFormat BodyFormat
-	// Scopes, if any, are sent space-separated as "scope".
+	// Scopes, if any, are sent space-separated as "scope" (with the
+	// client-credentials grant; the other grants keep what was granted).
 	Scopes []string
+	// Params are extra fields sent with every token request (audience,
+	// resource). A field the grant sets itself wins over one of these.
+	Params map[string]string
 	// HTTPClient sends the request; nil means http.DefaultClient's
 	// transport. Redirects are never followed whatever the client says,
 	// so the secret is only ever sent to TokenURL.
@@ -69,30 +73,52 @@ func (c Client) endpoint() tokenEndpoint {
 	}
 }
 
+// request sends one token request of a grant: the Params, then the
+// grant's own fields (which win over a param of the same name), then the
+// client's identity: client_id always, the secret in the body unless it
+// goes as HTTP Basic or there is none.
+func (c Client) request(ctx context.Context, grant ...[2]string) (*Token, error) {
+	fields := make([][2]string, 0, len(c.Params)+len(grant)+2)
+	for k, v := range c.Params {
+		fields = append(fields, [2]string{k, v})
+	}
+	fields = append(fields, grant...)
+	fields = append(fields, [2]string{"client_id", c.ClientID})
+	if c.AuthMethod != ClientSecretBasic && c.ClientSecret != "" {
+		fields = append(fields, [2]string{"client_secret", c.ClientSecret})
+	}
+	return c.endpoint().exchange(ctx, fields)
+}
+
+// ExchangeCode redeems an authorization code (RFC 6749 4.1.3) with its
+// PKCE verifier (RFC 7636; "" if none was used) and the redirect URI the
+// authorization request named. The answer carries the refresh token.
+// Like every token request, it follows no redirect and its errors hold
+// neither the secret nor the code.
+func (c Client) ExchangeCode(ctx context.Context, code, verifier, redirectURI string) (*Token, error) {
+	fields := [][2]string{{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", redirectURI}}
+	if verifier != "" {
+		fields = append(fields, [2]string{"code_verifier", verifier})
+	}
+	return c.request(ctx, fields...)
+}
+
 // ClientCredentials fetches a new token with the RFC 6749 4.4
 // client-credentials grant on every call; wrap it in a Cache. Its fields
 // must not change once it is in use.
 type ClientCredentials struct {
 	Client
-	// Params are extra fields sent with the request (audience, resource).
-	Params map[string]string
 }
 
 var _ Source = (*ClientCredentials)(nil)
 
 // Token requests a new token from the endpoint.
 func (c *ClientCredentials) Token(ctx context.Context) (*Token, error) {
-	fields := [][2]string{{"grant_type", "client_credentials"}, {"client_id", c.ClientID}}
-	if c.AuthMethod != ClientSecretBasic {
-		fields = append(fields, [2]string{"client_secret", c.ClientSecret})
-	}
+	fields := [][2]string{{"grant_type", "client_credentials"}}
 	if len(c.Scopes) > 0 {
 		fields = append(fields, [2]string{"scope", strings.Join(c.Scopes, " ")})
 	}
-	for k, v := range c.Params {
-		fields = append(fields, [2]string{k, v})
-	}
-	return c.endpoint().exchange(ctx, fields)
+	return c.request(ctx, fields...)
 }
 
 // tokenEndpoint sends one token request and parses the answer; it is the
@@ -105,9 +131,25 @@ type tokenEndpoint struct {
 	now                    func() time.Time
 }
 
-// exchange posts fields to the endpoint. Secrets among the fields are
-// redacted from any error text that came from the network.
+// exchange posts fields to the endpoint. Every error it returns has
+// passed through one redactor holding the request's secrets (the client
+// secret, and the refresh token, code or verifier among the fields).
 func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token, error) {
+	var others []string
+	for _, f := range fields {
+		if f[0] == "refresh_token" || f[0] == "code" || f[0] == "code_verifier" {
+			others = append(others, f[1])
+		}
+	}
+	red := newRedactor(e.clientID, e.clientSecret, others...)
+	tok, err := e.post(ctx, fields, red)
+	if err != nil {
+		return nil, red.error(err)
+	}
+	return tok, nil
+}
+
+func (e tokenEndpoint) post(ctx context.Context, fields [][2]string, red redactor) (*Token, error) {
 	req, err := e.newRequest(ctx, fields)
 	if err != nil {
 		return nil, err
@@ -120,7 +162,9 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noRedirects.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("token request: %w", err)
+		// Redacted here, before wrapping: the *url.Error is rebuilt
+		// without the token URL's query.
+		return nil, fmt.Errorf("token request: %w", red.error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
@@ -144,20 +188,7 @@ func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token
 	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
 		re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
 	}
-	if err != nil {
-		secrets := []string{e.clientSecret}
-		for _, f := range fields {
-			if f[0] == "refresh_token" || f[0] == "code" || f[0] == "code_verifier" {
-				secrets = append(secrets, f[1])
-			}
-		}
-		if re != nil {
-			re.ErrorCode = redact(re.ErrorCode, secrets...)
-			re.ErrorDescription = redact(re.ErrorDescription, secrets...)
-		}
-		return nil, err
-	}
-	return tok, nil
+	return tok, err
 }
 
 func (e tokenEndpoint) newRequest(ctx context.Context, fields [][2]string) (*http.Request, error) {

@@ -65,15 +65,3 @@ var ErrBadResponse = errors.New("unusable token response")
 func badResponse(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadResponse, fmt.Sprintf(format, args...))
 }
-
-// redact replaces every non-empty secret in s, so that text which came
-// from the network (an echoed error_description) or from the HTTP client
-// (a URL in a *url.Error) cannot carry one out.
-func redact(s string, secrets ...string) string {
-	for _, v := range secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
-}

@@ -20,9 +20,11 @@ var ErrReauthorizationRequired = errors.New("reauthorization required")
 // grant, for APIs that rotate the refresh token on every use (Redbooth).
 //
 // It redeems each refresh token at most once: refreshes are serialized,
-// and the new refresh token (with the access token) is saved to the Store
-// before the access token is handed out, so a crash never loses the only
-// valid refresh token once it could have been used.
+// in this process and, through the Store's lock (see Updater), with every
+// other process refreshing from the same Store; each takes up the newest
+// refresh token found there, and saves the new one before the access
+// token is handed out, so a crash never loses the only valid refresh
+// token once it could have been used.
 type RefreshGrant struct {
 	// Client says how to reach the token endpoint. ClientSecret may be
 	// empty for a public client.
@@ -43,10 +45,13 @@ type RefreshGrant struct {
 	// token: the Cache takes the fleet's shared access token instead.
 	Shared bool
 
-	mu         sync.Mutex // serializes refreshes and guards the fields below
-	refresh    string     // the newest refresh token
-	dead       string     // the refresh token the endpoint rejected, if any
-	lastReload time.Time
+	mu      sync.Mutex // serializes refreshes and guards the fields below
+	refresh string     // the newest refresh token
+	dead    string     // the refresh token the endpoint rejected, if any
+	// stored is the refresh token the Store held when this grant last read
+	// or wrote it: one found there that differs is another process's
+	// rotation, or a login's.
+	stored string
 	// unsaved is a rotation the shared Store did not take (it was
 	// unreachable); it is saved before anything else is redeemed.
 	unsaved *unsavedRotation
@@ -80,7 +85,7 @@ func (g *RefreshGrant) Open(ctx context.Context) (*Token, error) {
 	if rec == nil {
 		return nil, nil
 	}
-	g.refresh = rec.RefreshToken
+	g.refresh, g.stored = rec.RefreshToken, rec.RefreshToken
 	if tok := rec.token(); tok.ValidAt(g.now()) {
 		return tok, nil
 	}
@@ -93,14 +98,19 @@ func (g *RefreshGrant) load(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load stored tokens for %q: %w", g.Name, err)
 	}
+	return g.own(rec), nil
+}
+
+// own returns rec if it holds a refresh token of this client's.
+func (g *RefreshGrant) own(rec *Record) *Record {
 	if rec == nil || rec.RefreshToken == "" {
-		return nil, nil
+		return nil
 	}
 	if rec.Fingerprint != g.fingerprint() {
 		g.log().Warn("the stored tokens belong to another client (token url, client id or scopes changed); ignoring them")
-		return nil, nil
+		return nil
 	}
-	return rec, nil
+	return rec
 }
 
 // Token redeems the newest refresh token for a new access token.
@@ -110,27 +120,66 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	if g.Shared {
 		return g.sharedToken(ctx)
 	}
-	if g.refresh == "" || g.refresh == g.dead {
-		rec := g.reload(ctx)
-		if rec == nil {
+	var (
+		tok      *Token
+		redeemed bool
+	)
+	// Under the Store's lock, from reading the refresh token to saving the
+	// one it is rotated to: another process refreshing from the same Store
+	// waits, then finds the new one.
+	err := g.update(ctx, func(cur *Record) (*Record, error) {
+		if rec := g.own(cur); rec != nil && rec.RefreshToken != g.stored {
+			// Rotated by another process since this one looked, or stored
+			// by a login: redeeming our own would redeem a spent token.
+			if g.refresh != "" && g.refresh == g.dead {
+				g.log().Info("a new refresh token was stored (login); resuming")
+			}
+			g.refresh, g.stored = rec.RefreshToken, rec.RefreshToken
+			if t := rec.token(); t.ValidAt(g.now()) {
+				tok = t // and its access token, while it lasts
+				return nil, nil
+			}
+		}
+		if g.refresh == "" || g.refresh == g.dead {
 			return nil, g.reauthError()
 		}
-		// A login stores an access token too: use it before redeeming.
-		if tok := rec.token(); tok.ValidAt(g.now()) {
-			return tok, nil
+		t, err := g.redeem(ctx)
+		if err != nil {
+			return nil, err
 		}
-	}
-	tok, err := g.redeem(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// On disk before it is used: if this fails, the access token is not
-	// handed out and the next refresh retries with the token kept below.
-	g.refresh = tok.RefreshToken
-	if err := g.Store.Save(context.WithoutCancel(ctx), g.Name, g.record(tok)); err != nil {
+		// Saved before it is used: if the save fails, the access token is
+		// not handed out, and the next refresh redeems the token kept here.
+		tok, redeemed, g.refresh = t, true, t.RefreshToken
+		rec := g.record(t)
+		return &rec, nil
+	})
+	switch {
+	case err != nil && redeemed:
 		return nil, g.unsavedError(err)
+	case err != nil:
+		return nil, err
+	case redeemed:
+		g.stored = tok.RefreshToken
 	}
 	return tok, nil
+}
+
+// update runs fn on the stored record under the Store's lock, or, for a
+// Store that has none (one this process alone uses), under g.mu, which
+// the caller holds. The save is not cut short by a caller that leaves.
+func (g *RefreshGrant) update(ctx context.Context, fn func(cur *Record) (*Record, error)) error {
+	if u, ok := g.Store.(Updater); ok {
+		return u.Update(ctx, g.Name, fn)
+	}
+	cur, err := g.Store.Load(ctx, g.Name)
+	if err != nil {
+		return fmt.Errorf("load stored tokens for %q: %w", g.Name, err)
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
+	return g.Store.Save(context.WithoutCancel(ctx), g.Name, *next)
 }
 
 // sharedToken redeems the refresh token the shared Store holds now, and
@@ -188,11 +237,7 @@ func (g *RefreshGrant) sharedToken(ctx context.Context) (*Token, error) {
 // redeem asks the endpoint to exchange g.refresh. An invalid_grant marks
 // it dead. The returned token always carries the refresh token to keep.
 func (g *RefreshGrant) redeem(ctx context.Context) (*Token, error) {
-	fields := [][2]string{{"grant_type", "refresh_token"}, {"refresh_token", g.refresh}, {"client_id", g.ClientID}}
-	if g.AuthMethod != ClientSecretBasic && g.ClientSecret != "" {
-		fields = append(fields, [2]string{"client_secret", g.ClientSecret})
-	}
-	tok, err := g.endpoint().exchange(ctx, fields)
+	tok, err := g.request(ctx, [2]string{"grant_type", "refresh_token"}, [2]string{"refresh_token", g.refresh})
 	var re *RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		g.dead = g.refresh
@@ -219,24 +264,6 @@ func (g *RefreshGrant) unsavedError(err error) error {
 func (g *RefreshGrant) record(tok *Token) Record {
 	return Record{Fingerprint: g.fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
 		TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained}
-}
-
-// reload looks for a refresh token newer than the dead one, which
-// `authproxy login` writes to the Store while the proxy runs, and returns
-// its record. It looks at most once a second.
-func (g *RefreshGrant) reload(ctx context.Context) *Record {
-	now := g.now()
-	if !g.lastReload.IsZero() && now.Sub(g.lastReload) < time.Second {
-		return nil
-	}
-	g.lastReload = now
-	rec, err := g.load(ctx)
-	if err != nil || rec == nil || rec.RefreshToken == g.dead {
-		return nil
-	}
-	g.refresh = rec.RefreshToken
-	g.log().Info("a new refresh token was stored (login); resuming")
-	return rec
 }
 
 func (g *RefreshGrant) reauthError() error {

@@ -75,6 +75,14 @@ func parseTokenResponse(status int, contentType string, body []byte, now time.Ti
 	if !ok || access == "" {
 		return nil, badResponse("status %d without an access_token", status)
 	}
+	// Cached, such a token would make every request fail (and /readyz say
+	// ready): the value is never shown, only what is wrong with it.
+	if !headerSafe(access) {
+		return nil, badResponse("status %d with an access_token that cannot be sent in a header (it holds a control character such as CR, LF or NUL)", status)
+	}
+	if !headerSafe(tj.TokenType) {
+		return nil, badResponse("status %d with a token_type that cannot be sent in a header (it holds a control character such as CR, LF or NUL)", status)
+	}
 	tok := &Token{
 		AccessToken:  access,
 		TokenType:    tj.TokenType,
@@ -85,9 +93,11 @@ func parseTokenResponse(status int, contentType string, body []byte, now time.Ti
 	// expires_in is relative and so immune to clock skew between us and
 	// the endpoint: it wins over an absolute "expires" when both are sent.
 	// Lifetimes past maxLifetime are clamped: converting a larger float to
-	// a Duration would overflow into the past.
+	// a Duration would overflow into the past. One under a nanosecond is
+	// kept positive, so that it is not expired on arrival: the cache
+	// raises every short lifetime to its floor.
 	if secs, ok := numberField(tj.ExpiresIn); ok && secs > 0 {
-		tok.Expiry = now.Add(time.Duration(min(secs, maxLifetime.Seconds()) * float64(time.Second)))
+		tok.Expiry = now.Add(max(time.Nanosecond, time.Duration(min(secs, maxLifetime.Seconds())*float64(time.Second))))
 	} else if unix, ok := numberField(tj.Expires); ok && unix > float64(now.Unix()) {
 		// An absolute expiry already past means our clocks disagree; the
 		// token is then used until a 401 rather than refetched per request.
@@ -157,4 +167,18 @@ func stringField(v any) string {
 	default:
 		return ""
 	}
+}
+
+// headerSafe reports whether s may appear in an HTTP header value: RFC
+// 9110 5.5 allows no control character but HTAB (CR, LF and NUL above
+// all, which would split or cut the header). It is what
+// golang.org/x/net/http/httpguts.ValidHeaderFieldValue checks, and what
+// net/http refuses to send.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -86,6 +86,16 @@ func TestParseTokenResponseErrors(t *testing.T) {
 		{name: "empty object", status: 200, ctype: "application/json", body: `{}`, wantText: "without an access_token"},
 		{name: "access_token not a string", status: 200, ctype: "application/json", body: `{"access_token":42}`, wantText: "without an access_token"},
 		{name: "json array", status: 200, ctype: "application/json", body: `[]`, wantText: "not a JSON object"},
+		// A token that cannot be sent in a header would be cached as valid
+		// and then fail every request.
+		{name: "CRLF in the token", status: 200, ctype: "application/json",
+			body: `{"access_token":"zz9tok\r\nX-Injected: 1","expires_in":60}`, wantText: "cannot be sent in a header"},
+		{name: "LF in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\nx"}`, wantText: "cannot be sent in a header"},
+		{name: "NUL in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\u0000x"}`, wantText: "cannot be sent in a header"},
+		{name: "DEL in the token", status: 200, ctype: "application/json", body: `{"access_token":"zz9tok\u007fx"}`, wantText: "cannot be sent in a header"},
+		{name: "CR in a form token", status: 200, ctype: "application/x-www-form-urlencoded", body: "access_token=zz9tok%0Dx", wantText: "cannot be sent in a header"},
+		{name: "CRLF in the token type", status: 200, ctype: "application/json",
+			body: `{"access_token":"zz9tok","token_type":"Bearer\r\nX-Injected: 1"}`, wantText: "cannot be sent in a header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,6 +113,9 @@ func TestParseTokenResponseErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not contain %q", err, tt.wantText)
+			}
+			if strings.Contains(err.Error(), "zz9tok") {
+				t.Errorf("error %q shows the token", err)
 			}
 		})
 	}
@@ -123,8 +136,13 @@ func TestTokenFormattingRedacts(t *testing.T) {
 	}
 }
 
-// FuzzParseTokenResponse checks that no body makes the parser panic, and
-// that what it accepts is usable.
+// FuzzParseTokenResponse checks that no answer makes the parser panic,
+// that what it accepts is usable (a token that can be sent in a header,
+// an expiry after its arrival and within maxLifetime), and that what it
+// refuses is one of its two errors. The corpus in
+// testdata/fuzz/FuzzParseTokenResponse holds the hostile cases: CR, LF and
+// NUL in tokens, huge, negative, fractional and NaN lifetimes, form
+// bodies, nested error objects.
 func FuzzParseTokenResponse(f *testing.F) {
 	for _, s := range []string{
 		`{"access_token":"a","token_type":"Bearer","expires_in":86400}`,
@@ -135,16 +153,33 @@ func FuzzParseTokenResponse(f *testing.F) {
 		f.Add(200, "application/json", []byte(s))
 	}
 	f.Add(200, "application/x-www-form-urlencoded", []byte("access_token=a&expires_in=10"))
+	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, status int, ctype string, body []byte) {
-		tok, err := parseTokenResponse(status, ctype, body, time.Unix(1_700_000_000, 0))
-		if err == nil && (tok == nil || tok.AccessToken == "" || status < 200 || status > 299) {
+		tok, err := parseTokenResponse(status, ctype, body, now)
+		if err != nil {
+			var re *RetrieveError
+			if tok != nil {
+				t.Fatal("returned both a token and an error")
+			}
+			if !errors.As(err, &re) && !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("an error that is neither a RetrieveError nor ErrBadResponse: %v", err)
+			}
+			if re != nil && re.StatusCode != status {
+				t.Fatalf("RetrieveError status %d for a %d", re.StatusCode, status)
+			}
+			return
+		}
+		if tok == nil || tok.AccessToken == "" || status < 200 || status > 299 {
 			t.Fatalf("accepted an unusable response: status %d, %v", status, tok)
 		}
-		if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(time.Unix(1_700_000_000, 0)) {
-			t.Fatalf("accepted a token that expired before it arrived: %v", tok.Expiry)
+		if !headerSafe(tok.AccessToken) || !headerSafe(tok.TokenType) || !headerSafe(tok.Type()+" "+tok.AccessToken) {
+			t.Fatalf("accepted a token that cannot be sent in a header: %q %q", tok.TokenType, tok.AccessToken)
 		}
-		if err != nil && tok != nil {
-			t.Fatal("returned both a token and an error")
+		if !tok.Expiry.IsZero() && (!tok.Expiry.After(now) || tok.Expiry.After(now.Add(maxLifetime))) {
+			t.Fatalf("accepted a token expiring at %v, for one that arrived at %v", tok.Expiry, now)
+		}
+		if !tok.Obtained.Equal(now) {
+			t.Fatalf("obtained %v, want %v", tok.Obtained, now)
 		}
 	})
 }

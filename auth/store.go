@@ -41,6 +41,21 @@ type Store interface {
 	Save(ctx context.Context, name string, r Record) error
 }
 
+// Updater is a Store that can hold a record across a read, a change and
+// a save, under a lock that every process sharing the store respects (a
+// file lock, for a file). A RefreshGrant needs it so that a refresh token
+// is redeemed once when a second process (`authproxy token` next to a
+// running proxy) refreshes from the same store. A Store that is not one
+// is taken to be used by this process only.
+type Updater interface {
+	// Update calls fn with the current record for name (nil if none)
+	// while holding the lock, and saves the record fn returns, if not nil,
+	// before letting the lock go. If fn fails, its error is returned and
+	// nothing is saved. fn must not call the Store. Waiting for the lock
+	// ends with ctx.
+	Update(ctx context.Context, name string, fn func(cur *Record) (*Record, error)) error
+}
+
 // Swapper is a Store that saves conditionally. A RefreshGrant shared by
 // several replicas needs it: the rotated refresh token replaces the one
 // it was redeemed with, or nothing, so a refresh token is redeemed once

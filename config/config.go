@@ -112,6 +112,7 @@ type Token struct {
 	Params          map[string]string
 	RefreshBefore   time.Duration
 	DefaultLifetime time.Duration // zero: keep a token without expiry until a 401
+	MinLifetime     time.Duration // a shorter lifetime is raised to it; a 401 still replaces the token
 	Timeout         time.Duration
 	// RefreshToken seeds the refresh_token grant; a stored one wins.
 	RefreshToken Secret

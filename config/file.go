@@ -42,6 +42,7 @@ type fileToken struct {
 	Params           map[string]string `mapstructure:"params"`
 	RefreshBefore    string            `mapstructure:"refresh_before"`
 	DefaultLifetime  string            `mapstructure:"default_lifetime"`
+	MinLifetime      string            `mapstructure:"min_lifetime"`
 	Timeout          string            `mapstructure:"timeout"`
 	RefreshToken     string            `mapstructure:"refresh_token"`
 	RefreshTokenFile string            `mapstructure:"refresh_token_file"`

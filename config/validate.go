@@ -24,6 +24,7 @@ const (
 	defaultUpstreamTimeout = 60 * time.Second
 	defaultRefreshBefore   = 10 * time.Minute
 	defaultTokenTimeout    = 10 * time.Second
+	defaultMinLifetime     = 30 * time.Second
 	defaultMaxBody         = 1 << 20
 	defaultUpstreamIdle    = 5 * time.Minute
 	defaultMaxHeaderBytes  = 64 << 10
@@ -186,6 +187,7 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		Params:          ft.Params,
 		RefreshBefore:   p.duration(tk+".refresh_before", ft.RefreshBefore, defaultRefreshBefore),
 		DefaultLifetime: p.duration(tk+".default_lifetime", ft.DefaultLifetime, 0),
+		MinLifetime:     p.duration(tk+".min_lifetime", ft.MinLifetime, defaultMinLifetime),
 		Timeout:         p.duration(tk+".timeout", ft.Timeout, defaultTokenTimeout),
 	}
 	p.oneOf(tk+".grant_type", u.Token.GrantType, "client_credentials", "refresh_token")
@@ -223,6 +225,9 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 	}
 	if u.Token.Timeout <= 0 {
 		p.add(tk+".timeout", "must be more than 0; write e.g. 10s")
+	}
+	if u.Token.MinLifetime < time.Second {
+		p.add(tk+".min_lifetime", "must be at least 1s; write e.g. 30s")
 	}
 
 	fi, ik := fu.Inject, key+".inject"

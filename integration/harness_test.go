@@ -73,6 +73,9 @@ type setup struct {
 	secret       string // the secret the proxy is given; "" means the right one
 	tokenURL     string // the token endpoint; "" means the fake's
 	seedRefresh  bool   // give the proxy a valid refresh token in the config
+	// wrapAPI, if set, serves in front of the fake API (to watch or bend
+	// what it is sent).
+	wrapAPI func(api http.Handler) http.Handler
 }
 
 // newServer serves h on loopback until the test ends and returns its URL.
@@ -151,7 +154,11 @@ func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
 	if s.seedRefresh {
 		s.tokenYAML += "      refresh_token: " + api.SeedRefreshToken() + "\n"
 	}
-	apiURL := newServer(t, api)
+	var h http.Handler = api
+	if s.wrapAPI != nil {
+		h = s.wrapAPI(api)
+	}
+	apiURL := newServer(t, h)
 	path := configFor(t, f, apiURL, s)
 	tr := &http.Transport{MaxIdleConnsPerHost: 1000}
 	e := &env{t: t, api: api, apiURL: apiURL, clock: clock, logs: &syncBuffer{}, flavor: f, config: path,

@@ -35,11 +35,11 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	f := fakeapi.Redbooth()
-	f.ExpiresIn = 600 * time.Millisecond // a refresh every ~300ms
+	f.ExpiresIn = time.Second // a refresh every ~500ms
 	api := fakeapi.New(f, clientID, clientSecret, nil)
 	api.SetRevokeOnUse(true)
 	apiURL := newServer(t, api)
-	config := configFor(t, f, apiURL, setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      refresh_before: 10m\n"})
+	config := configFor(t, f, apiURL, setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      refresh_before: 10m\n      min_lifetime: 1s\n"})
 
 	var (
 		running       atomic.Pointer[os.Process]

@@ -55,6 +55,10 @@ func classify(r *http.Request, err error) (status int, code string) {
 	switch {
 	case errors.As(err, &reqErr):
 		return reqErr.status, reqErr.code
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// Before the token cases: a client that left while its request
+		// waited for a token is the client's doing, not the endpoint's.
+		return statusClientClosedRequest, "client_closed_request"
 	case errors.As(err, &tokErr):
 		switch {
 		case errors.Is(err, auth.ErrReauthorizationRequired):
@@ -70,8 +74,6 @@ func classify(r *http.Request, err error) (status int, code string) {
 			return http.StatusGatewayTimeout, "token_unavailable"
 		}
 		return http.StatusBadGateway, "token_unavailable"
-	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
-		return statusClientClosedRequest, "client_closed_request"
 	case errors.As(err, &maxBytes):
 		return errTooLarge.status, errTooLarge.code
 	case timeout:

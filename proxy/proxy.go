@@ -176,6 +176,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 			base: base, upstream: u.Name, tokens: u.Tokens,
 			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
 			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, idleTimeout: u.IdleTimeout,
+			log: logger.WithField("upstream", u.Name),
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, u.Name, err)

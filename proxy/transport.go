@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/sirupsen/logrus"
 )
 
 // TokenSource is what the proxy needs of a token cache: a token for each
@@ -40,6 +42,13 @@ type tokenTransport struct {
 	maxBody  int64
 	// idleTimeout cuts off a response body that stalls; zero: never.
 	idleTimeout time.Duration
+	// log receives what the transport decides on its own; now is its
+	// clock (nil: time.Now).
+	log logrus.FieldLogger
+	now func() time.Time
+	// rejected is where a just-fetched token was refused too: a 401 there
+	// is passed back without a refresh.
+	rejected rejectedPaths
 
 	// rendered caches the header value of the current token, so the hot
 	// path formats nothing.
@@ -49,6 +58,7 @@ type tokenTransport struct {
 type renderedToken struct {
 	tok   *auth.Token
 	value string
+	err   error // the value cannot be sent in a header
 }
 
 var _ http.RoundTripper = (*tokenTransport)(nil)
@@ -70,10 +80,17 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
+	first, err := t.prepare(ctx, req, tok)
+	if err != nil {
+		cancel()
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
 	// A body that may need replaying is copied as it streams upstream.
 	var tee *teeBody
 	replayable := len(t.replayOn) > 0
-	first := t.prepare(ctx, req, tok)
 	if req.Body != nil && req.Body != http.NoBody {
 		if !replayable || req.ContentLength > t.maxBody {
 			replayable = false
@@ -112,9 +129,16 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // replay handles a rejected token: refresh it and send the request once
-// more with the same body. When the body cannot be had whole (over
-// max_body), the rejection goes back to the client as it came.
+// more with the same body. The rejection goes back to the client as it
+// came when the body cannot be had whole (over max_body), and when a
+// token fetched just before was refused on the same path too: the token
+// is not what the upstream objects to there (see rejectedPaths).
 func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
+	key := req.Method + " " + req.URL.Path
+	if skip, bound := t.rejected.skip(stale, key, t.clock()); skip {
+		t.atBound(bound)
+		return rejected, nil
+	}
 	rejected, kept := keepResponse(rejected)
 	if !kept {
 		return rejected, nil
@@ -132,47 +156,94 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
 	info := infoFrom(ctx)
-	again := t.prepare(ctx, req, fresh)
+	again, err := t.prepare(ctx, req, fresh)
+	if err != nil {
+		return nil, err
+	}
 	if tee != nil {
 		again.Body = io.NopCloser(bytes.NewReader(body))
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		again.ContentLength = int64(len(body))
 	}
+	t.rejected.trying(stale, fresh, key)
 	resp, err := t.base.RoundTrip(again)
+	outcome := "error"
+	switch {
+	case err != nil:
+		t.rejected.failed(fresh, key)
+	case slices.Contains(t.replayOn, resp.StatusCode):
+		outcome = "rejected"
+		t.atBound(t.rejected.refused(stale, fresh, key, t.clock()))
+	default:
+		outcome = "success"
+		t.rejected.accepted(fresh, key)
+	}
 	if info != nil {
-		switch {
-		case err != nil:
-			info.replay = "error"
-		case slices.Contains(t.replayOn, resp.StatusCode):
-			info.replay = "rejected"
-		default:
-			info.replay = "success"
-		}
+		info.replay = outcome
 	}
 	return resp, err
 }
 
+// atBound says, once for each token that reaches it, that refreshes
+// after a 401 are now rationed.
+func (t *tokenTransport) atBound(reached bool) {
+	if reached && t.log != nil {
+		t.log.WithField("paths", maxRejectedPaths).Warn("the upstream refused freshly fetched tokens on as many paths: " +
+			"a 401 on yet another path now refreshes this token at most once a minute, until it changes")
+	}
+}
+
+func (t *tokenTransport) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
 // prepare returns a copy of req carrying tok.
-func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) *http.Request {
+func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) (*http.Request, error) {
+	value, err := t.headerValue(tok)
+	if err != nil {
+		return nil, err
+	}
 	// A shallow copy with its own headers: the URL and the rest are not
 	// changed here, and ReverseProxy has already made req a copy of the
 	// client's request.
 	out := req.WithContext(ctx)
 	out.Header = req.Header.Clone()
-	out.Header.Set(t.header, t.headerValue(tok))
+	out.Header.Set(t.header, value)
 	for k, v := range t.static {
 		out.Header[k] = v
 	}
-	return out
+	return out, nil
 }
 
-func (t *tokenTransport) headerValue(tok *auth.Token) string {
+// headerValue renders tok's header value, once per token. A value that
+// net/http would refuse to send (a control character, from the token or
+// the format) is a token error, not the upstream's: it never leaves.
+func (t *tokenTransport) headerValue(tok *auth.Token) (string, error) {
 	if r := t.rendered.Load(); r != nil && r.tok == tok {
-		return r.value
+		return r.value, r.err
 	}
 	r := &renderedToken{tok: tok, value: t.render(tok)}
+	if !headerSafe(r.value) {
+		r.value, r.err = "", &TokenError{Upstream: t.upstream, Err: fmt.Errorf(
+			"%w: the %s value made from the token cannot be sent in a header (it holds a control character such as CR, LF or NUL)",
+			auth.ErrBadResponse, t.header)}
+	}
 	t.rendered.Store(r)
-	return r.value
+	return r.value, r.err
+}
+
+// headerSafe reports whether s may be sent as a header value (RFC 9110
+// 5.5: no control character but HTAB), as net/http checks before sending.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // headerTemplate compiles an inject.format such as "Bearer {token}" or

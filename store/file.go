@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -19,8 +20,9 @@ import (
 // moment leaves either the old file or the new one, never half of one: a
 // temporary file in the same directory is written, synced, renamed over
 // the old one, and the directory synced. The file is mode 0600. Processes
-// sharing the file (the proxy and `authproxy login`) take a lock on
-// PATH.lock around each read-modify-write.
+// sharing the file (the proxy, `authproxy token`, `authproxy login`) take
+// a lock on PATH.lock around each read-modify-write, and a refresh holds
+// it from reading the refresh token to saving the rotated one.
 type File struct {
 	// Path is the file's location; its directory is created if missing.
 	Path string
@@ -61,13 +63,26 @@ func (f *File) Load(_ context.Context, name string) (*auth.Record, error) {
 }
 
 // Save replaces the record for name and returns once it is durable.
-func (f *File) Save(_ context.Context, name string, r auth.Record) error {
+func (f *File) Save(ctx context.Context, name string, r auth.Record) error {
+	return f.Update(ctx, name, func(*auth.Record) (*auth.Record, error) { return &r, nil })
+}
+
+var _ auth.Updater = (*File)(nil)
+
+// Update runs fn on the record for name while holding the lock on
+// PATH.lock, which every process using the file takes, and writes what fn
+// returns before letting it go. The lock covers the whole file: refreshes
+// of different upstreams in one file wait for each other (they are rare,
+// and each is bounded by its token timeout).
+func (f *File) Update(ctx context.Context, name string, fn func(cur *auth.Record) (*auth.Record, error)) error {
+	// This process's writers first: flock is per open file, so a second
+	// lock taken here on another descriptor would wait for the first.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
 		return fmt.Errorf("token store: %w", err)
 	}
-	unlock, err := lockFile(f.Path + ".lock")
+	unlock, err := lockFile(ctx, f.Path+".lock")
 	if err != nil {
 		return err
 	}
@@ -76,7 +91,15 @@ func (f *File) Save(_ context.Context, name string, r auth.Record) error {
 	if err != nil {
 		return err // a corrupt file is left exactly as it is
 	}
-	ff.Tokens[name] = r
+	var cur *auth.Record
+	if r, ok := ff.Tokens[name]; ok {
+		cur = &r
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
+	ff.Tokens[name] = *next
 	data, err := json.MarshalIndent(ff, "", "  ")
 	if err != nil {
 		return fmt.Errorf("token store: %w", err)
@@ -146,16 +169,41 @@ func writeAtomic(path string, data []byte) error {
 	return nil
 }
 
-// lockFile takes an exclusive advisory lock, so that the proxy and a
-// login command writing at once cannot drop each other's records.
-func lockFile(path string) (func(), error) {
+// lockPoll is how often a process waiting for another's lock on the
+// store tries again; flock itself cannot be given a deadline.
+const lockPoll = 5 * time.Millisecond
+
+// lockFile takes an exclusive advisory lock, so that processes sharing
+// the store (the proxy, `authproxy token`, `authproxy login`) neither drop
+// each other's records nor redeem one refresh token twice. It waits until
+// ctx is done: another process may hold it through a token request.
+func lockFile(ctx context.Context, path string) (func(), error) {
 	lf, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("token store lock: %w", err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("token store lock: %w", err)
+	var poll *time.Timer
+	for {
+		err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			lf.Close()
+			return nil, fmt.Errorf("token store lock: %w", err)
+		}
+		if poll == nil {
+			poll = time.NewTimer(lockPoll)
+			defer poll.Stop()
+		} else {
+			poll.Reset(lockPoll)
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			lf.Close()
+			return nil, fmt.Errorf("token store lock %s (held by another process): %w", path, ctx.Err())
+		}
 	}
 	return func() {
 		syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)

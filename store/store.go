@@ -31,12 +31,28 @@ func (m *Memory) Load(_ context.Context, name string) (*auth.Record, error) {
 }
 
 // Save replaces the record for name.
-func (m *Memory) Save(_ context.Context, name string, r auth.Record) error {
+func (m *Memory) Save(ctx context.Context, name string, r auth.Record) error {
+	return m.Update(ctx, name, func(*auth.Record) (*auth.Record, error) { return &r, nil })
+}
+
+var _ auth.Updater = (*Memory)(nil)
+
+// Update runs fn on the record for name under the store's mutex, and
+// keeps what it returns.
+func (m *Memory) Update(_ context.Context, name string, fn func(cur *auth.Record) (*auth.Record, error)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var cur *auth.Record
+	if r, ok := m.records[name]; ok {
+		cur = &r
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
 	if m.records == nil {
 		m.records = map[string]auth.Record{}
 	}
-	m.records[name] = r
+	m.records[name] = *next
 	return nil
 }

@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// redacted replaces a secret in text that leaves the process.
+const redacted = "[redacted]"
+
+// minSecretLen is the shortest secret that is redacted. A secret of a
+// few characters protects nothing, and replacing every "s" in an error
+// (tests use such secrets) would leave it unreadable.
+const minSecretLen = 4
+
+// redactor removes one token request's secrets from text that came back
+// from the network or the HTTP client: an endpoint that echoes the
+// request in its error, or a *url.Error naming the token URL. Every error
+// a token request returns passes through one, so that no secret reaches
+// a client's error body, a log line or /status in any encoding the
+// request used or an echoing server might apply.
+type redactor struct {
+	forms []string // longest first, so a form is not half-replaced by a shorter one inside it
+}
+
+// newRedactor covers the client secret (also as the HTTP Basic value it
+// goes out in, with clientID), and the request's other secrets: the
+// refresh token, the authorization code and its PKCE verifier.
+func newRedactor(clientID, clientSecret string, others ...string) redactor {
+	var forms []string
+	add := func(s string) {
+		if len(s) < minSecretLen {
+			return
+		}
+		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s))
+		for _, html := range []bool{true, false} {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			enc.Encode(s)
+			forms = append(forms, strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:])
+		}
+	}
+	add(clientSecret)
+	for _, s := range others {
+		add(s)
+	}
+	if len(clientSecret) >= minSecretLen {
+		// What SetBasicAuth sends (RFC 6749 2.3.1 form-encodes both parts);
+		// without its padding, so that a truncated echo is caught too.
+		basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(clientID) + ":" + url.QueryEscape(clientSecret)))
+		forms = append(forms, strings.TrimRight(basic, "="))
+	}
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return redactor{forms: slices.Compact(forms)}
+}
+
+// string returns s with every form of every secret replaced.
+func (r redactor) string(s string) string {
+	for _, f := range r.forms {
+		if strings.Contains(s, f) {
+			s = strings.ReplaceAll(s, f, redacted)
+		}
+	}
+	return s
+}
+
+func (r redactor) holds(s string) bool {
+	return r.string(s) != s
+}
+
+// error returns err with no secret in its text, and the same for what
+// errors.Is and errors.As find in it as far as this package made it:
+//   - a *RetrieveError (the endpoint's own words) is scrubbed in place;
+//   - a *url.Error is rebuilt without the token URL's query, which may
+//     hold a key, and with its cause redacted in turn;
+//   - any other error whose text holds a secret is wrapped in one whose
+//     text is redacted, and which still unwraps to it and still says
+//     whether it was a timeout.
+func (r redactor) error(err error) error {
+	var re *RetrieveError
+	if errors.As(err, &re) {
+		re.ErrorCode = r.string(re.ErrorCode)
+		re.ErrorDescription = r.string(re.ErrorDescription)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue == err {
+		return &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: r.error(ue.Err)}
+	}
+	if err == nil || !r.holds(err.Error()) {
+		return err
+	}
+	return &redactedError{text: r.string(err.Error()), err: err}
+}
+
+// redactURL drops a URL's query and any password: a token URL may carry
+// an API key in either.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return redacted
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "", false
+		return u.String() + "?" + redacted
+	}
+	return u.String()
+}
+
+// redactedError is an error whose text held a secret.
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// Timeout keeps a redacted network error a timeout, which the proxy
+// answers with 504 rather than 502.
+func (e *redactedError) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
+}

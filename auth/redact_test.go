@@ -1,0 +1,169 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// awkwardSecret has a character of every kind that the encodings treat
+// differently, so that each encoded form differs from the raw one.
+const (
+	awkwardID     = "client id:1"
+	awkwardSecret = `s3cr+t/with&odd=chars "quoted" <b>%25 ü`
+	awkwardCode   = "code+with/odd&chars"
+	awkwardVerify = "verifier~with.odd_chars+/="
+)
+
+// secretForms is every form in which a token request's secrets could be
+// echoed back by an endpoint that repeats what it was sent.
+func secretForms(id string, secrets ...string) map[string]string {
+	forms := map[string]string{}
+	for _, s := range secrets {
+		forms["raw "+s] = s
+		forms["query-escaped "+s] = url.QueryEscape(s)
+		forms["path-escaped "+s] = url.PathEscape(s)
+		j, _ := json.Marshal(s)
+		forms["json "+s] = strings.Trim(string(j), `"`)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secrets[0])))
+	forms["basic"] = basic
+	forms["basic unpadded"] = strings.TrimRight(basic, "=")
+	return forms
+}
+
+// echoEndpoint answers every token request with an error whose
+// description repeats the request: the body as sent, the body as decoded,
+// the Authorization header, and the same again with the encodings an
+// echoing server might apply.
+func echoEndpoint(t *testing.T, status int) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		vals, _ := url.ParseQuery(string(body))
+		var decoded []string
+		for k, v := range vals {
+			decoded = append(decoded, k+"="+v[0], url.PathEscape(v[0]))
+		}
+		var jsonFields map[string]string
+		if json.Unmarshal(body, &jsonFields) == nil {
+			for k, v := range jsonFields {
+				decoded = append(decoded, k+"="+v, url.QueryEscape(v), url.PathEscape(v))
+			}
+		}
+		echo := "you sent " + string(body) + " decoded " + strings.Join(decoded, " ") +
+			" with Authorization: " + r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request " + echo, "error_description": echo})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func assertNoForms(t *testing.T, where, text string, forms map[string]string) {
+	t.Helper()
+	for name, f := range forms {
+		if f != "" && strings.Contains(text, f) {
+			t.Errorf("%s holds the %s form of a secret: %s", where, name, text)
+		}
+	}
+}
+
+func TestTokenRequestErrorsCarryNoSecretInAnyEncoding(t *testing.T) {
+	for _, status := range []int{400, 200} { // 200: an RFC 6749 5.2 error in a success
+		for _, method := range []AuthMethod{ClientSecretPost, ClientSecretBasic} {
+			for _, format := range []BodyFormat{FormBody, JSONBody} {
+				srv := echoEndpoint(t, status)
+				client := Client{TokenURL: srv.URL, ClientID: awkwardID, ClientSecret: awkwardSecret, AuthMethod: method, BodyFormat: format}
+				name := string(method) + " " + string(format)
+
+				_, err := (&ClientCredentials{Client: client}).Token(context.Background())
+				var re *RetrieveError
+				if !errors.As(err, &re) || !strings.Contains(err.Error(), "[redacted]") {
+					t.Fatalf("%s: got %v", name, err)
+				}
+				assertNoForms(t, name+": client credentials error", err.Error(), secretForms(awkwardID, awkwardSecret))
+
+				g := &RefreshGrant{Client: client, Name: "x", InitialRefreshToken: "refresh/tok+en&x=y", Store: &memStore{}}
+				g.Open(context.Background())
+				_, err = g.Token(context.Background())
+				if err == nil {
+					t.Fatalf("%s: refresh grant: no error", name)
+				}
+				assertNoForms(t, name+": refresh error", err.Error(), secretForms(awkwardID, awkwardSecret, "refresh/tok+en&x=y"))
+			}
+		}
+	}
+}
+
+func TestTransportErrorsCarryNeitherTheTokenURLsQueryNorASecret(t *testing.T) {
+	// Closed: connection refused, whose *url.Error names the URL.
+	closed := httptest.NewServer(nil)
+	closed.Close()
+	client := Client{TokenURL: closed.URL + "/token?api_key=query-secret-1", ClientID: "id", ClientSecret: "s"}
+	_, err := (&ClientCredentials{Client: client}).Token(context.Background())
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		t.Fatalf("got %v, want a *url.Error", err)
+	}
+	if strings.Contains(err.Error(), "query-secret-1") || strings.Contains(ue.URL, "query-secret-1") {
+		t.Errorf("the token URL's query is in the error: %v (URL %q)", err, ue.URL)
+	}
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("the cause is lost: %v", err)
+	}
+
+	// A timeout stays a timeout once redacted, for the 504 it maps to.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // net/http notices the client leave only once the body is read
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	client = Client{TokenURL: hang.URL + "/token?api_key=query-secret-2", ClientID: "id", ClientSecret: "s",
+		HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}}
+	_, err = (&ClientCredentials{Client: client}).Token(context.Background())
+	var netErr net.Error
+	if !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Errorf("got %v, want a net.Error that is a timeout", err)
+	}
+	if strings.Contains(err.Error(), "query-secret-2") {
+		t.Errorf("the token URL's query is in the error: %v", err)
+	}
+}
+
+func TestRedactorCoversEveryForm(t *testing.T) {
+	r := newRedactor(awkwardID, awkwardSecret, "", awkwardCode, awkwardVerify)
+	forms := secretForms(awkwardID, awkwardSecret, awkwardCode, awkwardVerify)
+	var all []string
+	for _, f := range forms {
+		all = append(all, "<"+f+">")
+	}
+	out := r.string(strings.Join(all, " "))
+	assertNoForms(t, "redacted text", out, forms)
+	if strings.Count(out, "[redacted]") < len(forms)-2 { // some forms coincide
+		t.Errorf("too little redacted: %s", out)
+	}
+	// Text without a secret, and errors around it, are kept as they are.
+	if got := r.string("nothing secret here"); got != "nothing secret here" {
+		t.Errorf("changed clean text: %q", got)
+	}
+	inner := errors.New("plain")
+	if got := r.error(inner); got != inner {
+		t.Errorf("wrapped a clean error: %v", got)
+	}
+	leaky := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("refused by " + awkwardSecret)}
+	got := r.error(leaky)
+	var op *net.OpError
+	if strings.Contains(got.Error(), awkwardSecret) || !errors.As(got, &op) {
+		t.Errorf("got %v", got)
+	}
+}
