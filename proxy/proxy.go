@@ -224,7 +224,11 @@ func matchPrefix(path, prefix string) bool {
 	return prefix == "" || path == prefix || strings.HasPrefix(path, prefix) && path[len(prefix)] == '/'
 }
 
-var errTooLarge = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
+var (
+	errTooLarge   = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
+	errDotSegment = &requestError{http.StatusBadRequest, "bad_request",
+		"dot segments in the path are refused, also encoded, with ;parameters, backslashes or look-alikes"}
+)
 
 // checkRequest refuses what must never be forwarded: an absolute-form or
 // authority-form request URI names a host of the client's choosing, a dot
@@ -251,10 +255,8 @@ func (h *Handler) checkRequest(r *http.Request) error {
 	if !strings.HasPrefix(r.URL.Path, "/") {
 		return &requestError{http.StatusBadRequest, "bad_request", "the request path must start with /"}
 	}
-	for seg := range strings.SplitSeq(r.URL.Path, "/") {
-		if seg == ".." || seg == "." {
-			return &requestError{http.StatusBadRequest, "bad_request", "dot segments in the path are refused"}
-		}
+	if climbsOut(r.URL.EscapedPath()) {
+		return errDotSegment
 	}
 	return nil
 }
