@@ -45,7 +45,8 @@ func dotSegmentIn(p string) (reading string, found bool) {
 // FuzzRewrite sends arbitrary paths, queries, headers and Host values
 // through the handler and checks what would leave for the upstream: only
 // the target's scheme and host, under its base path, without a dot
-// segment in any reading (dotSegmentIn), with exactly the injected token and without the proxy's own
+// segment in any reading (dotSegmentIn), without the client's
+// forwarding and path-override headers, with exactly the injected token and without the proxy's own
 // API key. The seed corpus is in testdata/fuzz/FuzzRewrite.
 func FuzzRewrite(f *testing.F) {
 	f.Add("/api/v2/gifs/search", "order=trending&count=80", "X-Custom", "v", "evil.example")
@@ -94,6 +95,12 @@ func FuzzRewrite(f *testing.F) {
 			}
 			if reading, ok := dotSegmentIn(p); ok {
 				t.Fatalf("dot segment forwarded in %q (read as %q)", p, reading)
+			}
+		}
+		if name := http.CanonicalHeaderKey(headerName); strings.HasPrefix(name, "X-Forwarded-") || name == "Forwarded" ||
+			name == "X-Real-Ip" || name == "X-Original-Url" || name == "X-Rewrite-Url" {
+			if v := out.Header.Values(name); len(v) != 0 {
+				t.Fatalf("client-sent %s forwarded: %q", name, v)
 			}
 		}
 		if got := out.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer t1" {

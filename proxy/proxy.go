@@ -55,7 +55,9 @@ type Upstream struct {
 	IdleTimeout time.Duration
 	// AppendForwardedFor passes the client's X-Forwarded-For on with the
 	// client's address appended, and sets X-Forwarded-Host and -Proto.
-	// False drops them, and Forwarded, as client-sent headers cannot be
+	// False drops them, Forwarded, every other X-Forwarded-*, and the
+	// headers by which a client claims an address or overrides the path
+	// (X-Real-IP, X-Original-URL, ...), as client-sent headers cannot be
 	// trusted.
 	AppendForwardedFor bool
 	// Transport sends requests upstream; nil means a clone of
@@ -163,13 +165,15 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 			pr.Out.URL.RawPath = rest
 			pr.Out.URL.Path, _ = url.PathUnescape(rest)
 			pr.SetURL(target) // also sets the outbound Host to the target's
-			// Rewrite has already dropped the client's X-Forwarded-* and
-			// Forwarded headers from Out.
+			// ReverseProxy has already dropped the client's Forwarded and
+			// X-Forwarded-For, -Host and -Proto from Out.
 			if u.AppendForwardedFor {
 				if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 					pr.Out.Header["X-Forwarded-For"] = prior
 				}
 				pr.SetXForwarded()
+			} else {
+				dropClaimedOrigin(pr.Out.Header)
 			}
 		},
 		Transport: &tokenTransport{
@@ -182,6 +186,26 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 		},
 		ErrorLog:   log.New(logWriter{logger.WithField("upstream", u.Name)}, "", 0),
 		BufferPool: copyBuffers,
+	}
+}
+
+// claimedOrigin are headers, besides the X-Forwarded-* family, by which
+// a client could pose as another address or steer the upstream's routing:
+// X-Original-URL and X-Rewrite-URL override the path in IIS and Symfony.
+var claimedOrigin = []string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url", "X-Rewrite-Url"}
+
+// dropClaimedOrigin removes what a client says about where it came from
+// or what it asked for (see Upstream.AppendForwardedFor): every
+// X-Forwarded-* (-Port and -Prefix steer some frameworks' routing) and
+// the claimedOrigin headers.
+func dropClaimedOrigin(h http.Header) {
+	for k := range h {
+		if len(k) > len("X-Forwarded-") && strings.EqualFold(k[:len("X-Forwarded-")], "X-Forwarded-") {
+			delete(h, k)
+		}
+	}
+	for _, k := range claimedOrigin {
+		delete(h, k)
 	}
 }
 
