@@ -17,6 +17,21 @@ type requestInfo struct {
 	replay  string
 	errCode string
 	err     error
+	// body is the client's request body; nil without one.
+	body *clientBody
+	// tee is the body's replay copy, if one was made; replaySkip says
+	// why none was when one could have been.
+	tee        *teeBody
+	replaySkip string
+}
+
+// replaySkipped says why the request's body streamed without a copy
+// although it could have been replayed; "" if it had one or needed none.
+func (info *requestInfo) replaySkipped() string {
+	if info.tee != nil {
+		return info.tee.skipReason()
+	}
+	return info.replaySkip
 }
 
 type infoKey struct{}
@@ -64,6 +79,7 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	if h.onRequest != nil {
 		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
 		ev.Replay = info.replay
+		ev.ReplaySkipped = info.replaySkipped()
 		if ev.Replay != "" && info.errCode != "" {
 			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
 		}
@@ -80,6 +96,9 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	}
 	if info.upstream != "" {
 		fields["upstream"] = info.upstream
+	}
+	if skip := info.replaySkipped(); skip != "" {
+		fields["replay_skipped"] = skip
 	}
 	entry := h.log.WithFields(fields)
 	if info.errCode != "" {

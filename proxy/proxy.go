@@ -75,6 +75,13 @@ type Options struct {
 	MaxRequestBody int64
 	// Inbound limits who may use the proxy.
 	Inbound Inbound
+	// ReplayBudget bounds the memory that the copies of request bodies
+	// kept for a replay take together; nil bounds only each one, by its
+	// upstream's MaxReplayBody.
+	ReplayBudget *ReplayBudget
+	// BodyReadTimeout answers 408 to a client whose request body makes
+	// no progress for this long. Zero waits for ever.
+	BodyReadTimeout time.Duration
 	// OnRequest, if set, is called once per request after it is answered.
 	// It must not block.
 	OnRequest func(RequestEvent)
@@ -86,6 +93,10 @@ type RequestEvent struct {
 	Method   string
 	Status   int
 	Duration time.Duration
+	// ReplaySkipped says why a request that could have been replayed had
+	// its body streamed without a copy: "max_body" (larger than its
+	// upstream keeps) or "memory_budget" (the ReplayBudget was taken).
+	ReplaySkipped string
 	// Replay is "" when the request was not replayed, else "success" (the
 	// replay was answered with another status), "rejected" (the upstream
 	// refused the fresh token too) or "error".
@@ -94,12 +105,13 @@ type RequestEvent struct {
 
 // Handler routes requests to upstreams. It is an http.Handler.
 type Handler struct {
-	routes    []route // longest prefix first
-	log       logrus.FieldLogger
-	now       func() time.Time
-	maxBody   int64
-	inbound   Inbound
-	onRequest func(RequestEvent)
+	routes      []route // longest prefix first
+	log         logrus.FieldLogger
+	now         func() time.Time
+	maxBody     int64
+	bodyTimeout time.Duration
+	inbound     Inbound
+	onRequest   func(RequestEvent)
 }
 
 type route struct {
@@ -116,7 +128,8 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		l.Out = io.Discard
 		log = l
 	}
-	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound, onRequest: opts.OnRequest}
+	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
+		inbound: opts.Inbound, onRequest: opts.OnRequest}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -130,13 +143,13 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log)})
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log, opts.ReplayBudget)})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	return h, nil
 }
 
-func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *httputil.ReverseProxy {
+func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budget *ReplayBudget) *httputil.ReverseProxy {
 	base := u.Transport
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
@@ -179,7 +192,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 		Transport: &tokenTransport{
 			base: base, upstream: u.Name, tokens: u.Tokens,
 			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
-			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, idleTimeout: u.IdleTimeout,
+			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, budget: budget, idleTimeout: u.IdleTimeout,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, u.Name, err)
@@ -229,8 +242,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, r, "", err)
 		return
 	}
-	if h.maxBody > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
+	if r.Body != nil && r.Body != http.NoBody {
+		body := r.Body
+		if h.maxBody > 0 {
+			body = http.MaxBytesReader(rec, body, h.maxBody)
+		}
+		info.body = newClientBody(body, rec, h.bodyTimeout)
+		r.Body = info.body
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
