@@ -23,6 +23,10 @@ type requestInfo struct {
 	// why none was when one could have been.
 	tee        *teeBody
 	replaySkip string
+	// truncated: the upstream's body ended before its end; expectedBytes
+	// is the length it had declared (-1: none).
+	truncated     bool
+	expectedBytes int64
 }
 
 // replaySkipped says why the request's body streamed without a copy
@@ -80,6 +84,7 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
 		ev.Replay = info.replay
 		ev.ReplaySkipped = info.replaySkipped()
+		ev.Truncated = info.truncated
 		if ev.Replay != "" && info.errCode != "" {
 			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
 		}
@@ -99,6 +104,9 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	}
 	if skip := info.replaySkipped(); skip != "" {
 		fields["replay_skipped"] = skip
+	}
+	if info.truncated && info.expectedBytes >= 0 {
+		fields["expected_bytes"] = info.expectedBytes
 	}
 	entry := h.log.WithFields(fields)
 	if info.errCode != "" {

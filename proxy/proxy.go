@@ -97,6 +97,10 @@ type RequestEvent struct {
 	// its body streamed without a copy: "max_body" (larger than its
 	// upstream keeps) or "memory_budget" (the ReplayBudget was taken).
 	ReplaySkipped string
+	// Truncated means the upstream's answer ended before its end (a
+	// connection closed short of its Content-Length, or a broken chunked
+	// body): the client got Status and then a cut-off body.
+	Truncated bool
 	// Replay is "" when the request was not replayed, else "success" (the
 	// replay was answered with another status), "rejected" (the upstream
 	// refused the fresh token too) or "error".

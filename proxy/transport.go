@@ -116,8 +116,8 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			cancel()
 		}
-	case t.idleTimeout > 0:
-		resp.Body = newIdleTimeoutBody(resp.Body, t.idleTimeout, cancel, infoFrom(ctx))
+	default:
+		resp.Body = newUpstreamBody(req.Context(), resp.Body, resp.ContentLength, t.idleTimeout, cancel, infoFrom(ctx))
 	}
 	return resp, err
 }
