@@ -15,6 +15,7 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/integration/fakeapi"
 	"github.com/authproxy/authproxy/metrics"
+	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/store"
 	"github.com/sirupsen/logrus"
 )
@@ -60,7 +61,8 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	defer tokenStores.close()
-	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New()}
+	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New(),
+		replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
