@@ -15,8 +15,8 @@ import (
 // connection, its goroutines and its replay copy for ever.
 type clientBody struct {
 	src     io.ReadCloser
-	timeout time.Duration            // zero: none
-	conn    *http.ResponseController // sets the connection's read deadline
+	timeout time.Duration       // zero: none
+	w       http.ResponseWriter // its connection's read deadline is the timeout
 	failed  atomic.Pointer[clientBodyError]
 }
 
@@ -27,18 +27,14 @@ func (e *clientBodyError) Error() string { return "reading the request body: " +
 func (e *clientBodyError) Unwrap() error { return e.err }
 
 func newClientBody(src io.ReadCloser, w http.ResponseWriter, timeout time.Duration) *clientBody {
-	b := &clientBody{src: src, timeout: timeout}
-	if timeout > 0 {
-		b.conn = http.NewResponseController(w)
-	}
-	return b
+	return &clientBody{src: src, timeout: timeout, w: w}
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	if b.timeout > 0 {
 		// Moved on at each read: the bound is on a stall, not on a slow
 		// upload. A server that cannot set deadlines gets no bound.
-		if b.conn.SetReadDeadline(time.Now().Add(b.timeout)) != nil {
+		if b.setReadDeadline(time.Now().Add(b.timeout)) != nil {
 			b.timeout = 0
 		}
 	}
@@ -51,7 +47,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			// connection, to notice the client leaving; under our
 			// deadline that read would fail while the upstream is still
 			// answering, and cancel the request.
-			b.conn.SetReadDeadline(time.Time{})
+			b.setReadDeadline(time.Time{})
 		}
 	default:
 		e := &clientBodyError{err}
@@ -62,6 +58,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) Close() error { return b.src.Close() }
+
+// setReadDeadline sets the client connection's read deadline. The
+// controller is made at each call, where it stays on the stack.
+func (b *clientBody) setReadDeadline(t time.Time) error {
+	return http.NewResponseController(b.w).SetReadDeadline(t)
+}
 
 // failure is the body's read error, if it failed.
 func (b *clientBody) failure() error {
