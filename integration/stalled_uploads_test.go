@@ -66,7 +66,7 @@ func stalledUploads(t *testing.T, bin string, clients int, size int64) {
 		bodyTimeout = time.Second
 		pieces      = 32
 		pause       = 50 * time.Millisecond // pieces*pause is longer than bodyTimeout: only a stall trips it
-		perConn     = 128 << 10             // buffers and goroutine stacks of a proxied request
+		perConn     = 256 << 10             // buffers and goroutine stacks of a proxied request, with room
 	)
 	f := fakeapi.RedGIFs()
 	api := fakeapi.New(f, clientID, clientSecret, nil)
