@@ -27,6 +27,7 @@ type program struct {
 	log          *logrus.Logger
 	now          func() time.Time
 	metrics      *metrics.Metrics
+	replay       *proxy.ReplayBudget // every upstream's replay copies; reloads change only its limit
 	state        atomic.Pointer[proxyState]
 	shuttingDown atomic.Bool
 }
@@ -86,17 +87,26 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		keys[i] = k.Reveal()
 	}
 	h, err := proxy.New(ups, proxy.Options{
-		Log:            rt.log,
-		MaxRequestBody: cfg.Limits.MaxRequestBody,
-		Inbound:        proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
+		Log:             rt.log,
+		MaxRequestBody:  cfg.Limits.MaxRequestBody,
+		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
+		ReplayBudget:    rt.replay,
+		Inbound:         proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
 		OnRequest: func(ev proxy.RequestEvent) {
 			rt.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay)
+			if ev.ReplaySkipped != "" {
+				rt.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
+			}
+			if ev.Truncated {
+				rt.metrics.UpstreamTruncated(ev.Upstream)
+			}
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.handler = h
+	rt.replay.SetLimit(cfg.Limits.ReplayMemory)
 	return st, nil
 }
 
@@ -193,6 +203,7 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 					rt.metrics.SharedStoreUp(u.name, st.SharedError == nil)
 				}
 			}
+			rt.metrics.ReplayMemory(rt.replay.InUse())
 			rt.metrics.Handler().ServeHTTP(w, r)
 		}),
 	}

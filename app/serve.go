@@ -15,6 +15,7 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/integration/fakeapi"
 	"github.com/authproxy/authproxy/metrics"
+	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/store"
 	"github.com/sirupsen/logrus"
 )
@@ -60,7 +61,8 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	defer tokenStores.close()
-	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New()}
+	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New(),
+		replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
@@ -118,17 +120,15 @@ func serve(ctx context.Context, path string, opts Options) int {
 		opts.Ready(ln.Addr().String())
 	}
 
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
+	servers, listeners := []*http.Server{srv}, []net.Listener{ln}
 	if adminSrv != nil {
-		go func() { serveErr <- adminSrv.Serve(adminLn) }()
+		servers, listeners = append(servers, adminSrv), append(listeners, adminLn)
 		defer adminSrv.Close()
 	}
-	select {
-	case err := <-serveErr:
+	serveErr, err := runServers(ctx, servers, listeners)
+	if err != nil {
 		logger.WithError(err).Error("server failed")
 		return 1
-	case <-ctx.Done():
 	}
 	// Not ready from here on, so load balancers stop sending before the
 	// listener closes.

@@ -74,6 +74,8 @@ type Limits struct {
 	ReadHeaderTimeout time.Duration
 	MaxRequestBody    int64 // zero: no limit
 	IdleTimeout       time.Duration
+	ReplayMemory      int64         // all replay copies together; zero: none kept
+	BodyReadTimeout   time.Duration // a request body stalled this long gets 408; zero: never
 }
 
 // Log is the log level ("debug", "info", "warn", "error") and format

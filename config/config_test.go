@@ -57,7 +57,8 @@ func TestDefaults(t *testing.T) {
 		Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", Log: Log{Level: "info", Format: "json"}, ShutdownTimeout: 30 * time.Second,
 		Inbound: Inbound{APIKeyHeader: "X-Authproxy-Key", ForwardedHeaders: "drop"},
 		Store:   Store{Type: "file", Path: "data/tokens.json"},
-		Limits:  Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute},
+		Limits: Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute,
+			ReplayMemory: 64 << 20, BodyReadTimeout: 30 * time.Second},
 		Upstreams: []Upstream{{
 			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
 			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
@@ -175,7 +176,7 @@ inbound:
   api_keys: ["0123456789abcdef0123", short]
   allow_cidrs: [10.0.0.0/8, 127.0.0.1, "::1", nonsense]
   forwarded_headers: append
-limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s}
+limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s, replay_memory: 16MiB, body_read_timeout: 5s}
 `
 	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
 	for _, want := range []string{
@@ -197,7 +198,8 @@ limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s}
 		fmt.Sprint(in.AllowCIDRs) != "[10.0.0.0/8 127.0.0.1/32 ::1/128]" {
 		t.Errorf("inbound %+v", in)
 	}
-	if cfg.Limits.MaxHeaderBytes != 16<<10 || cfg.Limits.MaxRequestBody != 0 || cfg.Limits.ReadHeaderTimeout != 5*time.Second {
+	if cfg.Limits.MaxHeaderBytes != 16<<10 || cfg.Limits.MaxRequestBody != 0 || cfg.Limits.ReadHeaderTimeout != 5*time.Second ||
+		cfg.Limits.ReplayMemory != 16<<20 || cfg.Limits.BodyReadTimeout != 5*time.Second {
 		t.Errorf("limits %+v", cfg.Limits)
 	}
 	if strings.Contains(fmt.Sprintf("%v %+v", cfg, cfg.Inbound), "0123456789abcdef") {

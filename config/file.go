@@ -73,6 +73,8 @@ type fileLimits struct {
 	ReadHeaderTimeout string `mapstructure:"read_header_timeout"`
 	MaxRequestBody    string `mapstructure:"max_request_body"`
 	IdleTimeout       string `mapstructure:"idle_timeout"`
+	ReplayMemory      string `mapstructure:"replay_memory"`
+	BodyReadTimeout   string `mapstructure:"body_read_timeout"`
 }
 
 type fileStore struct {

@@ -64,6 +64,8 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 		ReadHeaderTimeout: p.duration("limits.read_header_timeout", fc.Limits.ReadHeaderTimeout, defaultReadHeader),
 		MaxRequestBody:    p.size("limits.max_request_body", fc.Limits.MaxRequestBody, defaultMaxRequestBody),
 		IdleTimeout:       p.duration("limits.idle_timeout", fc.Limits.IdleTimeout, defaultIdleTimeout),
+		ReplayMemory:      p.size("limits.replay_memory", fc.Limits.ReplayMemory, 64<<20),
+		BodyReadTimeout:   p.duration("limits.body_read_timeout", fc.Limits.BodyReadTimeout, 30*time.Second),
 	}
 	if cfg.Limits.MaxHeaderBytes < 1<<10 {
 		p.add("limits.max_header_bytes", "must be at least 1KiB; write e.g. 64KiB")

@@ -165,3 +165,45 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+// binaryProxy is the built binary running on a config.
+type binaryProxy struct {
+	addr, admin string // host:port of the proxy and of its admin endpoints
+	pid         int
+	logs        *syncBuffer
+}
+
+// runBinary runs bin on config until the test ends, when SIGTERM must
+// make it exit 0 within shutdown_timeout. wrap, if given, is a command and
+// its arguments that end by running the binary (unshare, for a mount).
+func runBinary(t *testing.T, bin, config string, wrap ...string) *binaryProxy {
+	t.Helper()
+	args := append(wrap, bin, "--config", config)
+	cmd := exec.Command(args[0], args[1:]...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &binaryProxy{pid: cmd.Process.Pid, logs: &syncBuffer{}}
+	var logDone <-chan struct{}
+	p.addr, p.admin, logDone = listening(t, stderr, p.logs)
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan error, 1)
+		go func() { <-logDone; exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("exit after SIGTERM: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("no exit 30s after SIGTERM")
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", p.logs)
+		}
+	})
+	return p
+}

@@ -10,39 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/authproxy/authproxy/integration/fakeapi"
 )
-
-// runBinary starts the built binary (through wrap, if any: a command and
-// its arguments that end by running the binary) and returns where it
-// listens and its log. It is stopped with SIGTERM at cleanup and must
-// exit 0.
-func runBinary(t *testing.T, bin, config string, wrap ...string) (addr string, logs *syncBuffer) {
-	t.Helper()
-	args := append(wrap, bin, "--config", config)
-	cmd := exec.Command(args[0], args[1:]...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logs = &syncBuffer{}
-	addr, _, logDone := listening(t, stderr, logs)
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		err := cmd.Wait()
-		<-logDone
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", logs)
-		}
-	})
-	return addr, logs
-}
 
 func waitForLogOf(t *testing.T, logs *syncBuffer, what string, n int) {
 	t.Helper()
@@ -69,7 +40,7 @@ func TestBinarySendsUnquotedSecretsAsWritten(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), fmt.Sprintf("OK, %d upstream(s)", len(secrets))) {
 		t.Fatalf("check: %v %s", err, out)
 	}
-	addr, _ := runBinary(t, bin, config)
+	addr := runBinary(t, bin, config).addr
 	for i, secret := range secrets {
 		resp, err := http.Get(fmt.Sprintf("http://%s/s%d%s", addr, i, f.APIPath))
 		if err != nil {
@@ -89,7 +60,8 @@ func TestBinaryFollowsAKubernetesConfigMapUpdate(t *testing.T) {
 	apiURL := newServer(t, fakeapi.New(f, clientID, clientSecret, nil))
 	text, _ := os.ReadFile(configFor(t, f, apiURL, setup{topYAML: "store: {type: memory}\n"}))
 	dir := t.TempDir()
-	addr, logs := runBinary(t, bin, kubeVolume(t, dir, string(text)))
+	p := runBinary(t, bin, kubeVolume(t, dir, string(text)))
+	addr, logs := p.addr, p.logs
 
 	kubeUpdate(t, dir, strings.Replace(string(text), "path_prefix: /redgifs", "path_prefix: /moved", 1), 1)
 	waitForLogOf(t, logs, `"msg":"config reloaded"`, 1)
@@ -115,7 +87,8 @@ func TestBinaryWithABindMountedConfigFile(t *testing.T) {
 	text, _ := os.ReadFile(host)
 	inside := filepath.Join(t.TempDir(), "proxy.yaml")
 	os.WriteFile(inside, nil, 0o600)
-	addr, logs := runBinary(t, bin, inside, "unshare", "-m", "sh", "-c", `mount --bind "$0" "$1" && exec "$2" "$3" "$4"`, host, inside)
+	p := runBinary(t, bin, inside, "unshare", "-m", "sh", "-c", `mount --bind "$0" "$1" && exec "$2" "$3" "$4"`, host, inside)
+	addr, logs := p.addr, p.logs
 
 	writeInPlace(t, host, strings.Replace(string(text), "path_prefix: /redgifs", "path_prefix: /moved", 1))
 	waitForLogOf(t, logs, `"msg":"config reloaded"`, 1)

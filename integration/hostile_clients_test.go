@@ -97,9 +97,10 @@ func TestRequestsNeverLeaveForAnotherHost(t *testing.T) {
 func TestClientForwardedHeadersAreDroppedByDefault(t *testing.T) {
 	f := fakeapi.RedGIFs()
 	e := start(t, f, setup{})
-	e.raw("GET /redgifs/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n\r\n")
+	e.raw("GET /redgifs/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n" +
+		"X-Real-IP: 6.6.6.6\r\nX-Forwarded-Prefix: /admin\r\nX-Original-URL: /admin\r\n\r\n")
 	h := e.api.APIRequests()[0].Header
-	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "Forwarded"} {
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-Ip", "X-Forwarded-Prefix", "X-Original-Url"} {
 		if v := h.Get(name); v != "" {
 			t.Errorf("%s passed on: %q", name, v)
 		}

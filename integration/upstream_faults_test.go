@@ -209,3 +209,33 @@ func TestClientDisconnectCancelsTheUpstreamRequest(t *testing.T) {
 	<-cancelled // the upstream saw its request cancelled; a leak would hang here
 	waitFor(t, "the access log line", func() bool { return strings.Contains(e.logs.String(), `"status":499`) })
 }
+
+// An answer the upstream breaks off is not a clean 200: the access log
+// and the metrics say it was truncated.
+func TestUpstreamTruncatedAnswerIsLoggedAndCounted(t *testing.T) {
+	f := fakeapi.RedGIFs()
+	e := start(t, f, setup{})
+	e.api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return false
+		}
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+		brw.Flush()
+		conn.Close()
+		return true
+	})
+	if resp, err := e.client.Get(e.url + f.APIPath); err == nil {
+		if b, err := io.ReadAll(resp.Body); err == nil {
+			t.Errorf("a truncated answer arrived as complete: %q", b)
+		}
+		resp.Body.Close()
+	}
+	waitFor(t, "the access log line", func() bool { return strings.Contains(e.logs.String(), `"msg":"request"`) })
+	if logs := e.logs.String(); !strings.Contains(logs, `"error":"upstream_truncated"`) || !strings.Contains(logs, `"expected_bytes":1000`) {
+		t.Error("the access log does not say the answer was truncated")
+	}
+	if _, metrics := e.adminGet("/metrics"); !strings.Contains(metrics, `authproxy_upstream_truncated_total{upstream="redgifs"} 1`) {
+		t.Errorf("metrics:\n%s", grepLines(metrics, "truncated"))
+	}
+}

@@ -28,6 +28,9 @@ type Metrics struct {
 	expiry        *prometheus.GaugeVec
 	shared        *prometheus.CounterVec
 	sharedUp      *prometheus.GaugeVec
+	replaySkipped *prometheus.CounterVec
+	replayMemory  prometheus.Gauge
+	truncated     *prometheus.CounterVec
 
 	// upstreams, once set, are the upstream labels exported; nil: all.
 	upstreams atomic.Pointer[map[string]bool]
@@ -71,10 +74,23 @@ func New() *Metrics {
 		sharedUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authproxy_shared_store_up", Help: "1 while the shared token store answered the upstream's last use of it, 0 after it failed.",
 		}, []string{"upstream"}),
+		replaySkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_replay_skipped_total",
+			Help: "Requests whose body streamed without the copy a replay needs, by reason: max_body (larger than the upstream keeps), memory_budget (limits.replay_memory was taken).",
+		}, []string{"upstream", "reason"}),
+		replayMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authproxy_replay_memory_bytes", Help: "Bytes held now by the copies of request bodies kept for a replay (bounded by limits.replay_memory).",
+		}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_upstream_truncated_total",
+			Help: "Answers the upstream broke off before their end (closed short of their Content-Length, or a broken chunked body); counted in authproxy_requests_total with the status the client got first.",
+		}, []string{"upstream"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
+		m.replaySkipped, m.replayMemory, m.truncated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp)
+	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
+		m.replaySkipped, m.truncated)
 	return m
 }
 
@@ -212,4 +228,20 @@ func (m *Metrics) SharedStoreUp(upstream string, up bool) {
 		v = 1
 	}
 	m.sharedUp.WithLabelValues(upstream).Set(v)
+}
+
+// ReplaySkipped records a request whose body streamed without a replay
+// copy, and why.
+func (m *Metrics) ReplaySkipped(upstream, reason string) {
+	m.replaySkipped.WithLabelValues(upstream, reason).Inc()
+}
+
+// UpstreamTruncated records an answer the upstream broke off.
+func (m *Metrics) UpstreamTruncated(upstream string) {
+	m.truncated.WithLabelValues(upstream).Inc()
+}
+
+// ReplayMemory sets the bytes the replay copies hold now.
+func (m *Metrics) ReplayMemory(bytes int64) {
+	m.replayMemory.Set(float64(bytes))
 }

@@ -17,6 +17,25 @@ type requestInfo struct {
 	replay  string
 	errCode string
 	err     error
+	// body is the client's request body; nil without one.
+	body *clientBody
+	// tee is the body's replay copy, if one was made; replaySkip says
+	// why none was when one could have been.
+	tee        *teeBody
+	replaySkip string
+	// truncated: the upstream's body ended before its end; expectedBytes
+	// is the length it had declared (-1: none).
+	truncated     bool
+	expectedBytes int64
+}
+
+// replaySkipped says why the request's body streamed without a copy
+// although it could have been replayed; "" if it had one or needed none.
+func (info *requestInfo) replaySkipped() string {
+	if info.tee != nil {
+		return info.tee.skipReason()
+	}
+	return info.replaySkip
 }
 
 type infoKey struct{}
@@ -64,6 +83,8 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	if h.onRequest != nil {
 		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
 		ev.Replay = info.replay
+		ev.ReplaySkipped = info.replaySkipped()
+		ev.Truncated = info.truncated
 		if ev.Replay != "" && info.errCode != "" {
 			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
 		}
@@ -80,6 +101,12 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 	}
 	if info.upstream != "" {
 		fields["upstream"] = info.upstream
+	}
+	if skip := info.replaySkipped(); skip != "" {
+		fields["replay_skipped"] = skip
+	}
+	if info.truncated && info.expectedBytes >= 0 {
+		fields["expected_bytes"] = info.expectedBytes
 	}
 	entry := h.log.WithFields(fields)
 	if info.errCode != "" {

@@ -50,6 +50,7 @@ func classify(r *http.Request, err error) (status int, code string) {
 	var tokErr *TokenError
 	var retrieveErr *auth.RetrieveError
 	var maxBytes *http.MaxBytesError
+	var bodyErr *clientBodyError
 	var netErr net.Error
 	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 	switch {
@@ -76,6 +77,11 @@ func classify(r *http.Request, err error) (status int, code string) {
 		return http.StatusBadGateway, "token_unavailable"
 	case errors.As(err, &maxBytes):
 		return errTooLarge.status, errTooLarge.code
+	case errors.As(err, &bodyErr) && timeout:
+		return http.StatusRequestTimeout, "request_body_timeout"
+	case errors.As(err, &bodyErr):
+		// Malformed chunking, or a body cut short: the client's fault.
+		return http.StatusBadRequest, "bad_request_body"
 	case timeout:
 		return http.StatusGatewayTimeout, "upstream_timeout"
 	default:
@@ -95,8 +101,17 @@ type errorBody struct {
 // writeError answers r with err as JSON and records the code for the
 // access log.
 func writeError(w http.ResponseWriter, r *http.Request, upstream string, err error) {
+	info := infoFrom(r.Context())
+	if info != nil && info.body != nil {
+		// Once the client's body has failed, whatever failed after it
+		// (the upstream request reading it, the connection net/http
+		// closed) is its consequence.
+		if bodyErr := info.body.failure(); bodyErr != nil {
+			err = bodyErr
+		}
+	}
 	status, code := classify(r, err)
-	if info := infoFrom(r.Context()); info != nil {
+	if info != nil {
 		info.errCode = code
 		info.err = err
 	}

@@ -55,7 +55,9 @@ type Upstream struct {
 	IdleTimeout time.Duration
 	// AppendForwardedFor passes the client's X-Forwarded-For on with the
 	// client's address appended, and sets X-Forwarded-Host and -Proto.
-	// False drops them, and Forwarded, as client-sent headers cannot be
+	// False drops them, Forwarded, every other X-Forwarded-*, and the
+	// headers by which a client claims an address or overrides the path
+	// (X-Real-IP, X-Original-URL, ...), as client-sent headers cannot be
 	// trusted.
 	AppendForwardedFor bool
 	// Transport sends requests upstream; nil means a clone of
@@ -73,6 +75,13 @@ type Options struct {
 	MaxRequestBody int64
 	// Inbound limits who may use the proxy.
 	Inbound Inbound
+	// ReplayBudget bounds the memory that the copies of request bodies
+	// kept for a replay take together; nil bounds only each one, by its
+	// upstream's MaxReplayBody.
+	ReplayBudget *ReplayBudget
+	// BodyReadTimeout answers 408 to a client whose request body makes
+	// no progress for this long. Zero waits for ever.
+	BodyReadTimeout time.Duration
 	// OnRequest, if set, is called once per request after it is answered.
 	// It must not block.
 	OnRequest func(RequestEvent)
@@ -84,6 +93,14 @@ type RequestEvent struct {
 	Method   string
 	Status   int
 	Duration time.Duration
+	// ReplaySkipped says why a request that could have been replayed had
+	// its body streamed without a copy: "max_body" (larger than its
+	// upstream keeps) or "memory_budget" (the ReplayBudget was taken).
+	ReplaySkipped string
+	// Truncated means the upstream's answer ended before its end (a
+	// connection closed short of its Content-Length, or a broken chunked
+	// body): the client got Status and then a cut-off body.
+	Truncated bool
 	// Replay is "" when the request was not replayed, else "success" (the
 	// replay was answered with another status), "rejected" (the upstream
 	// refused the fresh token too) or "error".
@@ -92,12 +109,13 @@ type RequestEvent struct {
 
 // Handler routes requests to upstreams. It is an http.Handler.
 type Handler struct {
-	routes    []route // longest prefix first
-	log       logrus.FieldLogger
-	now       func() time.Time
-	maxBody   int64
-	inbound   Inbound
-	onRequest func(RequestEvent)
+	routes      []route // longest prefix first
+	log         logrus.FieldLogger
+	now         func() time.Time
+	maxBody     int64
+	bodyTimeout time.Duration
+	inbound     Inbound
+	onRequest   func(RequestEvent)
 }
 
 type route struct {
@@ -114,7 +132,8 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		l.Out = io.Discard
 		log = l
 	}
-	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, inbound: opts.Inbound, onRequest: opts.OnRequest}
+	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
+		inbound: opts.Inbound, onRequest: opts.OnRequest}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -128,13 +147,13 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log)})
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log, opts.ReplayBudget)})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	return h, nil
 }
 
-func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *httputil.ReverseProxy {
+func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budget *ReplayBudget) *httputil.ReverseProxy {
 	base := u.Transport
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
@@ -163,19 +182,21 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 			pr.Out.URL.RawPath = rest
 			pr.Out.URL.Path, _ = url.PathUnescape(rest)
 			pr.SetURL(target) // also sets the outbound Host to the target's
-			// Rewrite has already dropped the client's X-Forwarded-* and
-			// Forwarded headers from Out.
+			// ReverseProxy has already dropped the client's Forwarded and
+			// X-Forwarded-For, -Host and -Proto from Out.
 			if u.AppendForwardedFor {
 				if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 					pr.Out.Header["X-Forwarded-For"] = prior
 				}
 				pr.SetXForwarded()
+			} else {
+				dropClaimedOrigin(pr.Out.Header)
 			}
 		},
 		Transport: &tokenTransport{
 			base: base, upstream: u.Name, tokens: u.Tokens,
 			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
-			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, idleTimeout: u.IdleTimeout,
+			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, budget: budget, idleTimeout: u.IdleTimeout,
 			log: logger.WithField("upstream", u.Name),
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -183,6 +204,26 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger) *http
 		},
 		ErrorLog:   log.New(logWriter{logger.WithField("upstream", u.Name)}, "", 0),
 		BufferPool: copyBuffers,
+	}
+}
+
+// claimedOrigin are headers, besides the X-Forwarded-* family, by which
+// a client could pose as another address or steer the upstream's routing:
+// X-Original-URL and X-Rewrite-URL override the path in IIS and Symfony.
+var claimedOrigin = []string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url", "X-Rewrite-Url"}
+
+// dropClaimedOrigin removes what a client says about where it came from
+// or what it asked for (see Upstream.AppendForwardedFor): every
+// X-Forwarded-* (-Port and -Prefix steer some frameworks' routing) and
+// the claimedOrigin headers.
+func dropClaimedOrigin(h http.Header) {
+	for k := range h {
+		if len(k) > len("X-Forwarded-") && strings.EqualFold(k[:len("X-Forwarded-")], "X-Forwarded-") {
+			delete(h, k)
+		}
+	}
+	for _, k := range claimedOrigin {
+		delete(h, k)
 	}
 }
 
@@ -206,8 +247,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, r, "", err)
 		return
 	}
-	if h.maxBody > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(rec, r.Body, h.maxBody)
+	if r.Body != nil && r.Body != http.NoBody {
+		body := r.Body
+		if h.maxBody > 0 {
+			body = http.MaxBytesReader(rec, body, h.maxBody)
+		}
+		info.body = newClientBody(body, rec, h.bodyTimeout)
+		r.Body = info.body
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
@@ -225,7 +271,11 @@ func matchPrefix(path, prefix string) bool {
 	return prefix == "" || path == prefix || strings.HasPrefix(path, prefix) && path[len(prefix)] == '/'
 }
 
-var errTooLarge = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
+var (
+	errTooLarge   = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
+	errDotSegment = &requestError{http.StatusBadRequest, "bad_request",
+		"dot segments in the path are refused, also encoded, with ;parameters, backslashes or look-alikes"}
+)
 
 // checkRequest refuses what must never be forwarded: an absolute-form or
 // authority-form request URI names a host of the client's choosing, a dot
@@ -252,10 +302,8 @@ func (h *Handler) checkRequest(r *http.Request) error {
 	if !strings.HasPrefix(r.URL.Path, "/") {
 		return &requestError{http.StatusBadRequest, "bad_request", "the request path must start with /"}
 	}
-	for seg := range strings.SplitSeq(r.URL.Path, "/") {
-		if seg == ".." || seg == "." {
-			return &requestError{http.StatusBadRequest, "bad_request", "dot segments in the path are refused"}
-		}
+	if climbsOut(r.URL.EscapedPath()) {
+		return errDotSegment
 	}
 	return nil
 }

@@ -98,22 +98,35 @@ type testProxy struct {
 	*httptest.Server
 	logs *bytes.Buffer
 	mu   *sync.Mutex
+	// served receives once the handler has returned from a request.
+	served chan struct{}
 }
 
 func startProxy(t *testing.T, ups ...Upstream) testProxy {
+	t.Helper()
+	return startProxyWith(t, Options{}, ups...)
+}
+
+// startProxyWith is startProxy with opts; their Log is the proxy's.
+func startProxyWith(t *testing.T, opts Options, ups ...Upstream) testProxy {
 	t.Helper()
 	var mu sync.Mutex
 	buf := &bytes.Buffer{}
 	logger := logrus.New()
 	logger.Formatter = &logrus.JSONFormatter{}
 	logger.Out = lockedWriter{&mu, buf}
-	h, err := New(ups, Options{Log: logger})
+	opts.Log = logger
+	h, err := New(ups, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	served := make(chan struct{}, 1024)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { served <- struct{}{} }()
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return testProxy{srv, buf, &mu}
+	return testProxy{srv, buf, &mu, served}
 }
 
 func (p testProxy) accessLines(t *testing.T) []map[string]any {

@@ -40,6 +40,7 @@ type tokenTransport struct {
 	static   http.Header // set on every request, after the token
 	replayOn []int
 	maxBody  int64
+	budget   *ReplayBudget // shared by every upstream; nil: unbounded
 	// idleTimeout cuts off a response body that stalls; zero: never.
 	idleTimeout time.Duration
 	// log receives what the transport decides on its own; now is its
@@ -91,13 +92,23 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A body that may need replaying is copied as it streams upstream.
 	var tee *teeBody
 	replayable := len(t.replayOn) > 0
-	if req.Body != nil && req.Body != http.NoBody {
-		if !replayable || req.ContentLength > t.maxBody {
-			replayable = false
-		} else {
-			tee = newTeeBody(req.Body, t.maxBody, req.ContentLength)
+	if replayable && req.Body != nil && req.Body != http.NoBody {
+		skip := skipMaxBody
+		if req.ContentLength <= t.maxBody {
+			skip = skipMemoryBudget
+			tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
+		}
+		if tee != nil {
 			first.Body = tee
 			first.GetBody = nil
+		} else {
+			replayable = false
+		}
+		if info := infoFrom(ctx); info != nil {
+			info.tee = tee
+			if tee == nil {
+				info.replaySkip = skip
+			}
 		}
 	}
 	resp, err := t.base.RoundTrip(first)
@@ -122,8 +133,8 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			cancel()
 		}
-	case t.idleTimeout > 0:
-		resp.Body = newIdleTimeoutBody(resp.Body, t.idleTimeout, cancel, infoFrom(ctx))
+	default:
+		resp.Body = newUpstreamBody(req.Context(), resp.Body, resp.ContentLength, t.idleTimeout, cancel, infoFrom(ctx))
 	}
 	return resp, err
 }
@@ -146,7 +157,11 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 	var body []byte
 	if tee != nil {
 		var ok bool
-		if body, ok = tee.complete(ctx); !ok {
+		var err error
+		if body, ok, err = tee.complete(ctx); err != nil {
+			rejected.Body.Close()
+			return nil, err
+		} else if !ok {
 			return rejected, nil
 		}
 	}

@@ -1,0 +1,67 @@
+package integration
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/authproxy/authproxy/integration/fakeapi"
+)
+
+// TestBinaryRefusesEveryDotSegmentVariant sends, through the built
+// binary, paths that some server reads as a step out of the target's base
+// path, and checks that each gets 400 and none reaches the API, while
+// paths with dots that are not segments still go through.
+func TestBinaryRefusesEveryDotSegmentVariant(t *testing.T) {
+	bin := buildBinary(t)
+	f := fakeapi.RedGIFs()
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	apiURL := newServer(t, api)
+	var mu sync.Mutex
+	var reached []string // escaped paths as the API saw them
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		mu.Lock()
+		reached = append(reached, r.URL.EscapedPath())
+		mu.Unlock()
+		return false
+	})
+	config := configFor(t, f, apiURL+"/base", setup{tokenURL: apiURL + f.TokenPath})
+	p := runBinary(t, bin, config)
+	e := &env{t: t, api: api, addr: p.addr}
+
+	for _, path := range []string{
+		"/a/../b", "/a/..;/b", "/a/..;jsessionid=1/b", `/a/..\b`, `/a\..\b`, "/a/..%5cb", "/a/..%5Cb",
+		"/a/%2e%2e/b", "/a/%2E%2e/b", "/a/.%2e/b", "/a/%2e./b", "/a/..%2fb", "/a/%252e%252e/b",
+		"/a/%252E%252E%252fb", "/a/..%255cb", "/a/..%00/b", "/a/.../b", "/a/..%20/b",
+		"/a/%ef%bc%8e%ef%bc%8e/b", "/a/..",
+	} {
+		status, body := e.raw("GET /redgifs" + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if status != 400 || !strings.Contains(body, `"error":"bad_request"`) {
+			t.Errorf("%s: %d %s, want 400 bad_request", path, status, strings.TrimSpace(body))
+		}
+	}
+	mu.Lock()
+	if len(reached) != 0 {
+		t.Errorf("refused paths reached the API as %q", reached)
+	}
+	reached = nil
+	mu.Unlock()
+
+	for path, want := range map[string]string{
+		"/v1.0/a..b/file.tar.gz": "/base/v1.0/a..b/file.tar.gz",
+		"/projects/group%2Fname": "/base/projects/group%2Fname",
+		"/search/100%25":         "/base/search/100%25",
+	} {
+		if status, body := e.raw("GET /redgifs" + path + " HTTP/1.1\r\nHost: x\r\n\r\n"); status != 200 {
+			t.Errorf("%s: %d %s", path, status, body)
+			continue
+		}
+		mu.Lock()
+		got := reached[len(reached)-1]
+		mu.Unlock()
+		if !strings.EqualFold(got, want) {
+			t.Errorf("%s reached the API as %q, want %q", path, got, want)
+		}
+	}
+}
