@@ -36,7 +36,8 @@ type Redis struct {
 	aead    cipher.AEAD // nil: values are stored as plain JSON
 	channel string
 	sub     *redis.PubSub
-	done    chan struct{}
+	stop    context.CancelFunc // ends the notification goroutine
+	done    chan struct{}      // closed when it has ended
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // key -> closed at its next change
@@ -58,10 +59,12 @@ type RedisOptions struct {
 	// EncryptionKey, if set, must be 32 bytes: values are then sealed with
 	// AES-256-GCM, bound to their key's name.
 	EncryptionKey []byte
-	// Log, if set, receives go-redis's own messages (reconnections) in
-	// place of the standard logger. go-redis has one logger per process.
-	Log func(format string, args ...any)
 }
+
+// SetRedisLogger sends go-redis's own messages (reconnections) to log in
+// place of the standard logger. go-redis has one logger per process, so
+// this is for main to call once, not for each store.
+func SetRedisLogger(log func(format string, args ...any)) { redis.SetLogger(redisLogger(log)) }
 
 type redisLogger func(format string, args ...any)
 
@@ -75,8 +78,10 @@ var (
 
 // OpenRedis connects lazily: it fails only on bad options, so that the
 // proxy starts while Redis is down (client-credentials upstreams fetch on
-// their own until it is back).
-func OpenRedis(o RedisOptions) (*Redis, error) {
+// their own until it is back). It starts the goroutine that listens for
+// the fleet's notifications, which ends with ctx or Close, and Close
+// waits for it.
+func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	r := &Redis{prefix: o.KeyPrefix, waiters: map[string]chan struct{}{}, done: make(chan struct{})}
 	if r.prefix == "" {
 		r.prefix = "authproxy:"
@@ -90,23 +95,29 @@ func OpenRedis(o RedisOptions) (*Redis, error) {
 			return nil, err
 		}
 	}
-	if o.Log != nil {
-		redis.SetLogger(redisLogger(o.Log))
-	}
 	client, err := newRedisClient(o.Mode, o.URL)
 	if err != nil {
 		return nil, err
 	}
 	r.channel = r.prefix + "changed"
 	r.client = client
-	r.sub = r.client.Subscribe(context.Background(), r.channel)
+	ctx, r.stop = context.WithCancel(ctx)
+	r.sub = r.client.Subscribe(ctx, r.channel)
 	// The channel resubscribes after Redis comes back; notifications sent
 	// meanwhile are lost, which waiters cover by polling.
 	msgs := r.sub.Channel(redis.WithChannelHealthCheckInterval(time.Second))
 	go func() {
 		defer close(r.done)
-		for m := range msgs {
-			r.notify(m.Payload)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				r.notify(m.Payload)
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	return r, nil
@@ -161,6 +172,7 @@ func newRedisClient(mode, url string) (redis.UniversalClient, error) {
 
 // Close stops the subscription and closes the connections.
 func (r *Redis) Close() error {
+	r.stop()
 	err := r.sub.Close()
 	<-r.done
 	return errors.Join(err, r.client.Close())
