@@ -80,6 +80,7 @@ func Run(ctx context.Context, opts Options) int {
 	fs.Usage = func() { fmt.Fprint(opts.Stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
 	configPath := fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "config file (env AUTHPROXY_CONFIG); none: the built-in demo")
 	noBrowser := fs.Bool("no-browser", false, "login: only print the URL, do not try to open a browser")
+	loginListen := fs.String("listen", "", "login: where to listen for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
 	show := fs.Bool("show", false, "token: print the access token itself")
 	fakeHost := fs.String("host", "127.0.0.1", "fakeapis: the address to serve on")
 	fakePort := fs.Int("base-port", 9101, "fakeapis: the first port; one per API (0: any free ports)")
@@ -108,7 +109,7 @@ func Run(ctx context.Context, opts Options) int {
 			fmt.Fprintln(opts.Stderr, "authproxy login: name the upstream: authproxy login NAME --config FILE")
 			return 2
 		}
-		return login(ctx, upstreamName, *configPath, !*noBrowser, opts)
+		return login(ctx, upstreamName, *configPath, !*noBrowser, *loginListen, opts)
 	case "health":
 		return health(ctx, *configPath, *healthURL, opts)
 	case "token":
