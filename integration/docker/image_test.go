@@ -44,7 +44,7 @@ func TestImageIsStaticNonRootWithoutAShell(t *testing.T) {
 	}
 
 	id := docker(t, "create", "--label", projectPrefix, "authproxy")
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", "-v", id).Run() })
 	export := exec.Command("docker", "export", id)
 	stdout, _ := export.StdoutPipe()
 	if err := export.Start(); err != nil {
@@ -125,7 +125,7 @@ func TestDockerRunLineOfTheDockerfile(t *testing.T) {
 	if run.exited() {
 		t.Fatalf("%s exited: %v\n%s", line, run.err, run.out.String())
 	}
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", id).Run() })
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", "-v", id).Run() })
 
 	eventually(t, time.Minute, "/healthz answering on 127.0.0.1:9090", func() (bool, string) {
 		status, body := get("http://127.0.0.1:9090/healthz")

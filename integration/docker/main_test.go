@@ -134,6 +134,6 @@ func sweepLeftovers() {
 	// named volume of the Dockerfile's example.
 	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+projectPrefix).Output()
 	for _, id := range strings.Fields(string(out)) {
-		exec.Command("docker", "rm", "-f", id).Run()
+		exec.Command("docker", "rm", "-f", "-v", id).Run()
 	}
 }

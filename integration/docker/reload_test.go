@@ -75,7 +75,7 @@ func TestConfigChangeAppliedWithoutRestart(t *testing.T) {
 				out, _ := execOutput("docker", "logs", "--tail", "20", id)
 				t.Logf("the proxy container's last log lines:\n%s", out)
 			}
-			docker(t, "rm", "-f", id)
+			docker(t, "rm", "-f", "-v", id)
 		})
 		base := "http://" + docker(t, "port", id, "8080")
 		authenticated(t, time.Minute, base+"/redgifs/v2/gifs/search")

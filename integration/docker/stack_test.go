@@ -124,49 +124,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	t.Run("login in a container with the browser on this machine", func(t *testing.T) {
-		before := stats(t)["redbooth"]
-		lines := make(chan string, 100)
-		login := p.start(t, documented(t, "docker compose run --rm -p 127.0.0.1:8085:8085 authproxy login redbooth"), lines)
-		var authURL string
-		deadline := time.After(2 * time.Minute)
-		for authURL == "" {
-			select {
-			case l := <-lines:
-				if l = strings.TrimSpace(l); strings.HasPrefix(l, "http") {
-					authURL = l
-				}
-			case <-deadline:
-				t.Fatalf("no authorize URL from login:\n%s", login.out.String())
-			case <-login.done:
-				t.Fatalf("login exited: %v\n%s", login.err, login.out.String())
-			}
-		}
-		if !strings.HasPrefix(authURL, fakeRedbooth+"/oauth/authorize?") {
-			t.Fatalf("authorize URL %s: the browser on this machine cannot open it", authURL)
-		}
-		// The browser: the consent page approves and redirects to
-		// 127.0.0.1:8085 on this machine, which is published to the
-		// login's container.
-		var visited []string
-		browser := &http.Client{Timeout: time.Minute, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-			visited = append(visited, r.URL.Host)
-			return nil
-		}}
-		resp, err := browser.Get(authURL)
-		if err != nil {
-			t.Fatalf("the browser: %v\n%s", err, login.out.String())
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(page), "logged in") || fmt.Sprint(visited) != "[127.0.0.1:8085]" {
-			t.Errorf("the browser came back to %v with %d %s", visited, resp.StatusCode, page)
-		}
-		if err := login.wait(t, time.Minute); err != nil || !strings.Contains(login.out.String(), "Logged in to redbooth") {
-			t.Errorf("login: %v\n%s", err, login.out.String())
-		}
-		if s := stats(t)["redbooth"]; s.Logins != before.Logins+1 {
-			t.Errorf("fake Redbooth saw %d logins; want 1 more", s.Logins-before.Logins)
-		}
+		loginFromContainer(t, p.shell, documented(t, "docker compose run --rm -p 127.0.0.1:8085:8085 authproxy login redbooth"))
 		checkTokenFile(t, proxy)
 	})
 
@@ -209,6 +167,54 @@ func TestDefaultStack(t *testing.T) {
 			t.Error("docker compose down removed the tokens volume")
 		}
 	})
+}
+
+// loginFromContainer runs line, a `login redbooth` in a container, and
+// plays the browser on this machine: it opens the authorize URL login
+// prints, whose consent page approves and redirects to 127.0.0.1:8085.
+// The fake must count one more login.
+func loginFromContainer(t *testing.T, sh shell, line string) {
+	t.Helper()
+	before := stats(t)["redbooth"]
+	lines := make(chan string, 100)
+	login := sh.start(t, line, lines)
+	var authURL string
+	deadline := time.After(2 * time.Minute)
+	for authURL == "" {
+		select {
+		case l := <-lines:
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, "http") {
+				authURL = l
+			}
+		case <-deadline:
+			t.Fatalf("no authorize URL from login:\n%s", login.out.String())
+		case <-login.done:
+			t.Fatalf("login exited: %v\n%s", login.err, login.out.String())
+		}
+	}
+	if !strings.HasPrefix(authURL, fakeRedbooth+"/oauth/authorize?") {
+		t.Fatalf("authorize URL %s: the browser on this machine cannot open it", authURL)
+	}
+	var visited []string
+	browser := &http.Client{Timeout: time.Minute, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		visited = append(visited, r.URL.Host)
+		return nil
+	}}
+	resp, err := browser.Get(authURL)
+	if err != nil {
+		t.Fatalf("the browser: %v\n%s", err, login.out.String())
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "logged in") || fmt.Sprint(visited) != "[127.0.0.1:8085]" {
+		t.Errorf("the browser came back to %v with %d %s", visited, resp.StatusCode, page)
+	}
+	if err := login.wait(t, time.Minute); err != nil || !strings.Contains(login.out.String(), "Logged in to redbooth") {
+		t.Errorf("login: %v\n%s", err, login.out.String())
+	}
+	if s := stats(t)["redbooth"]; s.Logins != before.Logins+1 {
+		t.Errorf("fake Redbooth saw %d logins; want 1 more", s.Logins-before.Logins)
+	}
 }
 
 // documentedAll returns every documented command that starts with prefix.
