@@ -51,16 +51,19 @@ there is none, 2 if there is.`,
 		},
 	},
 	{
-		name: "login", args: "NAME --config FILE [--no-browser]", takesName: true,
+		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", takesName: true,
 		summary: "get the first refresh token for an upstream with grant_type: refresh_token",
 		about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
 on its redirect_uri for the browser to come back, exchange the code and
-save the refresh token in the store, where the proxy finds it.`,
+save the refresh token in the store, where the proxy finds it. In a
+container, listen on 0.0.0.0 with the port published, as the browser on
+the host opens redirect_uri on 127.0.0.1.`,
 		example: "authproxy login redbooth --config proxy.yaml --no-browser",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")
 			noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
-			return func(ctx context.Context, name string) int { return login(ctx, name, *path, !*noBrowser, opts) }
+			listen := fs.String("listen", "", "where to listen for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
+			return func(ctx context.Context, name string) int { return login(ctx, name, *path, !*noBrowser, *listen, opts) }
 		},
 	},
 	{

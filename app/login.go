@@ -26,8 +26,11 @@ const loginTimeout = 10 * time.Minute
 // login runs the authorization-code flow for one upstream: it prints the
 // authorize URL (with state and a PKCE challenge), waits on redirect_uri
 // for the browser to come back, exchanges the code and stores the tokens
-// where the proxy will find them.
-func login(ctx context.Context, name, path string, openBrowser bool, opts Options) int {
+// where the proxy will find them. listen, if set, is where it waits
+// instead of redirect_uri's host:port: in a container, 127.0.0.1 is the
+// container's own, which the browser's redirect through a published port
+// never reaches.
+func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) int {
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
 		return 1
@@ -64,9 +67,18 @@ func login(ctx context.Context, name, path string, openBrowser bool, opts Option
 	if redirect.Port() == "" {
 		return fail("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
 	}
-	ln, err := net.Listen("tcp", redirect.Host)
+	if listen == "" {
+		listen = redirect.Host
+		if _, err := os.Stat("/.dockerenv"); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
+			fmt.Fprintf(opts.Stderr, "authproxy login: this looks like a container, where %s is the container's own: the browser's redirect cannot reach it. Publish the port and give --listen 0.0.0.0:%s\n", redirect.Hostname(), redirect.Port())
+		}
+	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return fail("--listen %q: want host:port, e.g. 0.0.0.0:%s", listen, redirect.Port())
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fail("cannot listen for the redirect on %s: %v", redirect.Host, err)
+		return fail("cannot listen for the redirect on %s: %v", listen, err)
 	}
 
 	// x/oauth2 only builds the authorize URL; the code goes to the token

@@ -13,7 +13,6 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/integration/fakeapi"
 	"github.com/authproxy/authproxy/metrics"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/store"
@@ -231,34 +230,4 @@ func checkRedis(ctx context.Context, r *store.Redis, cfg *config.Config, log log
 	case !durable:
 		log.Warn("redis does not sync every write to disk (it needs appendonly yes and appendfsync always): a Redis restart may lose a rotated refresh token, and with it the upstream's authorization")
 	}
-}
-
-// startDemo serves the fake APIs on loopback until ctx is done and
-// returns the embedded config pointed at them, with lines to log that say
-// what to try.
-func startDemo(ctx context.Context, opts Options) (*config.Config, []string, error) {
-	vars := map[string]string{"DEMO_CLIENT_SECRET": demoSecret}
-	tries := []string{"demo mode: the fake APIs run in this process; no credentials are needed. Try:"}
-	for _, f := range fakeapi.All() {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, nil, fmt.Errorf("demo: %w", err)
-		}
-		srv := &http.Server{Handler: fakeapi.New(f, "demo-client", demoSecret, opts.Now), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		context.AfterFunc(ctx, func() { srv.Close() })
-		vars["DEMO_"+strings.ToUpper(f.Name)+"_URL"] = "http://" + ln.Addr().String()
-		tries = append(tries, fmt.Sprintf("  curl http://{addr}/%s%s", f.Name, f.APIPath))
-	}
-	lookup := func(name string) (string, bool) {
-		if v, ok := vars[name]; ok {
-			return v, true
-		}
-		return opts.LookupEnv(name)
-	}
-	cfg, err := config.Parse(demoConfig, config.Options{Lookup: lookup})
-	if err != nil {
-		return nil, nil, fmt.Errorf("demo config: %w", err)
-	}
-	return cfg, tries, nil
 }

@@ -1,7 +1,8 @@
 package integration
 
-// There is no Docker engine here: these tests check what can be checked
-// without one. See README, "Docker and docker-compose".
+// What can be checked of the Dockerfile and docker-compose.yml without a
+// Docker engine, so that `go test ./...` catches a broken file anywhere.
+// integration/docker runs the real thing (AUTHPROXY_DOCKER_TESTS=1).
 
 import (
 	"bufio"
@@ -31,7 +32,7 @@ func TestDockerfileBuildCommandIsAPlainStaticGoBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build .*) -o /out/authproxy \.$`).FindSubmatch(dockerfile)
+	m := regexp.MustCompile(`(?m)^(?:RUN )?\s*(CGO_ENABLED=0 go build .*) -o /out/authproxy \.$`).FindSubmatch(dockerfile)
 	if m == nil {
 		t.Fatal("no static go build line in the Dockerfile")
 	}
@@ -60,7 +61,7 @@ func TestDockerfileBuildCommandIsAPlainStaticGoBuild(t *testing.T) {
 	if out, err := exec.Command(bin, "version").Output(); err != nil || strings.TrimSpace(string(out)) != "authproxy 1.2.3" {
 		t.Errorf("version: %q %v", out, err)
 	}
-	for _, want := range []string{"USER nonroot", "EXPOSE 8080 9090", `HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/authproxy", "health"]`,
+	for _, want := range []string{"USER 65532:65532", "EXPOSE 8080 9090", `HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/authproxy", "health"]`,
 		"AUTHPROXY_CONFIG=/etc/authproxy/proxy.yaml", "VOLUME /var/lib/authproxy"} {
 		if !strings.Contains(string(dockerfile), want) {
 			t.Errorf("the Dockerfile lacks %q", want)
@@ -126,12 +127,14 @@ func composeConfig(t *testing.T, svc composeService, fakes map[string]string) st
 	var configOnHost string
 	for _, v := range svc.Volumes {
 		host, inContainer, _ := strings.Cut(v, ":")
+		inContainer, _, _ = strings.Cut(inContainer, ":")
 		if strings.HasPrefix(host, ".") {
 			if _, err := os.Stat(filepath.Join("..", host)); err != nil {
 				t.Errorf("volume %s: %v", v, err)
 			}
-			if strings.HasPrefix(inContainer, configInContainer) {
-				configOnHost = filepath.Join("..", host)
+			// The file itself, or the directory that holds it.
+			if rest, ok := strings.CutPrefix(configInContainer, inContainer); ok && (rest == "" || rest[0] == '/') {
+				configOnHost = filepath.Join("..", host, rest)
 			}
 		}
 	}

@@ -43,6 +43,8 @@ type Server struct {
 	refreshState map[string]*refreshState // refresh token -> state
 	parentOf     map[string]string        // access token -> the refresh token redeemed for it
 	redemptions  map[string]int
+	exchanged    int // authorization codes exchanged: logins
+	invalidGrant int // refresh tokens refused
 	revokeOnUse  bool
 	denyConsent  bool
 	onRefresh    func(refreshToken string)

@@ -47,11 +47,18 @@ func (s *Server) OnRefresh(f func(refreshToken string)) {
 // happened earlier.
 func (s *Server) SeedRefreshToken() string {
 	rt := "refresh-" + randomHex()
+	s.AcceptRefreshToken(rt)
+	return rt
+}
+
+// AcceptRefreshToken makes rt a valid refresh token, as if issued by a
+// login before the server started: the compose stack's fake Redbooth and
+// its proxy config are given the same one.
+func (s *Server) AcceptRefreshToken(rt string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshState[rt] = &refreshState{}
 	s.refreshTokens = append(s.refreshTokens, rt)
-	return rt
 }
 
 // RevokeRefreshTokens kills every refresh token, as when the user revokes
@@ -131,6 +138,9 @@ func (s *Server) exchangeCode(w http.ResponseWriter, fields map[string]string) {
 	case c.challenge != "" && pkceChallenge(fields["code_verifier"]) != c.challenge:
 		s.tokenError(w, http.StatusBadRequest, "invalid_grant", "The code_verifier does not match the code_challenge.")
 	default:
+		s.mu.Lock()
+		s.exchanged++
+		s.mu.Unlock()
 		s.issue(w, "")
 	}
 }
@@ -142,6 +152,9 @@ func (s *Server) redeem(w http.ResponseWriter, rt string) {
 	valid := ok && !st.revoked
 	if valid && !s.revokeOnUse {
 		st.revoked = true
+	}
+	if !valid {
+		s.invalidGrant++
 	}
 	hook := s.onRefresh
 	s.mu.Unlock()

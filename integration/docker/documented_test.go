@@ -1,0 +1,165 @@
+package docker
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The commands the Dockerfile, docker-compose.yml and the README's Docker
+// sections show a user. Tests run them through shell.run/start/try, which
+// mark them; TestMain fails the suite if one was never run as written.
+
+var (
+	ranMu sync.Mutex
+	ran   = map[string]bool{}
+)
+
+func markRun(line string) {
+	ranMu.Lock()
+	ran[normalize(line)] = true
+	ranMu.Unlock()
+}
+
+// normalize joins continued lines and squeezes blanks, so that a command
+// wrapped across lines in a file matches the one a test runs.
+func normalize(line string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(line, "\\\n", " ")), " ")
+}
+
+// readmeSections are the README sections whose ```sh blocks are the
+// Docker commands.
+var readmeSections = []string{"## Docker and docker-compose", "## Running several replicas"}
+
+// documentedCommands returns every command a user is shown, normalized.
+func documentedCommands() ([]string, error) {
+	var cmds []string
+	for _, f := range []string{"Dockerfile", "docker-compose.yml"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, commentCommands(string(data))...)
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		return nil, err
+	}
+	cmds = append(cmds, readmeCommands(string(data))...)
+	for i, c := range cmds {
+		cmds[i] = normalize(c)
+	}
+	slices.Sort(cmds)
+	return slices.Compact(cmds), nil
+}
+
+// commentCommand is a comment line that shows a command: indented under
+// the comment's text, as the files write them.
+var commentCommand = regexp.MustCompile(`^\s*#\s{2,}((?:docker|docker-compose|curl) .*)$`)
+
+// commentCommands finds the commands in a file's comments, with "\"
+// continuations.
+func commentCommands(text string) []string {
+	var cmds []string
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		m := commentCommand.FindStringSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		body := strings.TrimSpace(m[1])
+		for strings.HasSuffix(body, "\\") && i+1 < len(lines) {
+			i++
+			next, _ := strings.CutPrefix(strings.TrimSpace(lines[i]), "#")
+			body = strings.TrimSuffix(body, "\\") + " " + strings.TrimSpace(next)
+		}
+		cmds = append(cmds, body)
+	}
+	return cmds
+}
+
+// readmeCommands finds the lines of the ```sh blocks in readmeSections.
+func readmeCommands(text string) []string {
+	var cmds []string
+	section, inBlock := false, false
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		switch {
+		case strings.HasPrefix(l, "## "):
+			section = slices.Contains(readmeSections, strings.TrimSpace(l))
+		case section && strings.HasPrefix(strings.TrimSpace(l), "```sh"):
+			inBlock = true
+		case inBlock && strings.HasPrefix(strings.TrimSpace(l), "```"):
+			inBlock = false
+		case inBlock && strings.TrimSpace(l) != "" && !strings.HasPrefix(strings.TrimSpace(l), "#"):
+			cmd := strings.TrimSpace(l)
+			for strings.HasSuffix(strings.TrimSpace(cmd), "\\") && i+1 < len(lines) {
+				i++
+				cmd = strings.TrimSuffix(strings.TrimSpace(cmd), "\\") + " " + lines[i]
+			}
+			cmds = append(cmds, cmd)
+		}
+	}
+	return cmds
+}
+
+// notRun returns the documented commands no test ran.
+func notRun() []string {
+	cmds, err := documentedCommands()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	ranMu.Lock()
+	defer ranMu.Unlock()
+	var missing []string
+	for _, c := range cmds {
+		if !ran[c] {
+			missing = append(missing, c)
+		}
+	}
+	return missing
+}
+
+// documented returns the one documented command that starts with prefix,
+// so that a test runs what the files say rather than its own copy.
+func documented(t *testing.T, prefix string) string {
+	t.Helper()
+	cmds, err := documentedCommands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, c := range cmds {
+		if strings.HasPrefix(c, prefix) {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("documented commands starting with %q: %q; want exactly one", prefix, found)
+	}
+	return found[0]
+}
+
+// TestDocumentedCommandsAreFound guards the extraction itself: it runs
+// without Docker.
+func TestDocumentedCommandsAreFound(t *testing.T) {
+	cmds, err := documentedCommands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"docker build -t authproxy .", "docker compose up"} {
+		if !slices.Contains(cmds, want) {
+			t.Errorf("%q is not among the documented commands:\n%s", want, strings.Join(cmds, "\n"))
+		}
+	}
+	for _, c := range cmds {
+		if strings.Contains(c, "\\") {
+			t.Errorf("a continuation was not joined: %q", c)
+		}
+	}
+}
