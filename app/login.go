@@ -115,12 +115,17 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
 	defer func() {
 		// Gracefully, so the browser gets its page before we exit.
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdownCtx)
+		<-served
 	}()
 
 	select {

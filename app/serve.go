@@ -45,7 +45,11 @@ func serve(ctx context.Context, path string, opts Options) int {
 	var err error
 	var demo []string
 	if path == "" {
-		cfg, demo, err = startDemo(ctx, opts)
+		var stopDemo func()
+		cfg, demo, stopDemo, err = startDemo(opts)
+		if err == nil {
+			defer stopDemo()
+		}
 	} else {
 		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
 	}
