@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // composeRefreshToken is the refresh token the fake Redbooth of

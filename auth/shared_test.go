@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/fakeclock"
 	"github.com/authproxy/authproxy/internal/redistest"
 	"github.com/authproxy/authproxy/store"
