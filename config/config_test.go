@@ -161,15 +161,6 @@ upstreams:
 	}
 }
 
-func TestValuesOfTheWrongShapeNameTheirKey(t *testing.T) {
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      timeout: [1, 2]\n    replay: {on_status: [abc]}", 1)
-	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.timeout: expected type 'string'") ||
-		!strings.Contains(err.Error(), "upstreams.api.replay.on_status.0: cannot parse") {
-		t.Errorf("got %v", err)
-	}
-}
-
 func TestInboundAndLimits(t *testing.T) {
 	file := minimal + `
 inbound:
@@ -317,23 +308,6 @@ func TestPathPrefixes(t *testing.T) {
 		}
 		if got := cfg.Upstreams[0].PathPrefix; got != tt.want {
 			t.Errorf("%q: prefix %q, want %q", tt.yaml, got, tt.want)
-		}
-	}
-}
-
-func TestSizes(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1024": 1024, "1MiB": 1 << 20, "512 KiB": 512 << 10, "2MB": 2e6, "1gib": 1 << 30,
-		"1TiB": 1 << 40, "1TB": 1e12, "1024GiB": 1 << 40, "1099511627776": 1 << 40} {
-		var p Problems
-		if got := p.size("k", in, -1); got != want || len(p) != 0 {
-			t.Errorf("%q: %d %v", in, got, p)
-		}
-	}
-	// The limit the error names is the largest size accepted.
-	for _, in := range []string{"2TiB", "2TB", "1025GiB", "1099511627777", "99999999999999999999"} {
-		var p Problems
-		if got := p.size("k", in, -1); got != -1 || len(p) != 1 || p[0].Message != fmt.Sprintf("%q is too large; write at most 1TiB", in) {
-			t.Errorf("%q: %d %v", in, got, p)
 		}
 	}
 }
