@@ -20,8 +20,17 @@ type Upstream struct {
 	// check that finds none; it returns why not.
 	Ensure func(ctx context.Context) error
 	// Reason turns an error from Ensure or State into a short reason such
-	// as "reauthorization_required".
+	// as "reauthorization_required". It is not called with nil: no token
+	// and no error yet is "no_token_yet".
 	Reason func(error) string
+}
+
+// reason says why u has no usable token.
+func (u Upstream) reason(err error) string {
+	if err == nil {
+		return "no_token_yet"
+	}
+	return u.Reason(err)
 }
 
 // State is one upstream's token state.
@@ -102,7 +111,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 				res.NotReady = map[string]string{}
 			}
 			res.Ready = false
-			res.NotReady[u.Name] = u.Reason(err)
+			res.NotReady[u.Name] = u.reason(err)
 		}
 	}
 	status := http.StatusOK
@@ -135,7 +144,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			us.StoreError = st.SharedStoreError.Error()
 		}
 		if !st.Valid {
-			us.State = u.Reason(st.LastError)
+			us.State = u.reason(st.LastError)
 		}
 		out = append(out, us)
 	}

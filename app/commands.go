@@ -88,11 +88,12 @@ func token(ctx context.Context, name, path string, show bool, opts Options) int 
 		if u.Name != name {
 			continue
 		}
-		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New())
+		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New(nil))
 		if err != nil {
 			fmt.Fprintln(opts.Stderr, err)
 			return 1
 		}
+		defer cache.Close()
 		ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
 		defer cancel()
 		tok, err := cache.Token(ctx)

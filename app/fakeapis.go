@@ -11,10 +11,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // composeRefreshToken is the refresh token the fake Redbooth of
@@ -43,7 +44,8 @@ const maxFakeDelay = 2 * time.Minute
 func fakeapis(ctx context.Context, host string, basePort int, opts Options) int {
 	flavors := append(fakeapi.All(), fakeapi.Redbooth())
 	apis := map[string]*fakeapi.Server{}
-	var servers []*http.Server
+	var servers fakeServers
+	defer servers.close()
 	for i, f := range flavors {
 		port := 0
 		if basePort != 0 {
@@ -52,9 +54,6 @@ func fakeapis(ctx context.Context, host string, basePort int, opts Options) int 
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			fmt.Fprintf(opts.Stderr, "authproxy fakeapis: %v\n", err)
-			for _, s := range servers {
-				s.Close()
-			}
 			return 1
 		}
 		api := newFakeAPI(f, opts.Now)
@@ -63,16 +62,35 @@ func fakeapis(ctx context.Context, host string, basePort int, opts Options) int 
 		}
 		api.SetAPIHook(delayHook)
 		apis[f.Name] = api
-		srv := &http.Server{Handler: fakeControl(api, apis), ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, srv)
-		go srv.Serve(ln)
+		servers.serve(ln, fakeControl(api, apis))
 		fmt.Fprintf(opts.Stdout, "%s http://%s token=%s api=%s\n", f.Name, ln.Addr(), f.TokenPath, f.APIPath)
 	}
 	<-ctx.Done()
-	for _, s := range servers {
+	return 0
+}
+
+// fakeServers are the fake APIs' servers one command runs. Their Serve
+// goroutines are theirs: close stops the servers and waits for them.
+type fakeServers struct {
+	servers []*http.Server
+	serving sync.WaitGroup
+}
+
+func (f *fakeServers) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	f.servers = append(f.servers, srv)
+	f.serving.Add(1)
+	go func() {
+		defer f.serving.Done()
+		srv.Serve(ln)
+	}()
+}
+
+func (f *fakeServers) close() {
+	for _, s := range f.servers {
 		s.Close()
 	}
-	return 0
+	f.serving.Wait()
 }
 
 // newFakeAPI is one fake as the demo and the compose stack run it. The
@@ -128,32 +146,39 @@ func fakeControl(api *fakeapi.Server, all map[string]*fakeapi.Server) http.Handl
 // demoVar is how demo.yaml names what only the running demo knows.
 var demoVar = regexp.MustCompile(`\$\{(DEMO_[A-Z_]+)\}`)
 
-// startDemo serves the fake APIs on loopback until ctx is done and
+// startDemo serves the fake APIs on loopback until stop is called and
 // returns the embedded config pointed at them, with lines to log that say
 // what to try. The config is written, filled in, to a temporary directory
 // that also holds the token store, so that `authproxy login` run from
-// another terminal reaches the same fake Redbooth and the same store. The
-// directory is removed when ctx is done.
-func startDemo(ctx context.Context, opts Options) (*config.Config, []string, error) {
+// another terminal reaches the same fake Redbooth and the same store. stop
+// also removes the directory.
+func startDemo(opts Options) (_ *config.Config, tries []string, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "authproxy-demo-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	context.AfterFunc(ctx, func() { os.RemoveAll(dir) })
+	var servers fakeServers
+	stop = func() {
+		servers.close()
+		os.RemoveAll(dir)
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	vars := map[string]string{"DEMO_CLIENT_SECRET": demoSecret}
-	tries := []string{"demo mode: the fake APIs run in this process; no credentials are needed. Try:"}
+	tries = []string{"demo mode: the fake APIs run in this process; no credentials are needed. Try:"}
 	for _, f := range append(fakeapi.All(), fakeapi.Redbooth()) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, nil, fmt.Errorf("demo: %w", err)
+			return nil, nil, nil, fmt.Errorf("demo: %w", err)
 		}
 		api := newFakeAPI(f, opts.Now)
 		if f.ThreeLegged {
 			vars["DEMO_"+strings.ToUpper(f.Name)+"_REFRESH_TOKEN"] = api.SeedRefreshToken()
 		}
-		srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		context.AfterFunc(ctx, func() { srv.Close() })
+		servers.serve(ln, api)
 		vars["DEMO_"+strings.ToUpper(f.Name)+"_URL"] = "http://" + ln.Addr().String()
 		tries = append(tries, fmt.Sprintf("  curl http://{addr}/%s%s", f.Name, f.APIPath))
 	}
@@ -162,14 +187,14 @@ func startDemo(ctx context.Context, opts Options) (*config.Config, []string, err
 	})
 	path := filepath.Join(dir, "demo.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		return nil, nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo config: %w", err)
+		return nil, nil, nil, fmt.Errorf("demo config: %w", err)
 	}
 	tries = append(tries,
 		"redbooth acts for a user (authorization code, rotating refresh tokens); its first refresh token is seeded. A login, with the fake's consent page approving by itself:",
 		"  authproxy login redbooth --config "+path+" --no-browser   (with go run: go run . login ...)")
-	return cfg, tries, nil
+	return cfg, tries, stop, nil
 }

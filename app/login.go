@@ -88,13 +88,8 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
 		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
 	}
-	client := auth.Client{
-		TokenURL: up.Token.URL, ClientID: up.Token.ClientID, ClientSecret: up.Token.ClientSecret.Reveal(),
-		AuthMethod: auth.AuthMethod(up.Token.AuthMethod), BodyFormat: auth.BodyFormat(up.Token.BodyFormat),
-		Scopes: up.Token.Scopes, Params: up.Token.Params,
-	}
-	flow := &loginFlow{client: client, redirectURI: up.Token.RedirectURI, timeout: up.Token.Timeout,
-		state: randomState(), verifier: oauth2.GenerateVerifier(), name: name, store: st}
+	flow := &loginFlow{settings: tokenSettings(*up), redirectURI: up.Token.RedirectURI, timeout: up.Token.Timeout,
+		state: randomState(), verifier: oauth2.GenerateVerifier(), store: st}
 	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
 	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
 	if openBrowser {
@@ -120,12 +115,17 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
 	defer func() {
 		// Gracefully, so the browser gets its page before we exit.
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdownCtx)
+		<-served
 	}()
 
 	select {
@@ -147,11 +147,11 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 // loginFlow is one login's state: what the authorize URL asked for, and
 // how the code is to be exchanged.
 type loginFlow struct {
-	client                auth.Client
-	redirectURI           string
-	timeout               time.Duration // of the code exchange: token.timeout
-	state, verifier, name string
-	store                 auth.Store
+	settings        auth.Settings
+	redirectURI     string
+	timeout         time.Duration // of the code exchange: token.timeout
+	state, verifier string
+	store           auth.Store
 }
 
 // complete checks the redirect, exchanges the code and stores the tokens.
@@ -169,21 +169,7 @@ func (f *loginFlow) complete(ctx context.Context, r *http.Request) error {
 	}
 	exchangeCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	tok, err := f.client.ExchangeCode(exchangeCtx, code, f.verifier, f.redirectURI)
-	if err != nil {
-		return fmt.Errorf("exchanging the code: %v", err)
-	}
-	if tok.RefreshToken == "" {
-		return errors.New("the token endpoint gave no refresh_token; check the API's docs for how to ask for offline access")
-	}
-	rec := auth.Record{
-		Fingerprint: auth.Fingerprint(f.client.TokenURL, f.client.ClientID, f.client.Scopes), RefreshToken: tok.RefreshToken,
-		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained,
-	}
-	if err := f.store.Save(ctx, f.name, rec); err != nil {
-		return fmt.Errorf("storing the tokens: %v", err)
-	}
-	return nil
+	return auth.Login(exchangeCtx, f.settings, auth.Options{Store: f.store}, code, f.verifier, f.redirectURI)
 }
 
 func randomState() string {

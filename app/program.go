@@ -2,13 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -40,35 +35,37 @@ type proxyState struct {
 }
 
 type upstreamRuntime struct {
-	name     string
-	identity string // what the token depends on; see tokenIdentity
-	cache    *auth.Cache
+	name  string
+	cache *auth.Cache
 }
 
 // build makes the handler for cfg. Caches of prev whose upstream has the
-// same name and token identity are kept, with their tokens; any change to
-// the token endpoint, client, secret or scopes gets a new cache, so an old
-// token never reaches a changed upstream.
-func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxyState) (*proxyState, error) {
+// same name and token identity (auth.Identity: any change to the token
+// endpoint, client, secret, scopes or target makes another) are kept,
+// with their tokens, so an old token never reaches a changed upstream.
+func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxyState) (_ *proxyState, err error) {
 	kept := map[string]*auth.Cache{}
 	if prev != nil {
 		for _, u := range prev.upstreams {
-			kept[u.name+"\x00"+u.identity] = u.cache
+			kept[u.name] = u.cache
 		}
 	}
 	st := &proxyState{cfg: cfg}
+	defer func() {
+		if err != nil {
+			st.closeCachesNotIn(prev) // made for a config that is not used
+		}
+	}()
 	ups := make([]proxy.Upstream, 0, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
-		identity := tokenIdentity(u)
-		cache := kept[u.Name+"\x00"+identity]
-		if cache == nil {
-			var err error
+		cache := kept[u.Name]
+		if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
 			cache, err = newTokenSource(ctx, u, rt.stores, rt.log.WithField("upstream", u.Name), rt.now, rt.metrics)
 			if err != nil {
 				return nil, err
 			}
 		}
-		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, identity: identity, cache: cache})
+		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
 		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
 		upstreamTransport.ResponseHeaderTimeout = u.Timeout
 		// One upstream takes all of a busy app's traffic: keep enough idle
@@ -93,7 +90,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		ReplayBudget:    rt.replay,
 		Inbound:         proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
 		OnRequest: func(ev proxy.RequestEvent) {
-			rt.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay)
+			rt.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
 			if ev.ReplaySkipped != "" {
 				rt.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
 			}
@@ -110,69 +107,29 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	return st, nil
 }
 
-// tokenIdentity hashes everything a token depends on, the secret
-// included, so that a rotated secret or a changed endpoint gets a new
-// cache. The hash is never shown.
-func tokenIdentity(u config.Upstream) string {
+// tokenSettings copies an upstream's token settings out of the config:
+// auth decides from them how tokens are got, and what they depend on.
+func tokenSettings(u config.Upstream) auth.Settings {
 	t := u.Token
-	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%v|%v|%q|%v|%v|%v|%v",
-		t.GrantType, t.URL, t.ClientID, t.ClientSecret.Reveal(), t.AuthMethod, t.BodyFormat, t.RefreshToken.Reveal(),
-		t.Scopes, t.Params, u.Target.String(), t.RefreshBefore, t.DefaultLifetime, t.MinLifetime, t.Timeout))
-	return hex.EncodeToString(sum[:])
+	return auth.Settings{
+		Name: u.Name, Grant: auth.GrantType(t.GrantType), RefreshToken: t.RefreshToken.Reveal(),
+		Client: auth.Client{
+			TokenURL: t.URL, ClientID: t.ClientID, ClientSecret: t.ClientSecret.Reveal(),
+			AuthMethod: auth.AuthMethod(t.AuthMethod), BodyFormat: auth.BodyFormat(t.BodyFormat), Scopes: t.Scopes, Params: t.Params,
+		},
+		RefreshBefore: t.RefreshBefore, DefaultLifetime: t.DefaultLifetime, MinLifetime: t.MinLifetime, Timeout: t.Timeout,
+		Target: u.Target.String(),
+	}
 }
 
-// newTokenSource builds the grant an upstream's config asks for, wrapped
-// in a cache that reports to m and, with Redis, shares its token.
+// newTokenSource builds an upstream's token source, reporting to m and,
+// with Redis, sharing its token with the fleet.
 func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger logrus.FieldLogger, now func() time.Time, m *metrics.Metrics) (*auth.Cache, error) {
-	client := auth.Client{
-		TokenURL: u.Token.URL, ClientID: u.Token.ClientID, ClientSecret: u.Token.ClientSecret.Reveal(),
-		AuthMethod: auth.AuthMethod(u.Token.AuthMethod), BodyFormat: auth.BodyFormat(u.Token.BodyFormat), Scopes: u.Token.Scopes,
-		Params: u.Token.Params, HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Now: now,
-	}
-	opts := auth.CacheOptions{
-		RefreshBefore:   u.Token.RefreshBefore,
-		DefaultLifetime: u.Token.DefaultLifetime,
-		MinLifetime:     u.Token.MinLifetime,
-		FetchTimeout:    u.Token.Timeout,
-		Now:             now,
-		Log:             logger,
-		OnFetch:         func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
-	}
-	refresh := u.Token.GrantType == "refresh_token"
-	if st.shared != nil {
-		opts.Shared, opts.SharedKey, opts.LockTTL = st.shared, sharedKey(u), st.lockTTL
-		// Any replica may hold its own client-credentials token; a refresh
-		// token redeemed twice can lock the account out.
-		opts.LocalFallback = !refresh
-		opts.OnShared = func(event string) { m.SharedToken(u.Name, event) }
-	}
-	if refresh {
-		grant := &auth.RefreshGrant{Client: client, Name: u.Name, InitialRefreshToken: u.Token.RefreshToken.Reveal(),
-			Store: st.store, Log: logger, Shared: st.shared != nil}
-		stored, err := grant.Open(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if stored != nil {
-			logger.Info("reusing the stored access token")
-		}
-		opts.Initial = stored
-		return auth.NewCache(grant, opts), nil
-	}
-	grant := &auth.ClientCredentials{Client: client}
-	return auth.NewCache(grant, opts), nil
-}
-
-// sharedKey names an upstream's token in the shared store: its name and
-// everything that makes its tokens differ (endpoint, client, scopes and
-// extra parameters such as an audience), so that replicas mid-way through
-// a config change never share a token meant for another client.
-func sharedKey(u config.Upstream) string {
-	scope := slices.Clone(u.Token.Scopes)
-	for k, v := range u.Token.Params {
-		scope = append(scope, "param:"+k+"="+v)
-	}
-	return u.Name + ":" + auth.Fingerprint(u.Token.URL, u.Token.ClientID, scope)
+	return auth.NewSource(ctx, tokenSettings(u), auth.Options{
+		Store: st.store, Shared: st.shared, LockTTL: st.lockTTL, Now: now, Log: logger,
+		OnFetch:  func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
+		OnShared: func(event string) { m.SharedToken(u.Name, event) },
+	})
 }
 
 // adminServer builds the admin endpoints' server; nil when turned off.
@@ -187,27 +144,31 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 	h := &admin.Handler{
 		Upstreams:    rt.adminUpstreams,
 		ShuttingDown: &rt.shuttingDown,
-		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			now := time.Now
-			if rt.now != nil {
-				now = rt.now
-			}
-			for _, u := range rt.state.Load().upstreams {
-				st := u.cache.Status()
-				secs := 0.0
-				if st.Valid && !st.Expiry.IsZero() {
-					secs = st.Expiry.Sub(now()).Seconds()
-				}
-				rt.metrics.TokenExpiry(u.name, secs)
-				if st.Shared {
-					rt.metrics.SharedStoreUp(u.name, st.SharedError == nil)
-				}
-			}
-			rt.metrics.ReplayMemory(rt.replay.InUse())
-			rt.metrics.Handler().ServeHTTP(w, r)
-		}),
+		Metrics:      rt.metrics.Handler(),
 	}
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
+
+// gauges reads what the metrics' gauges show, at each scrape.
+func (rt *program) gauges() metrics.Gauges {
+	now := time.Now
+	if rt.now != nil {
+		now = rt.now
+	}
+	g := metrics.Gauges{ReplayMemory: rt.replay.InUse()}
+	state := rt.state.Load()
+	if state == nil {
+		return g
+	}
+	for _, u := range state.upstreams {
+		st := u.cache.Status()
+		tg := metrics.TokenGauge{Upstream: u.name, Shared: st.Shared, SharedUp: st.SharedError == nil}
+		if st.Valid && !st.Expiry.IsZero() {
+			tg.ExpiresIn = st.Expiry.Sub(now()).Seconds()
+		}
+		g.Tokens = append(g.Tokens, tg)
+	}
+	return g
 }
 
 func (rt *program) adminUpstreams() []admin.Upstream {
@@ -222,7 +183,7 @@ func (rt *program) adminUpstreams() []admin.Upstream {
 					SharedStore: sharedMode(st), SharedStoreError: st.SharedError}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
-			Reason: reasonFor,
+			Reason: func(err error) string { return proxy.DescribeToken(err).Reason },
 		})
 	}
 	return out
@@ -241,27 +202,5 @@ func sharedMode(st auth.Status) string {
 		return "fallback"
 	default:
 		return "unavailable"
-	}
-}
-
-// reasonFor names why an upstream has no usable token.
-func reasonFor(err error) string {
-	var re *auth.RetrieveError
-	var netErr net.Error
-	switch {
-	case err == nil:
-		return "no_token_yet"
-	case errors.Is(err, auth.ErrReauthorizationRequired):
-		return "reauthorization_required"
-	case errors.Is(err, auth.ErrSharedStoreUnavailable):
-		return "token_store_unavailable"
-	case errors.As(err, &re):
-		return "token_endpoint_error"
-	case errors.Is(err, auth.ErrBadResponse):
-		return "token_endpoint_bad_response"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
-		return "token_endpoint_unreachable"
-	default:
-		return "token_unavailable"
 	}
 }

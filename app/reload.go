@@ -204,6 +204,7 @@ func (rt *program) reload(ctx context.Context, path string, data []byte, opts Op
 		log.Warn("listen, admin, limits, log and store changes take effect at the next restart")
 	}
 	rt.state.Store(next)
+	prev.closeCachesNotIn(next)
 	names := make([]string, len(next.upstreams))
 	for i, u := range next.upstreams {
 		names[i] = u.name
@@ -218,6 +219,17 @@ func (rt *program) reload(ctx context.Context, path string, data []byte, opts Op
 		}
 	}
 	log.WithFields(logrus.Fields{"upstreams": len(next.upstreams), "tokens_kept": kept, "tokens_new": fresh}).Info("config reloaded")
+}
+
+// closeCachesNotIn closes the token caches of s that next does not run:
+// their background refreshes end. Requests still holding them (begun
+// before a reload) are served all the same.
+func (s *proxyState) closeCachesNotIn(next *proxyState) {
+	for _, u := range s.upstreams {
+		if next == nil || !next.has(u) {
+			u.cache.Close()
+		}
+	}
 }
 
 // has reports whether s already ran u with the same token identity.

@@ -45,7 +45,11 @@ func serve(ctx context.Context, path string, opts Options) int {
 	var err error
 	var demo []string
 	if path == "" {
-		cfg, demo, err = startDemo(ctx, opts)
+		var stopDemo func()
+		cfg, demo, stopDemo, err = startDemo(opts)
+		if err == nil {
+			defer stopDemo()
+		}
 	} else {
 		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
 	}
@@ -60,14 +64,17 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	defer tokenStores.close()
-	rt := &program{stores: tokenStores, log: logger, now: opts.Now, metrics: metrics.New(),
-		replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	rt.metrics = metrics.New(rt.gauges)
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
 		return 2
 	}
 	rt.state.Store(state)
+	// The caches' background refreshes end before the store they save to
+	// is closed.
+	defer func() { rt.state.Load().closeCachesNotIn(nil) }()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -188,8 +195,9 @@ func openStore(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) 
 		if c.EncryptionKey != "" {
 			key = []byte(c.EncryptionKey.Reveal())
 		}
-		r, err := store.OpenRedis(store.RedisOptions{Mode: c.Mode, URL: c.URL.Reveal(), KeyPrefix: c.KeyPrefix, EncryptionKey: key,
-			Log: func(format string, args ...any) { log.Debugf("redis: "+format, args...) }})
+		store.SetRedisLogger(func(format string, args ...any) { log.Debugf("redis: "+format, args...) })
+		// Not ctx: requests drained after a SIGTERM still use it; close ends it.
+		r, err := store.OpenRedis(context.WithoutCancel(ctx), store.RedisOptions{Mode: c.Mode, URL: c.URL.Reveal(), KeyPrefix: c.KeyPrefix, EncryptionKey: key})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}

@@ -96,13 +96,21 @@ type Status struct {
 // find no valid token share one fetch, which runs on a context detached
 // from any one caller so that a client going away cannot fail the others.
 type Cache struct {
-	src  Source
-	opts CacheOptions
+	src      Source
+	opts     CacheOptions
+	identity Identity // set by NewSource; zero for a hand-built Cache
 
 	cur        atomic.Pointer[cachedToken]
 	group      singleflight.Group
 	refreshing atomic.Bool
 	floored    atomic.Bool // the MinLifetime warning was logged
+
+	// The background refresh goroutine is the Cache's own: bg counts it,
+	// and once closed is set (under bgMu, so no Add follows Close's
+	// Wait) none is started.
+	bgMu   sync.Mutex
+	bg     sync.WaitGroup
+	closed bool
 
 	mu          sync.Mutex // guards the failure state below
 	failures    int
@@ -118,24 +126,6 @@ type cachedToken struct {
 	id        string    // the token's ID in the shared store; "" if not shared
 	epoch     int64     // and its epoch there
 }
-
-// BackoffError is returned by a failed fetch, and then by every Token call
-// until Until instead of asking the endpoint again. Err is the failure.
-type BackoffError struct {
-	Err error
-	// Until is when the next fetch may happen, on the cache's clock.
-	Until time.Time
-	// Wait is how long that was from when the error was returned; callers
-	// use it for Retry-After rather than comparing Until with a clock of
-	// their own.
-	Wait time.Duration
-}
-
-func (e *BackoffError) Error() string {
-	return fmt.Sprintf("%v (next attempt at %s)", e.Err, e.Until.UTC().Format(time.RFC3339))
-}
-
-func (e *BackoffError) Unwrap() error { return e.Err }
 
 var _ Source = (*Cache)(nil)
 
@@ -223,6 +213,23 @@ func (c *Cache) Invalidate(stale *Token) {
 	}
 }
 
+// Identity is what NewSource computed of the settings it built the cache
+// from; the zero Identity for a Cache built with NewCache.
+func (c *Cache) Identity() Identity { return c.identity }
+
+// Close stops refreshing in the background and waits for a refresh that
+// is under way: it is not cut short, as a refresh token the endpoint
+// rotated must reach the Store. The cache still answers Token, fetching
+// in the caller's own time, so requests that hold it after a reload
+// replaced it finish normally.
+func (c *Cache) Close() error {
+	c.bgMu.Lock()
+	c.closed = true
+	c.bgMu.Unlock()
+	c.bg.Wait()
+	return nil
+}
+
 // Status returns a snapshot of the cache.
 func (c *Cache) Status() Status {
 	var st Status
@@ -270,7 +277,8 @@ func (c *Cache) wait(ctx context.Context, reason string) (*Token, error) {
 }
 
 // refreshInBackground starts at most one refresh at a time and none while
-// backing off after a failure; the current token keeps being served.
+// backing off after a failure or once closed; the current token keeps
+// being served.
 func (c *Cache) refreshInBackground(now time.Time) {
 	if !c.refreshing.CompareAndSwap(false, true) {
 		return
@@ -279,7 +287,15 @@ func (c *Cache) refreshInBackground(now time.Time) {
 		c.refreshing.Store(false)
 		return
 	}
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		c.refreshing.Store(false)
+		return
+	}
+	c.bg.Add(1)
 	go func() {
+		defer c.bg.Done()
 		defer c.refreshing.Store(false)
 		c.group.Do("fetch", func() (any, error) {
 			return c.fetch(context.Background(), "expiry")
@@ -353,49 +369,4 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 	}
 	c.opts.Log.WithFields(fields).Info("token fetched")
 	return tok, nil
-}
-
-func (c *Cache) backoff(now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lastErr != nil && now.Before(c.retryAt) {
-		return &BackoffError{Err: c.lastErr, Until: c.retryAt, Wait: c.retryAt.Sub(now)}
-	}
-	return nil
-}
-
-// recordFailure doubles the wait before the next fetch, from MinBackoff up
-// to MaxBackoff, with up to 20% jitter, and returns it. An endpoint's
-// Retry-After, capped at MaxRetryAfter, lengthens the wait.
-func (c *Cache) recordFailure(now time.Time, err error) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lastErr = err
-	if isReauth(err) || errors.Is(err, ErrSharedStoreUnavailable) {
-		// No endpoint is asked in these states: the grant only looks for a
-		// new login, the cache for the store's return, and either should
-		// be noticed within a second.
-		c.retryAt = now.Add(c.opts.MinBackoff)
-		return c.opts.MinBackoff
-	}
-	c.failures++
-	wait := c.opts.MinBackoff
-	for i := 1; i < c.failures && wait < c.opts.MaxBackoff; i++ {
-		wait *= 2
-	}
-	wait = min(wait, c.opts.MaxBackoff)
-	wait += c.opts.Jitter(wait / 5)
-	var re *RetrieveError
-	if errors.As(err, &re) && re.RetryAfter > 0 {
-		wait = max(wait, min(re.RetryAfter, c.opts.MaxRetryAfter))
-	}
-	c.retryAt = now.Add(wait)
-	c.lastErr = err
-	return wait
-}
-
-func (c *Cache) recordSuccess(now time.Time) {
-	c.mu.Lock()
-	c.failures, c.retryAt, c.lastErr, c.lastRefresh = 0, time.Time{}, nil, now
-	c.mu.Unlock()
 }

@@ -103,14 +103,20 @@ func (g *RefreshGrant) load(ctx context.Context) (*Record, error) {
 
 // own returns rec if it holds a refresh token of this client's.
 func (g *RefreshGrant) own(rec *Record) *Record {
-	if rec == nil || rec.RefreshToken == "" {
+	switch {
+	case rec == nil || rec.RefreshToken == "":
 		return nil
+	case rec.Fingerprint == g.Fingerprint():
+		return rec
+	case len(g.Params) > 0 && rec.Fingerprint == g.legacyFingerprint():
+		// Written before params were part of the client's identity: the
+		// refresh token is ours; the access token may be for other params.
+		r := *rec
+		r.AccessToken, r.Expiry = "", time.Time{}
+		return &r
 	}
-	if rec.Fingerprint != g.fingerprint() {
-		g.log().Warn("the stored tokens belong to another client (token url, client id or scopes changed); ignoring them")
-		return nil
-	}
-	return rec
+	g.log().Warn("the stored tokens belong to another client (token url, client id, scopes or params changed); ignoring them")
+	return nil
 }
 
 // Token redeems the newest refresh token for a new access token.
@@ -262,7 +268,7 @@ func (g *RefreshGrant) unsavedError(err error) error {
 }
 
 func (g *RefreshGrant) record(tok *Token) Record {
-	return Record{Fingerprint: g.fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
+	return Record{Fingerprint: g.Fingerprint(), RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken,
 		TokenType: tok.TokenType, Expiry: tok.Expiry, Updated: tok.Obtained}
 }
 
@@ -272,8 +278,6 @@ func (g *RefreshGrant) reauthError() error {
 	}
 	return fmt.Errorf("%w: the refresh token was rejected; run: authproxy login %s", ErrReauthorizationRequired, g.Name)
 }
-
-func (g *RefreshGrant) fingerprint() string { return Fingerprint(g.TokenURL, g.ClientID, g.Scopes) }
 
 func (g *RefreshGrant) now() time.Time {
 	if g.Now != nil {

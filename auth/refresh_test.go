@@ -173,7 +173,7 @@ func TestRefreshGrantInvalidGrantStopsUntilALogin(t *testing.T) {
 	}
 	// `authproxy login` stores a new refresh token while the proxy runs.
 	ep.current = "fresh"
-	st.Save(context.Background(), "redbooth", Record{Fingerprint: g.fingerprint(), RefreshToken: "fresh"})
+	st.Save(context.Background(), "redbooth", Record{Fingerprint: g.Fingerprint(), RefreshToken: "fresh"})
 	clk.Advance(time.Second)
 	if tok, err := g.Token(context.Background()); err != nil || tok.AccessToken != "a1" {
 		t.Fatalf("after login: %v, %v", tok, err)
@@ -186,7 +186,7 @@ func TestRefreshGrantOpen(t *testing.T) {
 	t.Run("the stored refresh token wins over the config's", func(t *testing.T) {
 		st := &memStore{}
 		g, _ := newRefreshGrant(t, ep, st)
-		st.Save(context.Background(), "redbooth", Record{Fingerprint: g.fingerprint(), RefreshToken: "stored"})
+		st.Save(context.Background(), "redbooth", Record{Fingerprint: g.Fingerprint(), RefreshToken: "stored"})
 		if tok, err := g.Open(context.Background()); tok != nil || err != nil {
 			t.Fatalf("no access token stored, got %v, %v", tok, err)
 		}
@@ -198,7 +198,7 @@ func TestRefreshGrantOpen(t *testing.T) {
 		st := &memStore{}
 		g, _ := newRefreshGrant(t, ep, st)
 		g.Now = clk.Now
-		st.Save(context.Background(), "redbooth", Record{Fingerprint: g.fingerprint(), RefreshToken: "r9", AccessToken: "a9",
+		st.Save(context.Background(), "redbooth", Record{Fingerprint: g.Fingerprint(), RefreshToken: "r9", AccessToken: "a9",
 			Expiry: clk.Now().Add(time.Hour), Updated: clk.Now().Add(-time.Hour)})
 		tok, err := g.Open(context.Background())
 		if err != nil || tok == nil || tok.AccessToken != "a9" {
@@ -225,8 +225,10 @@ func TestRefreshGrantOpen(t *testing.T) {
 }
 
 func TestFingerprintIgnoresScopeOrder(t *testing.T) {
-	if Fingerprint("u", "c", []string{"a", "b"}) != Fingerprint("u", "c", []string{"b", "a"}) ||
-		Fingerprint("u", "c", nil) == Fingerprint("u", "c2", nil) {
+	fp := func(id string, scopes ...string) string {
+		return Client{TokenURL: "u", ClientID: id, Scopes: scopes}.Fingerprint()
+	}
+	if fp("c", "a", "b") != fp("c", "b", "a") || fp("c") == fp("c2") {
 		t.Error("fingerprints")
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/fakeclock"
 	"github.com/authproxy/authproxy/internal/redistest"
 	"github.com/authproxy/authproxy/store"
@@ -64,7 +64,7 @@ func newFleet(t *testing.T, f fakeapi.Flavor, n int) *fleet {
 		seed = fl.api.SeedRefreshToken()
 	}
 	for range n {
-		st, err := store.OpenRedis(store.RedisOptions{URL: fl.redis.URL()})
+		st, err := store.OpenRedis(context.Background(), store.RedisOptions{URL: fl.redis.URL()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func newFleet(t *testing.T, f fakeapi.Flavor, n int) *fleet {
 		r.grant = grant
 		r.cache = auth.NewCache(grant, auth.CacheOptions{
 			RefreshBefore: 10 * time.Minute, Now: fl.clock.Now, Jitter: func(time.Duration) time.Duration { return 0 },
-			Shared: st, SharedKey: f.Name + ":" + auth.Fingerprint(client.TokenURL, testClientID, nil),
+			Shared: st, SharedKey: f.Name + ":" + client.Fingerprint(),
 			LocalFallback: !f.ThreeLegged, LockTTL: 5 * time.Second, FetchTimeout: 2 * time.Second,
 			OnShared: func(e string) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() },
 		})
@@ -226,7 +226,7 @@ func TestSharedCacheKeepsTokensWithoutExpiry(t *testing.T) {
 		t.Errorf("token changed or refetched (%d requests)", fl.api.TokenRequests())
 	}
 	if ttl := fl.redis.Client().PTTL(context.Background(), "authproxy:{producthunt:"+
-		auth.Fingerprint(fl.apiURL+fakeapi.ProductHunt().TokenPath, testClientID, nil)+"}:token").Val(); ttl != -1 {
+		auth.Client{TokenURL: fl.apiURL + fakeapi.ProductHunt().TokenPath, ClientID: testClientID}.Fingerprint()+"}:token").Val(); ttl != -1 {
 		t.Errorf("a token without expiry has TTL %v in Redis", ttl)
 	}
 }
@@ -235,9 +235,9 @@ func TestSharedCacheKeepsTokensWithoutExpiry(t *testing.T) {
 // dies the lock runs out and one of them fetches.
 func TestSharedCacheTakesOverFromADeadHolder(t *testing.T) {
 	fl := newFleet(t, fakeapi.RedGIFs(), 2)
-	st, _ := store.OpenRedis(store.RedisOptions{URL: fl.redis.URL()})
+	st, _ := store.OpenRedis(context.Background(), store.RedisOptions{URL: fl.redis.URL()})
 	defer st.Close()
-	key := "redgifs:" + auth.Fingerprint(fl.apiURL+fakeapi.RedGIFs().TokenPath, testClientID, nil)
+	key := "redgifs:" + auth.Client{TokenURL: fl.apiURL + fakeapi.RedGIFs().TokenPath, ClientID: testClientID}.Fingerprint()
 	// A replica that took the lock and died: it never stores or releases.
 	if _, err := st.Lock(context.Background(), key, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -425,7 +425,7 @@ func TestSharedRefreshGrantRefusesARotationThatLostTheRace(t *testing.T) {
 	if !errors.Is(err, auth.ErrRefreshTokenMoved) {
 		t.Fatalf("a's late rotation: %v, want ErrRefreshTokenMoved", err)
 	}
-	st, _ := store.OpenRedis(store.RedisOptions{URL: fl.redis.URL()})
+	st, _ := store.OpenRedis(context.Background(), store.RedisOptions{URL: fl.redis.URL()})
 	defer st.Close()
 	rec, err := st.Load(context.Background(), "redbooth")
 	if err != nil || rec == nil || bTok == nil || rec.RefreshToken != bTok.RefreshToken {

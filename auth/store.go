@@ -2,11 +2,7 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -14,9 +10,10 @@ import (
 // newest refresh token, which is the only way back in without a person
 // logging in again.
 type Record struct {
-	// Fingerprint identifies the client the tokens belong to; see
-	// Fingerprint. A record whose fingerprint differs from the caller's
-	// is for another client and must not be used.
+	// Fingerprint identifies the client the tokens belong to: its
+	// Identity's Client part (Client.Fingerprint). A record whose
+	// fingerprint differs from the caller's is another client's and is
+	// not used.
 	Fingerprint  string    `json:"fingerprint"`
 	RefreshToken string    `json:"refresh_token"`
 	AccessToken  string    `json:"access_token,omitempty"`
@@ -70,13 +67,3 @@ type Swapper interface {
 // ErrRefreshTokenMoved is Swap's answer when the stored refresh token is
 // no longer the one the caller redeemed.
 var ErrRefreshTokenMoved = errors.New("the stored refresh token changed meanwhile")
-
-// Fingerprint identifies a client at a token endpoint, so that tokens
-// stored for one client are never handed to another after a config
-// change. It hides nothing secret: it covers the URL, id and scopes.
-func Fingerprint(tokenURL, clientID string, scopes []string) string {
-	s := slices.Clone(scopes)
-	slices.Sort(s)
-	sum := sha256.Sum256([]byte(tokenURL + "\n" + clientID + "\n" + strings.Join(s, " ")))
-	return hex.EncodeToString(sum[:8])
-}

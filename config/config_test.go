@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -161,15 +159,6 @@ upstreams:
 	}
 }
 
-func TestValuesOfTheWrongShapeNameTheirKey(t *testing.T) {
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      timeout: [1, 2]\n    replay: {on_status: [abc]}", 1)
-	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.timeout: expected type 'string'") ||
-		!strings.Contains(err.Error(), "upstreams.api.replay.on_status.0: cannot parse") {
-		t.Errorf("got %v", err)
-	}
-}
-
 func TestInboundAndLimits(t *testing.T) {
 	file := minimal + `
 inbound:
@@ -207,137 +196,6 @@ limits: {max_header_bytes: 16KiB, max_request_body: 0, read_header_timeout: 0s, 
 	}
 }
 
-func TestRefreshTokenGrant(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "rt"), []byte("seed-refresh\n"), 0o600)
-	file := `
-store: {type: file, path: tokens.json}
-upstreams:
-  redbooth:
-    target: https://redbooth.com/api/3
-    token:
-      grant_type: refresh_token
-      url: https://redbooth.com/oauth2/token
-      client_id: id
-      client_secret: sec
-      refresh_token_file: rt
-      authorize_url: https://redbooth.com/oauth2/authorize
-      redirect_uri: http://localhost:8085/cb
-  public:
-    target: https://x
-    token: {grant_type: refresh_token, url: "https://x/t", client_id: i}
-`
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
-	cfg, err := Load(path, Options{NoEnvOverrides: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb := cfg.Upstreams[1].Token
-	if rb.GrantType != "refresh_token" || rb.RefreshToken.Reveal() != "seed-refresh" || rb.AuthorizeURL != "https://redbooth.com/oauth2/authorize" ||
-		rb.RedirectURI != "http://localhost:8085/cb" || cfg.Store.Path != filepath.Join(dir, "tokens.json") {
-		t.Errorf("got %+v, store %+v", rb, cfg.Store)
-	}
-	if pub := cfg.Upstreams[0].Token; pub.ClientSecret != "" || pub.RedirectURI != "http://127.0.0.1:8085/callback" {
-		t.Errorf("public client: %+v", pub)
-	}
-	bad := strings.Replace(strings.Replace(file, "localhost:8085", "example.com", 1), "type: file", "type: disk", 1)
-	bad = strings.Replace(bad, "token: {grant_type: refresh_token,", "token: {refresh_token: x,", 1)
-	os.WriteFile(path, []byte(bad), 0o600)
-	_, err = Load(path, Options{NoEnvOverrides: true})
-	for _, want := range []string{
-		`store.type: "disk" is not allowed`,
-		"upstreams.redbooth.token.redirect_uri: must be on this machine",
-		"upstreams.public.token.grant_type: refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token",
-	} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not say %q: %v", want, err)
-		}
-	}
-}
-
-func TestEnvironmentExpansion(t *testing.T) {
-	file := strings.Replace(minimal, "client_id: id", "client_id: ${API_ID}-$${literal}", 1)
-	cfg, err := Parse([]byte(file), Options{Lookup: lookup(map[string]string{"API_ID": "abc"}), NoEnvOverrides: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Upstreams[0].Token.ClientID; got != "abc-${literal}" {
-		t.Errorf("client_id %q", got)
-	}
-	_, err = Parse([]byte(strings.Replace(minimal, "s3cret", "${MISSING_SECRET}", 1)), Options{Lookup: lookup(nil), NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.client_secret: environment variable MISSING_SECRET is not set") {
-		t.Errorf("got %v", err)
-	}
-}
-
-func TestSecretFile(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600)
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
-	cfg, err := Load(path, Options{NoEnvOverrides: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Upstreams[0].Token.ClientSecret.Reveal(); got != "from-file" {
-		t.Errorf("secret %q", got)
-	}
-	os.Remove(filepath.Join(dir, "secret"))
-	if _, err := Load(path, Options{NoEnvOverrides: true}); err == nil ||
-		!strings.Contains(err.Error(), "upstreams.api.token.client_secret_file: cannot read it") {
-		t.Errorf("got %v", err)
-	}
-	both := strings.Replace(minimal, "client_secret: s3cret", "client_secret: a\n      client_secret_file: b", 1)
-	if _, err := Parse([]byte(both), Options{NoEnvOverrides: true}); err == nil || !strings.Contains(err.Error(), "not both") {
-		t.Errorf("got %v", err)
-	}
-}
-
-func TestParamNamesKeepTheirCase(t *testing.T) {
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      params: {resourceId: r1, Audience: a}", 1)
-	cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]string{"resourceId": "r1", "Audience": "a"}; !reflect.DeepEqual(cfg.Upstreams[0].Token.Params, want) {
-		t.Errorf("params %v", cfg.Upstreams[0].Token.Params)
-	}
-}
-
-func TestPathPrefixes(t *testing.T) {
-	for _, tt := range []struct{ yaml, want string }{
-		{"", "/api"}, {`path_prefix: ""`, ""}, {`path_prefix: "/"`, ""}, {`path_prefix: /v1/x/`, "/v1/x"},
-	} {
-		file := strings.Replace(minimal, "target:", tt.yaml+"\n    target:", 1)
-		cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
-		if err != nil {
-			t.Fatalf("%q: %v", tt.yaml, err)
-		}
-		if got := cfg.Upstreams[0].PathPrefix; got != tt.want {
-			t.Errorf("%q: prefix %q, want %q", tt.yaml, got, tt.want)
-		}
-	}
-}
-
-func TestSizes(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1024": 1024, "1MiB": 1 << 20, "512 KiB": 512 << 10, "2MB": 2e6, "1gib": 1 << 30,
-		"1TiB": 1 << 40, "1TB": 1e12, "1024GiB": 1 << 40, "1099511627776": 1 << 40} {
-		var p Problems
-		if got := p.size("k", in, -1); got != want || len(p) != 0 {
-			t.Errorf("%q: %d %v", in, got, p)
-		}
-	}
-	// The limit the error names is the largest size accepted.
-	for _, in := range []string{"2TiB", "2TB", "1025GiB", "1099511627777", "99999999999999999999"} {
-		var p Problems
-		if got := p.size("k", in, -1); got != -1 || len(p) != 1 || p[0].Message != fmt.Sprintf("%q is too large; write at most 1TiB", in) {
-			t.Errorf("%q: %d %v", in, got, p)
-		}
-	}
-}
-
 func TestConfigFormattingRedactsSecrets(t *testing.T) {
 	cfg, err := Parse([]byte(minimal), Options{NoEnvOverrides: true})
 	if err != nil {
@@ -345,54 +203,5 @@ func TestConfigFormattingRedactsSecrets(t *testing.T) {
 	}
 	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg.Upstreams, cfg.Upstreams); strings.Contains(s, "s3cret") {
 		t.Errorf("formatted config leaks the secret: %s", s)
-	}
-}
-
-func TestRedisStore(t *testing.T) {
-	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
-	file := "store:\n  type: redis\n  url: redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0\n  encryption_key: ${STORE_KEY}\n" + minimal
-	env := map[string]string{"REDIS_PASSWORD": "pa55", "STORE_KEY": key}
-	cfg, err := Parse([]byte(file), Options{Lookup: lookup(env), NoEnvOverrides: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := cfg.Store
-	if st.Type != "redis" || st.URL.Reveal() != "redis://:pa55@127.0.0.1:6379/0" || st.KeyPrefix != "authproxy:" ||
-		st.LockTTL != 15*time.Second || st.Mode != "standalone" || st.EncryptionKey.Reveal() != "0123456789abcdef0123456789abcdef" || st.Path != "" {
-		t.Errorf("store %+v", st)
-	}
-	if s := fmt.Sprintf("%v %+v", cfg, st); strings.Contains(s, "pa55") || strings.Contains(s, "0123456789abcdef") {
-		t.Errorf("formatting the store shows a secret: %s", s)
-	}
-
-	bad := "store:\n  type: redis\n  url: http://user:pa55@host\n  lock_ttl: 5s\n  encryption_key: short\n" + minimal
-	_, err = Parse([]byte(bad), Options{NoEnvOverrides: true})
-	for _, want := range []string{
-		"store.url: is not a Redis URL; write e.g. redis://127.0.0.1:6379/0",
-		"store.lock_ttl: 5s is not longer than upstreams.api.token.timeout (10s)",
-		"store.encryption_key: must be 32 random bytes in base64 (44 characters) or hex (64); make one with: openssl rand -base64 32",
-	} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not say %q: %v", want, err)
-		}
-	}
-	if err != nil && strings.Contains(err.Error(), "pa55") {
-		t.Errorf("the error quotes the URL's password: %v", err)
-	}
-	_, err = Parse([]byte("store:\n  type: redis\n  mode: sentinel\n  url: redis://s1:26379/0\n"+minimal), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "with mode: sentinel, the URL is a sentinel's and names the master") {
-		t.Errorf("sentinel without master_name: %v", err)
-	}
-	_, err = Parse([]byte("store:\n  type: redis\n  mode: replicated\n  url: redis://s1:26379/0\n"+minimal), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), `store.mode: "replicated" is not allowed; write one of standalone, sentinel, cluster`) {
-		t.Errorf("bad mode: %v", err)
-	}
-	_, err = Parse([]byte("store:\n  type: redis\n"+minimal), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "store.url: required") {
-		t.Errorf("no url: %v", err)
-	}
-	_, err = Parse([]byte("store:\n  type: file\n  key_prefix: x\n"+minimal), Options{NoEnvOverrides: true})
-	if err == nil || !strings.Contains(err.Error(), "store.key_prefix: applies only to store.type: redis") {
-		t.Errorf("a redis key on a file store: %v", err)
 	}
 }

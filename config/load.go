@@ -4,19 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
 )
 
 // EnvPrefix starts every environment override:
@@ -68,6 +63,23 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if opts.Lookup == nil {
 		opts.Lookup = os.LookupEnv
 	}
+	settings, err := read(data, typ, opts)
+	if err != nil {
+		return nil, err
+	}
+	var problems Problems
+	fc := problems.decodeFile(settings, opts.Lookup)
+	cfg := problems.validate(fc, dir)
+	if err := problems.err(); err != nil {
+		return nil, err
+	}
+	cfg.Digest = Digest(data)
+	return cfg, nil
+}
+
+// read returns viper's settings: the file's keys, folded to lower case,
+// with the environment's overrides.
+func read(data []byte, typ string, opts Options) (map[string]any, error) {
 	v := viper.New()
 	v.SetConfigType(typ)
 	if typ == "yaml" {
@@ -82,29 +94,11 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if !opts.NoEnvOverrides {
 		bindEnv(v)
 	}
-
-	var problems Problems
-	problems.unknownKeys(v.AllSettings(), reflect.TypeFor[fileConfig](), "")
-	var fc fileConfig
-	err := v.Unmarshal(&fc, func(c *mapstructure.DecoderConfig) {
-		c.DecodeHook = splitLists
-		c.WeaklyTypedInput = true
-	})
-	if err != nil {
-		// A value of the wrong shape: nothing further can be checked.
-		problems.decodeErrors(err)
-		return nil, problems
-	}
+	settings := v.AllSettings()
 	if typ == "yaml" {
-		keepParamCase(data, &fc)
+		keepParamCase(data, settings)
 	}
-	problems.expand(reflect.ValueOf(&fc).Elem(), "", opts.Lookup)
-	cfg := problems.validate(&fc, dir)
-	if err := problems.err(); err != nil {
-		return nil, err
-	}
-	cfg.Digest = Digest(data)
-	return cfg, nil
+	return settings, nil
 }
 
 // Digest identifies config text: two texts with the same digest are the
@@ -112,43 +106,6 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 func Digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
-}
-
-var decodeLine = regexp.MustCompile(`^'([^']*)' (.*)$`)
-
-// decodeErrors turns mapstructure's "'upstreams[api].replay.on_status[0]'
-// cannot parse ..." lines into problems keyed like the rest.
-func (p *Problems) decodeErrors(err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(line)
-		m := decodeLine.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		key := strings.NewReplacer("[", ".", "]", "").Replace(m[1])
-		p.add(key, "%s; see proxy.yaml for the shape of this key", m[2])
-	}
-	if len(*p) == 0 {
-		p.add("", "%v", err)
-	}
-}
-
-// splitLists turns "a, b" into a list for any list-typed key, so that
-// lists can be set from the environment (mapstructure's own hook only
-// does it for lists of strings, and on_status is a list of ints).
-func splitLists(from, to reflect.Type, data any) (any, error) {
-	s, ok := data.(string)
-	if !ok || from.Kind() != reflect.String || to.Kind() != reflect.Slice {
-		return data, nil
-	}
-	if strings.TrimSpace(s) == "" {
-		return []string{}, nil
-	}
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts, nil
 }
 
 // bindEnv makes every key of every upstream in the file, and every
@@ -185,184 +142,4 @@ func leafKeys(t reflect.Type, prefix string) []string {
 		}
 	}
 	return keys
-}
-
-// keepParamCase restores the case of token.params keys, which viper folds
-// to lower case: a token endpoint may well want "resourceId".
-func keepParamCase(data []byte, fc *fileConfig) {
-	var raw struct {
-		Upstreams map[string]struct {
-			Token struct {
-				Params map[string]string `yaml:"params"`
-			} `yaml:"token"`
-		} `yaml:"upstreams"`
-	}
-	if yaml.Unmarshal(data, &raw) != nil {
-		return
-	}
-	for name, ru := range raw.Upstreams {
-		u, ok := fc.Upstreams[strings.ToLower(name)]
-		if !ok || len(ru.Token.Params) == 0 {
-			continue
-		}
-		params := make(map[string]string, len(u.Token.Params))
-		for k, v := range ru.Token.Params {
-			if decoded, ok := u.Token.Params[strings.ToLower(k)]; ok {
-				params[k] = decoded // as decoded, so env overrides still apply
-			} else {
-				params[k] = v
-			}
-		}
-		u.Token.Params = params
-		fc.Upstreams[strings.ToLower(name)] = u
-	}
-}
-
-// unknownKeys reports keys in settings that t has no field for, and
-// mappings where t wants something else.
-func (p *Problems) unknownKeys(settings map[string]any, t reflect.Type, path string) {
-	fields := map[string]reflect.Type{}
-	var names []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("mapstructure")
-		fields[tag] = f.Type
-		names = append(names, tag)
-	}
-	for _, k := range sortedKeys(settings) {
-		ft, ok := fields[k]
-		if !ok {
-			if s := closest(k, names); s != "" {
-				p.add(path+k, "unknown key; did you mean %q?", s)
-			} else {
-				p.add(path+k, "unknown key; the keys here are %s", strings.Join(names, ", "))
-			}
-			continue
-		}
-		sub, isMap := settings[k].(map[string]any)
-		switch {
-		case ft.Kind() == reflect.Struct && isMap:
-			p.unknownKeys(sub, ft, path+k+".")
-		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct && isMap:
-			for _, name := range sortedKeys(sub) {
-				if m, ok := sub[name].(map[string]any); ok {
-					p.unknownKeys(m, ft.Elem(), path+k+"."+name+".")
-				} else if sub[name] != nil {
-					p.add(path+k+"."+name, "must be a mapping of keys, not %T", sub[name])
-				}
-			}
-		case ft.Kind() == reflect.Map && settings[k] != nil && !isMap:
-			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
-		case ft.Kind() == reflect.Struct && settings[k] != nil:
-			p.add(path+k, "must be a mapping of keys, not %T", settings[k])
-		default:
-			p.notText(path+k, settings[k], ft)
-		}
-	}
-}
-
-// expand replaces ${VAR} in every string of v. "$${" writes a literal "${".
-func (p *Problems) expand(v reflect.Value, path string, lookup func(string) (string, bool)) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if !v.IsNil() {
-			p.expand(v.Elem(), path, lookup)
-		}
-	case reflect.Struct:
-		for i := range v.NumField() {
-			p.expand(v.Field(i), path+v.Type().Field(i).Tag.Get("mapstructure")+".", lookup)
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			p.expand(v.Index(i), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i), lookup)
-		}
-	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			e := reflect.New(v.Type().Elem()).Elem()
-			e.Set(v.MapIndex(k))
-			p.expand(e, path+fmt.Sprint(k.Interface())+".", lookup)
-			v.SetMapIndex(k, e)
-		}
-	case reflect.String:
-		s, err := expandVars(v.String(), lookup)
-		if err != nil {
-			p.unread(strings.TrimSuffix(path, "."), err)
-		}
-		v.SetString(s)
-	}
-}
-
-var errUnclosed = errors.New(`"${" without a closing "}"; write "$${" for a literal "${"`)
-
-func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		if i > 0 && s[i-1] == '$' { // "$${": a literal "${"
-			b.WriteString(s[:i-1])
-			b.WriteString("${")
-			s = s[i+2:]
-			continue
-		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", errUnclosed
-		}
-		name := s[i+2 : i+end]
-		val, ok := lookup(name)
-		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
-		}
-		b.WriteString(s[:i])
-		b.WriteString(val)
-		s = s[i+end+1:]
-	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// closest returns the name nearest to key by edit distance, if it is near
-// enough to be the likely intent.
-func closest(key string, names []string) string {
-	best, bestDist := "", 4
-	for _, n := range names {
-		if d := editDistance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	if bestDist > len(key)/2 {
-		return ""
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

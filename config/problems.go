@@ -12,7 +12,8 @@ type Problem struct {
 	Message string
 
 	// unread marks a value that could not be read at all (a ${VAR} that is
-	// not set): whatever else is wrong with it follows from that.
+	// not set, a value the decoder could not make into the key's type):
+	// whatever else is wrong with it follows from that.
 	unread bool
 }
 
@@ -38,21 +39,35 @@ func (p Problems) Error() string {
 	return b.String()
 }
 
-// add records a problem with key, unless key's value could not be read:
-// its "required" or "not a URL" would only repeat that, and a newcomer
-// with no variables set would read every problem twice.
+// add records a problem with key, unless key's value, or a value it is
+// part of, could not be read: its "required" or "not a URL" would only
+// repeat that, and a newcomer with no variables set would read every
+// problem twice.
 func (p *Problems) add(key, format string, args ...any) {
-	for _, q := range *p {
-		if q.unread && q.Key == key {
-			return
-		}
+	if p.unreadAt(key) {
+		return
 	}
 	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
-// unread records that key's value could not be read, and why.
+// unread records that key's value could not be read, and why; the first
+// reason found is the one reported.
 func (p *Problems) unread(key string, err error) {
+	if p.unreadAt(key) {
+		return
+	}
 	*p = append(*p, Problem{Key: key, Message: err.Error(), unread: true})
+}
+
+// unreadAt reports whether key's value, or one that holds it (a section
+// written as a number), could not be read.
+func (p Problems) unreadAt(key string) bool {
+	for _, q := range p {
+		if q.unread && (q.Key == key || strings.HasPrefix(key, q.Key+".") || strings.HasPrefix(key, q.Key+"[")) {
+			return true
+		}
+	}
+	return false
 }
 
 // err returns the problems sorted by key, so that the report reads the

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -60,20 +58,22 @@ func (k *textKeeper) walk(n *yaml.Node, t reflect.Type) {
 		return
 	}
 	k.seen[textVisit{n, t}] = true
-	switch t.Kind() {
-	case reflect.String:
+	switch {
+	case isText(t):
+		// A duration or size too: a number YAML read would be reported
+		// as its value, not as written.
 		if n.Kind == yaml.ScalarNode && coercedTags[n.ShortTag()] {
 			n.Tag = "!!str"
 		}
-	case reflect.Slice:
+	case t.Kind() == reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
 			for _, item := range n.Content {
 				k.walk(item, t.Elem())
 			}
 		} else {
-			k.walk(n, t.Elem()) // one value for a list: see splitLists
+			k.walk(n, t.Elem()) // one value for a list: see listValue
 		}
-	case reflect.Map, reflect.Struct:
+	case t.Kind() == reflect.Map, t.Kind() == reflect.Struct:
 		k.mapping(n, t)
 	}
 }
@@ -112,55 +112,45 @@ func deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// fieldFor finds the field of struct t that key names; viper reads keys
-// without regard to case.
-func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := range t.NumField() {
-		if f := t.Field(i); strings.EqualFold(f.Tag.Get("mapstructure"), key) {
-			return f, true
-		}
+// keepParamCase restores the case of token.params names in settings,
+// which viper folds to lower case: a token endpoint may well want
+// "resourceId".
+func keepParamCase(data []byte, settings map[string]any) {
+	var raw struct {
+		Upstreams map[string]struct {
+			Token struct {
+				Params map[string]string `yaml:"params"`
+			} `yaml:"token"`
+		} `yaml:"upstreams"`
 	}
-	return reflect.StructField{}, false
-}
-
-// notText reports a value that is not text where t wants text. With YAML
-// it cannot happen (readYAML keeps the text); other formats have no text
-// to keep, and a number or boolean there would be silently rewritten.
-// The value is not quoted: it may be a secret.
-func (p *Problems) notText(key string, v any, t reflect.Type) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	if yaml.Unmarshal(data, &raw) != nil {
+		return
 	}
-	switch t.Kind() {
-	case reflect.String:
-		var what string
-		switch v.(type) {
-		case nil, string:
-			return
-		case bool:
-			what = "a boolean"
-		case time.Time:
-			what = "a date"
-		case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-			what = "a number"
-		default:
-			return // a list or mapping: the decoder names its shape
+	upstreams, _ := settings["upstreams"].(map[string]any)
+	for name, ru := range raw.Upstreams {
+		u, ok := upstreams[strings.ToLower(name)].(map[string]any)
+		if !ok || len(ru.Token.Params) == 0 {
+			continue
 		}
-		p.add(key, "is %s, not text; write it in quotes so that it is kept as written", what)
-	case reflect.Slice:
-		if items, ok := v.([]any); ok {
-			for i, item := range items {
-				p.notText(fmt.Sprintf("%s[%d]", key, i), item, t.Elem())
+		token, isMap := u["token"].(map[string]any)
+		if u["token"] == nil {
+			token = map[string]any{}
+			u["token"] = token
+		} else if !isMap {
+			continue
+		}
+		folded, ok := token["params"].(map[string]any)
+		if !ok && token["params"] != nil {
+			continue // text from the environment: the decoder says it must be a mapping
+		}
+		params := make(map[string]any, len(ru.Token.Params))
+		for k, v := range ru.Token.Params {
+			if set, ok := folded[strings.ToLower(k)]; ok {
+				params[k] = set // as viper has it, so env overrides still apply
+			} else {
+				params[k] = v
 			}
 		}
-	case reflect.Map:
-		if t.Elem().Kind() != reflect.String {
-			return
-		}
-		if m, ok := v.(map[string]any); ok {
-			for _, mk := range sortedKeys(m) {
-				p.notText(key+"."+mk, m[mk], t.Elem())
-			}
-		}
+		token["params"] = params
 	}
 }

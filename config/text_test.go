@@ -174,3 +174,14 @@ func TestAnEncryptionKeyOfDigitsOnly(t *testing.T) {
 		t.Errorf("key %x", got)
 	}
 }
+
+func TestParamNamesKeepTheirCase(t *testing.T) {
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret\n      params: {resourceId: r1, Audience: a}", 1)
+	cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"resourceId": "r1", "Audience": "a"}; !reflect.DeepEqual(cfg.Upstreams[0].Token.Params, want) {
+		t.Errorf("params %v", cfg.Upstreams[0].Token.Params)
+	}
+}

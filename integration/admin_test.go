@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 func (e *env) adminGet(path string) (int, string) {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/app"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/fakeclock"
 )
 

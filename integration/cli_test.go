@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/app"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 func runCLI(args ...string) (int, string, string) {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 func waitForLogOf(t *testing.T, logs *syncBuffer, what string, n int) {

@@ -20,7 +20,7 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/app"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/redistest"
 	"go.yaml.in/yaml/v3"
 )

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // raw sends bytes net/http would not, and returns the status and body;

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // TestBinaryRefusesEveryDotSegmentVariant sends, through the built

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // TestKill9DuringRefreshesAlwaysRecovers kills the real binary with

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/proxy"
 )
 

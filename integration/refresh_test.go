@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/app"
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 func TestRefreshTokensRotateUnderConcurrentTrafficEachRedeemedOnce(t *testing.T) {

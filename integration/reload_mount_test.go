@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // kubeVolume lays out dir as the kubelet does a ConfigMap volume:

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // rewriteConfig replaces the config file as Kubernetes and most editors

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/redistest"
 )
 

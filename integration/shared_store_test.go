@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/redistest"
 )
 

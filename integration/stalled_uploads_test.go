@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakeapi"
+	"github.com/authproxy/authproxy/internal/fakeapi"
 )
 
 // procStatus reads a size field ("VmRSS", "VmHWM") of a process, in bytes.

@@ -25,12 +25,10 @@ type Metrics struct {
 	tokenRequests *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
 	replays       *prometheus.CounterVec
-	expiry        *prometheus.GaugeVec
 	shared        *prometheus.CounterVec
-	sharedUp      *prometheus.GaugeVec
 	replaySkipped *prometheus.CounterVec
-	replayMemory  prometheus.Gauge
 	truncated     *prometheus.CounterVec
+	errors        *prometheus.CounterVec
 
 	// upstreams, once set, are the upstream labels exported; nil: all.
 	upstreams atomic.Pointer[map[string]bool]
@@ -41,8 +39,9 @@ type Metrics struct {
 	}
 }
 
-// New registers every metric.
-func New() *Metrics {
+// New registers every metric. read, if not nil, gives the gauges' values
+// at each scrape.
+func New(read func() Gauges) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -64,33 +63,28 @@ func New() *Metrics {
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_replays_total", Help: "Requests replayed after a 401, by outcome: success, rejected (again), error.",
 		}, []string{"upstream", "outcome"}),
-		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "authproxy_token_expiry_seconds", Help: "Seconds until the cached token expires (0: none cached, or it has no expiry).",
-		}, []string{"upstream"}),
 		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_shared_token_fetches_total",
 			Help: "Token fetches through the shared store, by what happened: adopted (another replica's token), fetched (by this replica, then shared), fallback (fetched alone: the store was unreachable), unavailable (failed closed).",
 		}, []string{"upstream", "event"}),
-		sharedUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "authproxy_shared_store_up", Help: "1 while the shared token store answered the upstream's last use of it, 0 after it failed.",
-		}, []string{"upstream"}),
 		replaySkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_replay_skipped_total",
 			Help: "Requests whose body streamed without the copy a replay needs, by reason: max_body (larger than the upstream keeps), memory_budget (limits.replay_memory was taken).",
 		}, []string{"upstream", "reason"}),
-		replayMemory: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "authproxy_replay_memory_bytes", Help: "Bytes held now by the copies of request bodies kept for a replay (bounded by limits.replay_memory).",
-		}),
 		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_upstream_truncated_total",
 			Help: "Answers the upstream broke off before their end (closed short of their Content-Length, or a broken chunked body); counted in authproxy_requests_total with the status the client got first.",
 		}, []string{"upstream"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_request_errors_total",
+			Help: "Requests that failed, by upstream, error (the code the client and the access log got) and fault (client, upstream, token_endpoint, proxy).",
+		}, []string{"upstream", "error", "fault"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
-		m.replaySkipped, m.replayMemory, m.truncated,
+	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.shared,
+		m.replaySkipped, m.truncated, m.errors, gaugeCollector{read},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.expiry, m.shared, m.sharedUp,
-		m.replaySkipped, m.truncated)
+	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.shared,
+		m.replaySkipped, m.truncated, m.errors)
 	return m
 }
 
@@ -173,8 +167,9 @@ func statusLabel(s int) string {
 }
 
 // Request records one answered request. replay is "" if it was not
-// replayed, else its outcome.
-func (m *Metrics) Request(upstream, method string, status int, d time.Duration, replay string) {
+// replayed, else its outcome; errCode and fault say what failed, "" if
+// nothing did.
+func (m *Metrics) Request(upstream, method string, status int, d time.Duration, replay, errCode, fault string) {
 	if !knownMethods[method] {
 		method = "OTHER"
 	}
@@ -185,6 +180,9 @@ func (m *Metrics) Request(upstream, method string, status int, d time.Duration, 
 	m.duration.WithLabelValues(upstream).Observe(d.Seconds())
 	if replay != "" {
 		m.replays.WithLabelValues(upstream, replay).Inc()
+	}
+	if errCode != "" {
+		m.errors.WithLabelValues(upstream, errCode, fault).Inc()
 	}
 }
 
@@ -210,24 +208,9 @@ func (m *Metrics) TokenFetch(upstream, reason string, err error) {
 	m.refreshes.WithLabelValues(upstream, reason).Inc()
 }
 
-// TokenExpiry sets the seconds until an upstream's token expires.
-func (m *Metrics) TokenExpiry(upstream string, seconds float64) {
-	m.expiry.WithLabelValues(upstream).Set(max(0, seconds))
-}
-
 // SharedToken records what a fetch through the shared store did.
 func (m *Metrics) SharedToken(upstream, event string) {
 	m.shared.WithLabelValues(upstream, event).Inc()
-}
-
-// SharedStoreUp sets whether the shared store answered an upstream's last
-// use of it.
-func (m *Metrics) SharedStoreUp(upstream string, up bool) {
-	v := 0.0
-	if up {
-		v = 1
-	}
-	m.sharedUp.WithLabelValues(upstream).Set(v)
 }
 
 // ReplaySkipped records a request whose body streamed without a replay
@@ -239,9 +222,4 @@ func (m *Metrics) ReplaySkipped(upstream, reason string) {
 // UpstreamTruncated records an answer the upstream broke off.
 func (m *Metrics) UpstreamTruncated(upstream string) {
 	m.truncated.WithLabelValues(upstream).Inc()
-}
-
-// ReplayMemory sets the bytes the replay copies hold now.
-func (m *Metrics) ReplayMemory(bytes int64) {
-	m.replayMemory.Set(float64(bytes))
 }

@@ -14,9 +14,10 @@ type requestInfo struct {
 	upstream string
 	// replay is "" when the request was not replayed, else its outcome
 	// as the transport saw it: "success", "rejected" or "error".
-	replay  string
-	errCode string
-	err     error
+	replay string
+	// fail is what went wrong, if anything, and err its error.
+	fail failureKind
+	err  error
 	// body is the client's request body; nil without one.
 	body *clientBody
 	// tee is the body's replay copy, if one was made; replaySkip says
@@ -85,8 +86,12 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 		ev.Replay = info.replay
 		ev.ReplaySkipped = info.replaySkipped()
 		ev.Truncated = info.truncated
-		if ev.Replay != "" && info.errCode != "" {
-			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
+		if info.fail != failNone {
+			f := failures[info.fail]
+			ev.Error, ev.Fault = f.Code, f.Fault
+			if ev.Replay != "" {
+				ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
+			}
 		}
 		h.onRequest(ev)
 	}
@@ -109,8 +114,9 @@ func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *reques
 		fields["expected_bytes"] = info.expectedBytes
 	}
 	entry := h.log.WithFields(fields)
-	if info.errCode != "" {
-		entry = entry.WithField("error", info.errCode)
+	if info.fail != failNone {
+		f := failures[info.fail]
+		entry = entry.WithField("error", f.Code).WithField("fault", string(f.Fault))
 		if info.err != nil {
 			entry = entry.WithField("detail", info.err.Error())
 		}

@@ -28,66 +28,163 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 // requestError is a request the proxy refuses to forward.
 type requestError struct {
-	status int
-	code   string
+	kind   failureKind
 	detail string
 }
 
 func (e *requestError) Error() string { return e.detail }
 
-var (
-	errNoRoute = &requestError{http.StatusNotFound, "no_route", "no upstream is configured for this path"}
+// Fault says whose doing a failure is: where an operator looks first.
+type Fault string
+
+const (
+	// FaultClient: the app calling the proxy sent something it must not,
+	// or went away, or stalled.
+	FaultClient Fault = "client"
+	// FaultUpstream: the API behind the proxy failed or broke off.
+	FaultUpstream Fault = "upstream"
+	// FaultTokenEndpoint: the identity provider refused, failed or was
+	// not reached.
+	FaultTokenEndpoint Fault = "token_endpoint"
+	// FaultProxy: ours to fix: a login is needed, the token store is down.
+	FaultProxy Fault = "proxy"
+)
+
+// Failure is how the proxy reports one kind of failure, the same way
+// everywhere: Status and Code to the client (the JSON body's "error"),
+// Code and Fault in the access log and the metrics, Reason on /readyz and
+// /status, where "token_unavailable" alone would not say enough.
+type Failure struct {
+	// Status is what the client gets; 0 where the answer had already
+	// begun when it failed (the status sent stands).
+	Status int
+	Code   string
+	Reason string
+	Fault  Fault
+}
+
+// failureKind indexes failures. The zero kind is no failure.
+type failureKind uint8
+
+const (
+	failNone failureKind = iota
+	failNoRoute
+	failForbidden
+	failUnauthorized
+	failTooLarge
+	failBadRequest
+	failClientGone
+	failBodyTimeout
+	failBadBody
+	failReauthorization
+	failTokenStore
+	failTokenBusy
+	failTokenTimeout
+	failTokenRefused
+	failTokenBadResponse
+	failTokenUnreachable
+	failToken
+	failUpstreamTimeout
+	failUpstreamUnreachable
+	failUpstreamIdle
+	failUpstreamTruncated
+	numFailureKinds
 )
 
 // statusClientClosedRequest is nginx's 499: the client went away before
 // the answer; nothing reaches it, but the access log says what happened.
 const statusClientClosedRequest = 499
 
-// classify is the one place that maps an error to the status and error code
-// a client sees. Everything the proxy answers itself goes through it.
-func classify(r *http.Request, err error) (status int, code string) {
+// failures is the one table from a kind of failure to what is said of it.
+var failures = [numFailureKinds]Failure{
+	failNoRoute:      {http.StatusNotFound, "no_route", "no_route", FaultClient},
+	failForbidden:    {http.StatusForbidden, "forbidden", "forbidden", FaultClient},
+	failUnauthorized: {http.StatusUnauthorized, "unauthorized", "unauthorized", FaultClient},
+	failTooLarge:     {http.StatusRequestEntityTooLarge, "request_too_large", "request_too_large", FaultClient},
+	failBadRequest:   {http.StatusBadRequest, "bad_request", "bad_request", FaultClient},
+	failClientGone:   {statusClientClosedRequest, "client_closed_request", "client_closed_request", FaultClient},
+	failBodyTimeout:  {http.StatusRequestTimeout, "request_body_timeout", "request_body_timeout", FaultClient},
+	// Malformed chunking, or a body cut short.
+	failBadBody: {http.StatusBadRequest, "bad_request_body", "bad_request_body", FaultClient},
+	// The refresh token is dead: only a person logging in helps.
+	failReauthorization: {http.StatusBadGateway, "reauthorization_required", "reauthorization_required", FaultProxy},
+	// Ours, not the upstream's: a pause until Redis is back.
+	failTokenStore: {http.StatusServiceUnavailable, "token_store_unavailable", "token_store_unavailable", FaultProxy},
+	// The token endpoint asked us to wait (429, 503); so do we.
+	failTokenBusy:           {http.StatusServiceUnavailable, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
+	failTokenTimeout:        {http.StatusGatewayTimeout, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
+	failTokenRefused:        {http.StatusBadGateway, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
+	failTokenBadResponse:    {http.StatusBadGateway, "token_unavailable", "token_endpoint_bad_response", FaultTokenEndpoint},
+	failTokenUnreachable:    {http.StatusBadGateway, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
+	failToken:               {http.StatusBadGateway, "token_unavailable", "token_unavailable", FaultProxy},
+	failUpstreamTimeout:     {http.StatusGatewayTimeout, "upstream_timeout", "upstream_timeout", FaultUpstream},
+	failUpstreamUnreachable: {http.StatusBadGateway, "upstream_unreachable", "upstream_unreachable", FaultUpstream},
+	failUpstreamIdle:        {0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
+	failUpstreamTruncated:   {0, "upstream_truncated", "upstream_truncated", FaultUpstream},
+}
+
+// kindOf says what kind of failure err is. clientGone tells whether the
+// client's request context is done.
+func kindOf(err error, clientGone bool) failureKind {
 	var reqErr *requestError
 	var tokErr *TokenError
-	var retrieveErr *auth.RetrieveError
 	var maxBytes *http.MaxBytesError
 	var bodyErr *clientBodyError
-	var netErr net.Error
-	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 	switch {
 	case errors.As(err, &reqErr):
-		return reqErr.status, reqErr.code
-	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		return reqErr.kind
+	case clientGone && errors.Is(err, context.Canceled):
 		// Before the token cases: a client that left while its request
 		// waited for a token is the client's doing, not the endpoint's.
-		return statusClientClosedRequest, "client_closed_request"
+		return failClientGone
 	case errors.As(err, &tokErr):
-		switch {
-		case errors.Is(err, auth.ErrReauthorizationRequired):
-			return http.StatusBadGateway, "reauthorization_required"
-		case errors.Is(err, auth.ErrSharedStoreUnavailable):
-			// Ours, not the upstream's: a pause until Redis is back.
-			return http.StatusServiceUnavailable, "token_store_unavailable"
-		case errors.As(err, &retrieveErr) &&
-			(retrieveErr.StatusCode == http.StatusTooManyRequests || retrieveErr.StatusCode == http.StatusServiceUnavailable):
-			// The token endpoint asked us to wait; so do we.
-			return http.StatusServiceUnavailable, "token_unavailable"
-		case timeout:
-			return http.StatusGatewayTimeout, "token_unavailable"
-		}
-		return http.StatusBadGateway, "token_unavailable"
+		return tokenKindOf(err)
 	case errors.As(err, &maxBytes):
-		return errTooLarge.status, errTooLarge.code
-	case errors.As(err, &bodyErr) && timeout:
-		return http.StatusRequestTimeout, "request_body_timeout"
+		return failTooLarge
+	case errors.As(err, &bodyErr) && isTimeout(err):
+		return failBodyTimeout
 	case errors.As(err, &bodyErr):
-		// Malformed chunking, or a body cut short: the client's fault.
-		return http.StatusBadRequest, "bad_request_body"
-	case timeout:
-		return http.StatusGatewayTimeout, "upstream_timeout"
+		return failBadBody
+	case isTimeout(err):
+		return failUpstreamTimeout
 	default:
-		return http.StatusBadGateway, "upstream_unreachable"
+		return failUpstreamUnreachable
 	}
 }
+
+// tokenKindOf says why a token source gave no token.
+func tokenKindOf(err error) failureKind {
+	var re *auth.RetrieveError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, auth.ErrReauthorizationRequired):
+		return failReauthorization
+	case errors.Is(err, auth.ErrSharedStoreUnavailable):
+		return failTokenStore
+	case errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable):
+		return failTokenBusy
+	case isTimeout(err):
+		return failTokenTimeout
+	case errors.As(err, &re):
+		return failTokenRefused
+	case errors.Is(err, auth.ErrBadResponse):
+		return failTokenBadResponse
+	case errors.As(err, &netErr):
+		return failTokenUnreachable
+	default:
+		return failToken
+	}
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// DescribeToken says what the proxy reports of an error from a token
+// source (TokenSource.Token): for readiness checks and status pages,
+// which ask for a token outside of any request.
+func DescribeToken(err error) Failure { return failures[tokenKindOf(err)] }
 
 // errorBody is the JSON every error answer carries. Detail is built from
 // error texts that never hold a secret: auth redacts what the token
@@ -98,7 +195,7 @@ type errorBody struct {
 	Detail   string `json:"detail"`
 }
 
-// writeError answers r with err as JSON and records the code for the
+// writeError answers r with err as JSON and records the failure for the
 // access log.
 func writeError(w http.ResponseWriter, r *http.Request, upstream string, err error) {
 	info := infoFrom(r.Context())
@@ -110,13 +207,13 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 			err = bodyErr
 		}
 	}
-	status, code := classify(r, err)
+	kind := kindOf(err, r.Context().Err() != nil)
 	if info != nil {
-		info.errCode = code
-		info.err = err
+		info.fail, info.err = kind, err
 	}
-	if status == statusClientClosedRequest {
-		w.WriteHeader(status)
+	f := failures[kind]
+	if kind == failClientGone {
+		w.WriteHeader(f.Status)
 		return
 	}
 	var backoff *auth.BackoffError
@@ -128,6 +225,6 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(errorBody{Error: code, Upstream: upstream, Detail: err.Error()})
+	w.WriteHeader(f.Status)
+	json.NewEncoder(w).Encode(errorBody{Error: f.Code, Upstream: upstream, Detail: err.Error()})
 }

@@ -22,8 +22,8 @@ type Inbound struct {
 }
 
 var (
-	errForbidden    = &requestError{http.StatusForbidden, "forbidden", "this client address may not use the proxy"}
-	errUnauthorized = &requestError{http.StatusUnauthorized, "unauthorized", "a valid proxy API key is required"}
+	errForbidden    = &requestError{failForbidden, "this client address may not use the proxy"}
+	errUnauthorized = &requestError{failUnauthorized, "a valid proxy API key is required"}
 )
 
 // admit checks the client against in and strips the key header. A missing

@@ -105,6 +105,10 @@ type RequestEvent struct {
 	// replay was answered with another status), "rejected" (the upstream
 	// refused the fresh token too) or "error".
 	Replay string
+	// Error and Fault say what failed, as the access log does; "" if
+	// nothing did.
+	Error string
+	Fault Fault
 }
 
 // Handler routes requests to upstreams. It is an http.Handler.
@@ -272,8 +276,9 @@ func matchPrefix(path, prefix string) bool {
 }
 
 var (
-	errTooLarge   = &requestError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than the proxy accepts"}
-	errDotSegment = &requestError{http.StatusBadRequest, "bad_request",
+	errNoRoute    = &requestError{failNoRoute, "no upstream is configured for this path"}
+	errTooLarge   = &requestError{failTooLarge, "the request body is larger than the proxy accepts"}
+	errDotSegment = &requestError{failBadRequest,
 		"dot segments in the path are refused, also encoded, with ;parameters, backslashes or look-alikes"}
 )
 
@@ -292,15 +297,15 @@ func (h *Handler) checkRequest(r *http.Request) error {
 	for _, v := range r.Header.Values("Upgrade") {
 		for tok := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
-				return &requestError{http.StatusBadRequest, "bad_request", "h2c upgrades are refused"}
+				return &requestError{failBadRequest, "h2c upgrades are refused"}
 			}
 		}
 	}
 	if r.URL.Scheme != "" || r.URL.Host != "" || r.Method == http.MethodConnect {
-		return &requestError{http.StatusBadRequest, "bad_request", "absolute-form and CONNECT requests are not proxied; send the path only"}
+		return &requestError{failBadRequest, "absolute-form and CONNECT requests are not proxied; send the path only"}
 	}
 	if !strings.HasPrefix(r.URL.Path, "/") {
-		return &requestError{http.StatusBadRequest, "bad_request", "the request path must start with /"}
+		return &requestError{failBadRequest, "the request path must start with /"}
 	}
 	if climbsOut(r.URL.EscapedPath()) {
 		return errDotSegment

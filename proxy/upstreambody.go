@@ -57,12 +57,12 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		// Say why, rather than the bare context.Canceled that ReverseProxy
 		// would not log; the response is then aborted.
 		if b.info != nil {
-			b.info.errCode = "upstream_idle_timeout"
+			b.info.fail = failUpstreamIdle
 		}
 		return n, fmt.Errorf("upstream sent nothing for %s; response cut off", b.idle)
-	case b.ctx.Err() == nil && b.info != nil && b.info.errCode == "":
+	case b.ctx.Err() == nil && b.info != nil && b.info.fail == failNone:
 		// The client is still there: the upstream broke off.
-		b.info.errCode, b.info.err, b.info.truncated = "upstream_truncated", err, true
+		b.info.fail, b.info.err, b.info.truncated = failUpstreamTruncated, err, true
 		b.info.expectedBytes = b.length
 	}
 	return n, err

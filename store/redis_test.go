@@ -15,7 +15,7 @@ import (
 
 func openRedis(t *testing.T, srv *redistest.Server, key []byte) *Redis {
 	t.Helper()
-	r, err := OpenRedis(RedisOptions{URL: srv.URL(), KeyPrefix: "test:", EncryptionKey: key})
+	r, err := OpenRedis(context.Background(), RedisOptions{URL: srv.URL(), KeyPrefix: "test:", EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,11 +273,11 @@ func TestRedisUnreachableIsAnError(t *testing.T) {
 }
 
 func TestOpenRedisRefusesBadOptions(t *testing.T) {
-	_, err := OpenRedis(RedisOptions{URL: "http://user:pa55word@host/"})
+	_, err := OpenRedis(context.Background(), RedisOptions{URL: "http://user:pa55word@host/"})
 	if err == nil || strings.Contains(err.Error(), "pa55word") {
 		t.Errorf("bad URL: %v (must not quote the password)", err)
 	}
-	if _, err := OpenRedis(RedisOptions{URL: "redis://127.0.0.1:1/0", EncryptionKey: []byte("short")}); err == nil {
+	if _, err := OpenRedis(context.Background(), RedisOptions{URL: "redis://127.0.0.1:1/0", EncryptionKey: []byte("short")}); err == nil {
 		t.Error("a 5-byte key was accepted")
 	}
 }
@@ -322,7 +322,7 @@ func TestRedisSentinelAndCluster(t *testing.T) {
 func exerciseShared(t *testing.T, mode, url string) {
 	ctx := context.Background()
 	open := func() *Redis {
-		r, err := OpenRedis(RedisOptions{Mode: mode, URL: url, EncryptionKey: []byte("0123456789abcdef0123456789abcdef")})
+		r, err := OpenRedis(context.Background(), RedisOptions{Mode: mode, URL: url, EncryptionKey: []byte("0123456789abcdef0123456789abcdef")})
 		if err != nil {
 			t.Fatal(err)
 		}

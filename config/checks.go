@@ -1,0 +1,78 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The checks here are shared by several sections.
+
+// url reads an absolute http(s) URL; key is required.
+func (p *Problems) url(key, s string) *url.URL {
+	if s == "" {
+		p.add(key, "required; write an absolute URL such as https://api.example.com")
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(key, "%q is not an absolute http(s) URL; write e.g. https://api.example.com", s)
+		return nil
+	}
+	if u.Fragment != "" {
+		p.add(key, "must not have a #fragment")
+	}
+	return u
+}
+
+// secretValue reads key or key_file (relative to dir); exactly one may
+// be set, and one must be if required.
+func (p *Problems) secretValue(prefix, key, value, file, dir string, required bool) Secret {
+	k, kf := prefix+"."+key, prefix+"."+key+"_file"
+	switch {
+	case value != "" && file != "":
+		p.add(kf, "set either %s or %s_file, not both", key, key)
+	case file != "":
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			p.add(kf, "cannot read it: %v", err)
+			return ""
+		}
+		value = strings.TrimRight(string(b), "\r\n")
+		if value == "" {
+			p.add(kf, "%s is empty", file)
+		}
+	case value == "" && required:
+		p.add(k, "required; write %s: ${ENV_VAR} or %s_file: /run/secrets/NAME", key, key)
+	}
+	return Secret(value)
+}
+
+func (p *Problems) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.add(key, "%q is not allowed; write one of %s", v, strings.Join(allowed, ", "))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,144 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+)
+
+// unknownKeys reports each key in in, the settings under key, that t has
+// no field for, with the known key nearest to it. It decodes in once more
+// with every value skipped: mapstructure records a struct's unused keys
+// only when all its fields decoded, and a bad value must not hide a
+// misspelt key beside it.
+func (p *Problems) unknownKeys(key string, in any, t reflect.Type) {
+	md := &mapstructure.Metadata{}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{DecodeHook: keysOnly, Metadata: md, Result: reflect.New(t).Interface()})
+	if err != nil || dec.Decode(in) != nil {
+		return
+	}
+	slices.Sort(md.Unused)
+	for _, name := range md.Unused {
+		parent, k := "", name
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			parent, k = name[:i], name[i+1:]
+		}
+		names := fieldNames(typeAt(t, parent))
+		if s := closest(k, names); s != "" {
+			p.add(joinKey(key, name), "unknown key; did you mean %q?", s)
+		} else {
+			p.add(joinKey(key, name), "unknown key; the keys here are %s", strings.Join(names, ", "))
+		}
+	}
+}
+
+// keysOnly is the hook for unknownKeys: it lets through only mappings for
+// structs, so no value is decoded and no value can fail.
+func keysOnly(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() == reflect.Struct && from.Kind() == reflect.Map {
+		return data, nil
+	}
+	return nil, nil
+}
+
+// problemKey turns the decoder's name for a value into the key problems
+// name it by: a map's entry is a key like any other (token.params.scope),
+// a list's item keeps its index (replay.on_status[0]).
+func problemKey(t reflect.Type, name string) string {
+	i := strings.IndexByte(name, '[')
+	if i < 0 {
+		return name
+	}
+	if m := typeAt(t, name[:i]); m != nil && m.Kind() == reflect.Map {
+		return name[:i] + "." + strings.TrimSuffix(name[i+1:], "]")
+	}
+	return name
+}
+
+func joinKey(key, name string) string {
+	switch {
+	case key == "":
+		return name
+	case name == "" || name[0] == '[':
+		return key + name
+	}
+	return key + "." + name
+}
+
+// typeAt is the type of the value at the dotted path in struct t, or nil
+// if there is none.
+func typeAt(t reflect.Type, path string) reflect.Type {
+	for _, name := range strings.Split(path, ".") {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if name == "" {
+			continue
+		}
+		f, ok := fieldFor(t, name)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	return t
+}
+
+// fieldFor finds the field of struct t that key names; viper reads keys
+// without regard to case.
+func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); strings.EqualFold(f.Tag.Get("mapstructure"), key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for i := 0; t != nil && t.Kind() == reflect.Struct && i < t.NumField(); i++ {
+		names = append(names, t.Field(i).Tag.Get("mapstructure"))
+	}
+	return names
+}
+
+// closest returns the name nearest to key by edit distance, if it is near
+// enough to be the likely intent.
+func closest(key string, names []string) string {
+	best, bestDist := "", 4
+	for _, n := range names {
+		if d := editDistance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if bestDist > len(key)/2 {
+		return ""
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

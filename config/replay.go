@@ -1,0 +1,30 @@
+package config
+
+import "fmt"
+
+const defaultMaxBody = 1 << 20
+
+// Replay says when a request is replayed with a fresh token.
+type Replay struct {
+	OnStatus []int
+	MaxBody  int64
+}
+
+type fileReplay struct {
+	OnStatus []int `mapstructure:"on_status"` // nil: unset, so [401]
+	MaxBody  *size `mapstructure:"max_body"`
+}
+
+// replay checks upstreams.NAME.replay, whose key is rk.
+func (p *Problems) replay(rk string, fr fileReplay) Replay {
+	r := Replay{OnStatus: fr.OnStatus, MaxBody: fr.MaxBody.or(defaultMaxBody)}
+	if fr.OnStatus == nil {
+		r.OnStatus = []int{401}
+	}
+	for i, s := range r.OnStatus {
+		if s < 400 || s > 599 {
+			p.add(fmt.Sprintf("%s.on_status[%d]", rk, i), "%d is not an error status; write e.g. [401] or [401, 403]", s)
+		}
+	}
+	return r
+}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRefreshTokenGrant(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "rt"), []byte("seed-refresh\n"), 0o600)
+	file := `
+store: {type: file, path: tokens.json}
+upstreams:
+  redbooth:
+    target: https://redbooth.com/api/3
+    token:
+      grant_type: refresh_token
+      url: https://redbooth.com/oauth2/token
+      client_id: id
+      client_secret: sec
+      refresh_token_file: rt
+      authorize_url: https://redbooth.com/oauth2/authorize
+      redirect_uri: http://localhost:8085/cb
+  public:
+    target: https://x
+    token: {grant_type: refresh_token, url: "https://x/t", client_id: i}
+`
+	path := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(path, []byte(file), 0o600)
+	cfg, err := Load(path, Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := cfg.Upstreams[1].Token
+	if rb.GrantType != "refresh_token" || rb.RefreshToken.Reveal() != "seed-refresh" || rb.AuthorizeURL != "https://redbooth.com/oauth2/authorize" ||
+		rb.RedirectURI != "http://localhost:8085/cb" || cfg.Store.Path != filepath.Join(dir, "tokens.json") {
+		t.Errorf("got %+v, store %+v", rb, cfg.Store)
+	}
+	if pub := cfg.Upstreams[0].Token; pub.ClientSecret != "" || pub.RedirectURI != "http://127.0.0.1:8085/callback" {
+		t.Errorf("public client: %+v", pub)
+	}
+	bad := strings.Replace(strings.Replace(file, "localhost:8085", "example.com", 1), "type: file", "type: disk", 1)
+	bad = strings.Replace(bad, "token: {grant_type: refresh_token,", "token: {refresh_token: x,", 1)
+	os.WriteFile(path, []byte(bad), 0o600)
+	_, err = Load(path, Options{NoEnvOverrides: true})
+	for _, want := range []string{
+		`store.type: "disk" is not allowed`,
+		"upstreams.redbooth.token.redirect_uri: must be on this machine",
+		"upstreams.public.token.grant_type: refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600)
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
+	path := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(path, []byte(file), 0o600)
+	cfg, err := Load(path, Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Upstreams[0].Token.ClientSecret.Reveal(); got != "from-file" {
+		t.Errorf("secret %q", got)
+	}
+	os.Remove(filepath.Join(dir, "secret"))
+	if _, err := Load(path, Options{NoEnvOverrides: true}); err == nil ||
+		!strings.Contains(err.Error(), "upstreams.api.token.client_secret_file: cannot read it") {
+		t.Errorf("got %v", err)
+	}
+	both := strings.Replace(minimal, "client_secret: s3cret", "client_secret: a\n      client_secret_file: b", 1)
+	if _, err := Parse([]byte(both), Options{NoEnvOverrides: true}); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestTokenMinLifetime(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string // the line under token:, if any
+		want    time.Duration
+		problem string
+	}{
+		{"", 30 * time.Second, ""},
+		{"      min_lifetime: 1s\n", time.Second, ""},
+		{"      min_lifetime: 5m\n", 5 * time.Minute, ""},
+		{"      min_lifetime: 500ms\n", 0, "upstreams.api.token.min_lifetime: must be at least 1s"},
+	} {
+		cfg, err := Parse([]byte(minimal+tt.yaml), Options{NoEnvOverrides: true})
+		switch {
+		case tt.problem != "":
+			if err == nil || !strings.Contains(err.Error(), tt.problem) {
+				t.Errorf("%q: got %v, want %q", tt.yaml, err, tt.problem)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tt.yaml, err)
+		case cfg.Upstreams[0].Token.MinLifetime != tt.want:
+			t.Errorf("%q: min_lifetime %v, want %v", tt.yaml, cfg.Upstreams[0].Token.MinLifetime, tt.want)
+		}
+	}
+}
