@@ -84,11 +84,12 @@ func sourceDir(t testing.TB) string {
 // version that package.json pins. Test binaries of several packages run
 // at once, so an exclusive lock on a file beside package.json lets one
 // install while the others wait for it.
+//
+// The check itself is made under the lock: npm writes oidc-provider's
+// package.json before the rest of the tree, and a server started from a
+// half-installed tree hangs instead of failing.
 func ensurePackages(t testing.TB, dir string) {
 	t.Helper()
-	if installed(dir) {
-		return
-	}
 	unlock, err := lockFile(filepath.Join(dir, ".npm-ci.lock"))
 	if err != nil {
 		t.Fatalf("oidctest: lock for npm ci: %v", err)
