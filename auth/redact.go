@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // redacted replaces a secret in text that leaves the process.
@@ -85,8 +87,10 @@ func (r redactor) holds(s string) bool {
 func (r redactor) error(err error) error {
 	var re *RetrieveError
 	if errors.As(err, &re) {
-		re.ErrorCode = r.string(re.ErrorCode)
-		re.ErrorDescription = r.string(re.ErrorDescription)
+		// Cut after the redaction, so that no part of a secret is left
+		// where the cut fell.
+		re.ErrorCode = clip(r.string(re.ErrorCode), maxEndpointCode)
+		re.ErrorDescription = clip(r.string(re.ErrorDescription), maxEndpointDescription)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue == err {
@@ -96,6 +100,27 @@ func (r redactor) error(err error) error {
 		return err
 	}
 	return &redactedError{text: r.string(err.Error()), err: err}
+}
+
+// The most of an endpoint's error and error_description kept. They are
+// repeated in every error answer, access-log line and /status while the
+// proxy backs off; real ones are a word and a sentence or two.
+const (
+	maxEndpointCode        = 256
+	maxEndpointDescription = 1024
+)
+
+// clip shortens s to at most max bytes and a mark, not splitting a
+// character.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes cut)", len(s)-cut)
 }
 
 // redactURL drops a URL's query and any password: a token URL may carry

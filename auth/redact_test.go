@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // awkwardSecret has a character of every kind that the encodings treat
@@ -165,5 +166,44 @@ func TestRedactorCoversEveryForm(t *testing.T) {
 	var op *net.OpError
 	if strings.Contains(got.Error(), awkwardSecret) || !errors.As(got, &op) {
 		t.Errorf("got %v", got)
+	}
+}
+
+// An endpoint's error text goes into every error answer, access-log line
+// and /status while the proxy backs off, so one that answers with a huge
+// error or error_description (up to the 1 MiB a response may have) must
+// not be repeated whole; and the cut, made after the redaction, must not
+// leave part of a secret that straddles it.
+func TestEndpointErrorTextIsBounded(t *testing.T) {
+	secret := "huge-s3cret-value"
+	for _, field := range []string{"error", "error_description"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			// A secret at every offset around any cut a bound might make.
+			var b strings.Builder
+			for b.Len() < 900<<10 {
+				b.WriteString("ü" + secret)
+			}
+			json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", field: b.String()})
+		}))
+		client := Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: secret}
+		_, err := (&ClientCredentials{Client: client}).Token(context.Background())
+		srv.Close()
+		var re *RetrieveError
+		if !errors.As(err, &re) {
+			t.Fatalf("%s: got %v", field, err)
+		}
+		if n := len(err.Error()); n > 4<<10 {
+			t.Errorf("%s of 900 KiB: the error text is %d bytes", field, n)
+		}
+		for _, part := range []string{secret[:6], secret[len(secret)-6:]} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%s: part of the secret (%q) is in the error", field, part)
+			}
+		}
+		if !utf8.ValidString(err.Error()) {
+			t.Errorf("%s: the cut split a character", field)
+		}
 	}
 }
