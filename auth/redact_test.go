@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +207,42 @@ func TestEndpointErrorTextIsBounded(t *testing.T) {
 		}
 		if !utf8.ValidString(err.Error()) {
 			t.Errorf("%s: the cut split a character", field)
+		}
+	}
+}
+
+// Encodings an echoing endpoint may apply besides the ones the request
+// used: percent-encoding with lower-case hex (RFC 3986 2.1 makes it the
+// same), HTML escaping (an error page), JSON with every non-ASCII
+// character escaped (Python's json.dumps), base64 of the secret alone, and
+// the Basic value as clients that do not form-encode its parts send it.
+func TestRedactorCoversNeighbouringEncodings(t *testing.T) {
+	r := newRedactor(awkwardID, awkwardSecret)
+	lowerHex := func(s string) string {
+		return regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(s, strings.ToLower)
+	}
+	var asciiJSON strings.Builder
+	for _, c := range awkwardSecret {
+		switch {
+		case c == '"':
+			asciiJSON.WriteString(`\"`)
+		case c > 0x7f:
+			fmt.Fprintf(&asciiJSON, `\u%04x`, c)
+		default:
+			asciiJSON.WriteRune(c)
+		}
+	}
+	for name, form := range map[string]string{
+		"query-escaped, lower-case hex": lowerHex(url.QueryEscape(awkwardSecret)),
+		"path-escaped, lower-case hex":  lowerHex(url.PathEscape(awkwardSecret)),
+		"HTML-escaped":                  html.EscapeString(awkwardSecret),
+		"JSON, ASCII only":              asciiJSON.String(),
+		"base64":                        base64.StdEncoding.EncodeToString([]byte(awkwardSecret)),
+		"base64url":                     base64.RawURLEncoding.EncodeToString([]byte(awkwardSecret)),
+		"Basic, parts as they are":      base64.StdEncoding.EncodeToString([]byte(awkwardID + ":" + awkwardSecret)),
+	} {
+		if out := r.string("echo: <" + form + ">"); strings.Contains(out, form) {
+			t.Errorf("the %s form is kept: %s", name, out)
 		}
 	}
 }
