@@ -1,13 +1,17 @@
 package app
 
 import (
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // A file written in pieces is read once, a settle after the last piece;
@@ -48,4 +52,40 @@ func TestSettleLoop(t *testing.T) {
 		}
 		close(done)
 	})
+}
+
+// The name proxy.yaml repointed to another file that stays where it is
+// (ln -sfn releases/v2.yaml proxy.yaml, or a ConfigMap whose old directory
+// is not yet removed) leaves the watched file untouched: only the
+// directory's watch sees it.
+func TestWatchSeesTheConfigSymlinkRepointed(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"v1.yaml", "v2.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "proxy.yaml")
+	if err := os.Symlink("v1.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan struct{}, 1)
+	log := logrus.New()
+	log.Out = io.Discard
+	fw, err := watchConfigFile(path, changes, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.close()
+	if err := os.Symlink("v2.yaml", path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change seen when proxy.yaml was repointed")
+	}
 }

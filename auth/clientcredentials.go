@@ -169,6 +169,10 @@ func (e tokenEndpoint) post(ctx context.Context, fields [][2]string, red redacto
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
+		if ctx.Err() != nil {
+			// Out of time mid-body is a timeout, as before the headers.
+			return nil, fmt.Errorf("token request: reading the body after status %d: %w", resp.StatusCode, err)
+		}
 		return nil, badResponse("reading the body after status %d: %v", resp.StatusCode, err)
 	}
 	if len(body) > maxResponseBytes {

@@ -168,3 +168,27 @@ func TestClientCredentialsCapsBody(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// An endpoint that sends its headers at once and then drips its body past
+// the request's deadline has timed out, like one that sends nothing: the
+// proxy answers 504, not 502, and says "timed out".
+func TestClientCredentialsBodyThatStallsPastTheDeadlineIsATimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := (&ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s"}}).Token(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want an error that is context.DeadlineExceeded", err)
+	}
+}

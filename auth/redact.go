@@ -4,10 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // redacted replaces a secret in text that leaves the process.
@@ -38,13 +42,20 @@ func newRedactor(clientID, clientSecret string, others ...string) redactor {
 			return
 		}
 		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s))
-		for _, html := range []bool{true, false} {
+		for _, escapeHTML := range []bool{true, false} {
 			var b strings.Builder
 			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(html)
+			enc.SetEscapeHTML(escapeHTML)
 			enc.Encode(s)
 			forms = append(forms, strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:])
 		}
+		// What an echo may have made of it: percent-encoding in lower
+		// case, HTML escaping (an error page), JSON escaping every
+		// non-ASCII character (Python's default), base64 of it alone.
+		forms = append(forms, lowerHex(url.QueryEscape(s)), lowerHex(url.PathEscape(s)),
+			html.EscapeString(s), htmlEntities.Replace(s), asciiJSON(forms[len(forms)-1]),
+			strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(s)), "="),
+			base64.RawURLEncoding.EncodeToString([]byte(s)))
 	}
 	add(clientSecret)
 	for _, s := range others {
@@ -55,9 +66,50 @@ func newRedactor(clientID, clientSecret string, others ...string) redactor {
 		// without its padding, so that a truncated echo is caught too.
 		basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(clientID) + ":" + url.QueryEscape(clientSecret)))
 		forms = append(forms, strings.TrimRight(basic, "="))
+		// And as clients that do not form-encode the parts send it.
+		plain := base64.StdEncoding.EncodeToString([]byte(clientID + ":" + clientSecret))
+		forms = append(forms, strings.TrimRight(plain, "="))
 	}
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
 	return redactor{forms: slices.Compact(forms)}
+}
+
+// htmlEntities is HTML escaping with the named and hex entities that
+// escapers other than Go's use.
+var htmlEntities = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#x27;")
+
+// lowerHex writes the hex digits of s's percent-escapes in lower case.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] != '%' {
+			continue
+		}
+		for j := i + 1; j <= i+2; j++ {
+			if 'A' <= b[j] && b[j] <= 'F' {
+				b[j] += 'a' - 'A'
+			}
+		}
+	}
+	return string(b)
+}
+
+// asciiJSON escapes every non-ASCII character of s, JSON-escaped
+// already, as \uXXXX (a surrogate pair above U+FFFF).
+func asciiJSON(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c < utf8.RuneSelf:
+			b.WriteRune(c)
+		case c > 0xffff:
+			r1, r2 := utf16.EncodeRune(c)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, c)
+		}
+	}
+	return b.String()
 }
 
 // string returns s with every form of every secret replaced.
@@ -85,8 +137,10 @@ func (r redactor) holds(s string) bool {
 func (r redactor) error(err error) error {
 	var re *RetrieveError
 	if errors.As(err, &re) {
-		re.ErrorCode = r.string(re.ErrorCode)
-		re.ErrorDescription = r.string(re.ErrorDescription)
+		// Cut after the redaction, so that no part of a secret is left
+		// where the cut fell.
+		re.ErrorCode = clip(r.string(re.ErrorCode), maxEndpointCode)
+		re.ErrorDescription = clip(r.string(re.ErrorDescription), maxEndpointDescription)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue == err {
@@ -96,6 +150,27 @@ func (r redactor) error(err error) error {
 		return err
 	}
 	return &redactedError{text: r.string(err.Error()), err: err}
+}
+
+// The most of an endpoint's error and error_description kept. They are
+// repeated in every error answer, access-log line and /status while the
+// proxy backs off; real ones are a word and a sentence or two.
+const (
+	maxEndpointCode        = 256
+	maxEndpointDescription = 1024
+)
+
+// clip shortens s to at most max bytes and a mark, not splitting a
+// character.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes cut)", len(s)-cut)
 }
 
 // redactURL drops a URL's query and any password: a token URL may carry

@@ -5,14 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // awkwardSecret has a character of every kind that the encodings treat
@@ -165,5 +169,80 @@ func TestRedactorCoversEveryForm(t *testing.T) {
 	var op *net.OpError
 	if strings.Contains(got.Error(), awkwardSecret) || !errors.As(got, &op) {
 		t.Errorf("got %v", got)
+	}
+}
+
+// An endpoint's error text goes into every error answer, access-log line
+// and /status while the proxy backs off, so one that answers with a huge
+// error or error_description (up to the 1 MiB a response may have) must
+// not be repeated whole; and the cut, made after the redaction, must not
+// leave part of a secret that straddles it.
+func TestEndpointErrorTextIsBounded(t *testing.T) {
+	secret := "huge-s3cret-value"
+	for _, field := range []string{"error", "error_description"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			// A secret at every offset around any cut a bound might make.
+			var b strings.Builder
+			for b.Len() < 900<<10 {
+				b.WriteString("ü" + secret)
+			}
+			json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", field: b.String()})
+		}))
+		client := Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: secret}
+		_, err := (&ClientCredentials{Client: client}).Token(context.Background())
+		srv.Close()
+		var re *RetrieveError
+		if !errors.As(err, &re) {
+			t.Fatalf("%s: got %v", field, err)
+		}
+		if n := len(err.Error()); n > 4<<10 {
+			t.Errorf("%s of 900 KiB: the error text is %d bytes", field, n)
+		}
+		for _, part := range []string{secret[:6], secret[len(secret)-6:]} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%s: part of the secret (%q) is in the error", field, part)
+			}
+		}
+		if !utf8.ValidString(err.Error()) {
+			t.Errorf("%s: the cut split a character", field)
+		}
+	}
+}
+
+// Encodings an echoing endpoint may apply besides the ones the request
+// used: percent-encoding with lower-case hex (RFC 3986 2.1 makes it the
+// same), HTML escaping (an error page), JSON with every non-ASCII
+// character escaped (Python's json.dumps), base64 of the secret alone, and
+// the Basic value as clients that do not form-encode its parts send it.
+func TestRedactorCoversNeighbouringEncodings(t *testing.T) {
+	r := newRedactor(awkwardID, awkwardSecret)
+	lowerHex := func(s string) string {
+		return regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(s, strings.ToLower)
+	}
+	var asciiJSON strings.Builder
+	for _, c := range awkwardSecret {
+		switch {
+		case c == '"':
+			asciiJSON.WriteString(`\"`)
+		case c > 0x7f:
+			fmt.Fprintf(&asciiJSON, `\u%04x`, c)
+		default:
+			asciiJSON.WriteRune(c)
+		}
+	}
+	for name, form := range map[string]string{
+		"query-escaped, lower-case hex": lowerHex(url.QueryEscape(awkwardSecret)),
+		"path-escaped, lower-case hex":  lowerHex(url.PathEscape(awkwardSecret)),
+		"HTML-escaped":                  html.EscapeString(awkwardSecret),
+		"JSON, ASCII only":              asciiJSON.String(),
+		"base64":                        base64.StdEncoding.EncodeToString([]byte(awkwardSecret)),
+		"base64url":                     base64.RawURLEncoding.EncodeToString([]byte(awkwardSecret)),
+		"Basic, parts as they are":      base64.StdEncoding.EncodeToString([]byte(awkwardID + ":" + awkwardSecret)),
+	} {
+		if out := r.string("echo: <" + form + ">"); strings.Contains(out, form) {
+			t.Errorf("the %s form is kept: %s", name, out)
+		}
 	}
 }

@@ -18,7 +18,12 @@ func (p *Problems) url(key, s string) *url.URL {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.add(key, "%q is not an absolute http(s) URL; write e.g. https://api.example.com", s)
+		if strings.ContainsAny(s, "?@") {
+			// Not quoted: a query or user info may hold a key.
+			p.add(key, "is not an absolute http(s) URL; write e.g. https://api.example.com")
+		} else {
+			p.add(key, "%q is not an absolute http(s) URL; write e.g. https://api.example.com", s)
+		}
 		return nil
 	}
 	if u.Fragment != "" {

@@ -152,6 +152,9 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 func listening(t *testing.T, stderr io.Reader, logs *syncBuffer) (addr, admin string, logDone <-chan struct{}) {
 	t.Helper()
 	sc := bufio.NewScanner(stderr)
+	// A log line past Scanner's 64 KiB default would stop the reading,
+	// and the proxy would block writing its log: a hang, not a failure.
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for sc.Scan() {
 		logs.Write([]byte(sc.Text() + "\n"))
 		var line struct{ Msg, Addr, Admin string }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 )
 
@@ -57,5 +58,30 @@ func TestAppendedForwardedHeadersKeepTheClientChain(t *testing.T) {
 	got := api.requests()[0].header
 	if got.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" || got.Get("X-Real-Ip") != "6.6.6.6" {
 		t.Errorf("headers %v", got)
+	}
+}
+
+// CGI-style servers (PHP, WSGI and Rack apps, Django's request.META) read
+// a header as HTTP_X_REAL_IP whether it came as X-Real-IP or X_Real_IP,
+// so each spelling with underscores poses as the dropped header just as
+// well (Go's server keeps such a name as it came).
+func TestDroppedForwardedHeadersIncludeUnderscoreSpellings(t *testing.T) {
+	api := newUpstream(t, nil)
+	p := startProxy(t, Upstream{Name: "api", Target: mustURL(t, api.URL), Tokens: &fakeTokens{}})
+	req := mustRequest(t, "GET", p.URL+"/x", nil)
+	spellings := []string{"X_Forwarded_For", "X_Real_IP", "x_forwarded-host", "X-Forwarded_Prefix", "True_Client_IP", "X_Original_URL"}
+	for _, k := range spellings {
+		req.Header[k] = []string{"6.6.6.6"}
+	}
+	req.Header["X_Custom"] = []string{"kept"}
+	do(t, req)
+	got := api.requests()[0].header
+	for k, v := range got {
+		if slices.Contains(spellings, k) || slices.ContainsFunc(spellings, func(s string) bool { return http.CanonicalHeaderKey(s) == k }) {
+			t.Errorf("%s reached the upstream: %q", k, v)
+		}
+	}
+	if got.Get("X_Custom") != "kept" {
+		t.Errorf("an unrelated header with an underscore was dropped: %v", got)
 	}
 }

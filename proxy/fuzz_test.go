@@ -19,11 +19,13 @@ var fuzzHeaderName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // dotSegmentIn is the fuzz test's own reading of a path, written apart
 // from the proxy's: after each layer of percent-decoding, with "\" and
-// the full-width solidi as separators and the full-width stop as a dot,
-// is there a segment of dots only once cut at ";" or NUL and trimmed of
-// blanks? A path still decoding after eight layers counts as one.
+// the full-width and small solidi as separators and what NFKC folds to
+// dots (and the overlong UTF-8 for ".") as dots, is there a segment of
+// dots only once cut at ";" or NUL and trimmed of blanks? A path still
+// decoding after eight layers counts as one.
 func dotSegmentIn(p string) (reading string, found bool) {
-	fold := strings.NewReplacer("\\", "/", "\uff0f", "/", "\uff3c", "/", "\uff0e", ".")
+	fold := strings.NewReplacer("\\", "/", "\uff0f", "/", "\uff3c", "/", "\ufe68", "/",
+		"\uff0e", ".", "\ufe52", ".", "\u2024", ".", "\u2025", "..", "\u2026", "...", "\xc0\xae", ".")
 	for range 8 {
 		for _, seg := range strings.Split(fold.Replace(p), "/") {
 			seg, _, _ = strings.Cut(seg, ";")

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxPathDecodes is how many layers of percent-encoding the dot-segment
@@ -16,10 +17,11 @@ const maxPathDecodes = 4
 // after each layer of percent-decoding (an upstream, or a framework
 // behind it, may decode again: %252e%252e), and in each reading counts as
 // a separator what some server does: "/", "\" (IIS, ASP.NET, Windows) and
-// their full-width look-alikes (NFKC folding). A segment counts as a dot
-// segment when, cut at ";" (Tomcat's path parameters: "..;x") or NUL
-// (C string truncation), it is made of dots only, ignoring spaces
-// (Windows drops trailing dots and spaces from names: "...", ".. ").
+// their look-alikes (NFKC folding: sepLookalikes). A segment counts as a
+// dot segment when, cut at ";" (Tomcat's path parameters: "..;x") or NUL
+// (C string truncation), it is made of dots (or dotLookalikes) only,
+// ignoring spaces (Windows drops trailing dots and spaces from names:
+// "...", ".. ").
 //
 // Refusing every dot segment rather than resolving them is stricter than
 // RFC 3986 needs, but no API path has one, and a path without them stays
@@ -43,10 +45,27 @@ func climbsOut(escaped string) bool {
 	return hasDotSegment(p) || err == nil && next != p
 }
 
-const (
-	fullwidthStop    = "\uff0e" // ．
-	fullwidthSlash   = "\uff0f" // ／
-	fullwidthBackslh = "\uff3c" // ＼
+// dotLookalikes are what some server reads as dots: the characters NFKC
+// folds to "." or "..." (full-width and small full stops, the dot leaders,
+// the ellipsis), and the overlong UTF-8 for "." that old decoders took
+// (Tomcat, CVE-2008-2938). sepLookalikes are those it folds to "/" or "\".
+var (
+	dotLookalikes = []struct {
+		seq  string
+		dots int
+	}{
+		{"\uff0e", 1}, // ．FULLWIDTH FULL STOP
+		{"\ufe52", 1}, // ﹒SMALL FULL STOP
+		{"\u2024", 1}, // ․ ONE DOT LEADER
+		{"\u2025", 2}, // ‥ TWO DOT LEADER
+		{"\u2026", 3}, // … HORIZONTAL ELLIPSIS
+		{"\xc0\xae", 1},
+	}
+	sepLookalikes = []string{
+		"\uff0f", // ／FULLWIDTH SOLIDUS
+		"\uff3c", // ＼FULLWIDTH REVERSE SOLIDUS
+		"\ufe68", // ﹨SMALL REVERSE SOLIDUS
+	}
 )
 
 // hasDotSegment reports whether p, split at every separator, has a
@@ -58,8 +77,12 @@ func hasDotSegment(p string) bool {
 		switch {
 		case i == len(p) || p[i] == '/' || p[i] == '\\':
 			sep = 1
-		case p[i] == 0xef && (strings.HasPrefix(p[i:], fullwidthSlash) || strings.HasPrefix(p[i:], fullwidthBackslh)):
-			sep = len(fullwidthSlash)
+		case p[i] >= utf8.RuneSelf:
+			for _, s := range sepLookalikes {
+				if strings.HasPrefix(p[i:], s) {
+					sep = len(s)
+				}
+			}
 		}
 		if sep > 0 {
 			if dots > 0 && !other {
@@ -73,10 +96,19 @@ func hasDotSegment(p string) bool {
 		case cut:
 		case c == '.':
 			dots++
-		case c == 0xef && strings.HasPrefix(p[i:], fullwidthStop):
-			dots++
-			i += len(fullwidthStop)
-			continue
+		case c >= utf8.RuneSelf:
+			size := 0
+			for _, l := range dotLookalikes {
+				if strings.HasPrefix(p[i:], l.seq) {
+					dots, size = dots+l.dots, len(l.seq)
+					break
+				}
+			}
+			if size > 0 {
+				i += size
+				continue
+			}
+			other = true
 		case c == ';' || c == 0:
 			cut = true
 		case c == ' ' || c == '\t':

@@ -43,6 +43,13 @@ var dotSegmentVariants = []string{
 	"/a/%ef%bc%8e%ef%bc%8e/b",
 	"/a/..%ef%bc%8fb",
 	"/a/..%ef%bc%bcb",
+	"/a/%e2%80%a5/b",
+	"/a/%e2%80%a4%e2%80%a4/b",
+	"/a/%e2%80%a6/b",
+	"/a/%ef%b9%92./b",
+	"/a/..%ef%b9%a8b",
+	"/a/%c0%ae%c0%ae/b",
+	"/a/%25e2%2580%25a5/b",
 }
 
 func TestDotSegmentVariantsAreRefused(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -219,15 +220,16 @@ var claimedOrigin = []string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cl
 // dropClaimedOrigin removes what a client says about where it came from
 // or what it asked for (see Upstream.AppendForwardedFor): every
 // X-Forwarded-* (-Port and -Prefix steer some frameworks' routing) and
-// the claimedOrigin headers.
+// the claimedOrigin headers, in any spelling with "_" for "-": CGI-style
+// apps (PHP, WSGI, Rack) read X_Real_IP as X-Real-IP (HTTP_X_REAL_IP),
+// and Go's server keeps such a name as it came.
 func dropClaimedOrigin(h http.Header) {
 	for k := range h {
-		if len(k) > len("X-Forwarded-") && strings.EqualFold(k[:len("X-Forwarded-")], "X-Forwarded-") {
+		name := strings.ReplaceAll(k, "_", "-") // allocates only for a name with "_"
+		if len(name) > len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") ||
+			slices.ContainsFunc(claimedOrigin, func(c string) bool { return strings.EqualFold(name, c) }) {
 			delete(h, k)
 		}
-	}
-	for _, k := range claimedOrigin {
-		delete(h, k)
 	}
 }
 

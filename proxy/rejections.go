@@ -49,7 +49,7 @@ type rejectedPaths struct {
 type trial struct{ stale, fresh *auth.Token }
 
 func (r *rejectedPaths) hash(key string) uint64 {
-	if r.paths == nil && r.trials == nil {
+	if r.seed == (maphash.Seed{}) { // made on first use, by whichever method
 		r.seed = maphash.MakeSeed()
 	}
 	return maphash.String(r.seed, key)

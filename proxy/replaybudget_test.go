@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth"
 )
 
 // eventLog collects RequestEvents.
@@ -200,6 +204,71 @@ func TestReplayBudgetIsReturnedOnEveryPath(t *testing.T) {
 		}
 		if got := budget.InUse(); got != 0 {
 			t.Errorf("%s: %d bytes of the budget still taken", tt.name, got)
+		}
+	}
+}
+
+// failAfterInvalidate issues one token, and fails every fetch after it is
+// invalidated.
+type failAfterInvalidate struct {
+	mu  sync.Mutex
+	tok *auth.Token
+}
+
+func (f *failAfterInvalidate) Token(context.Context) (*auth.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tok == nil {
+		return nil, errors.New("token endpoint down")
+	}
+	return f.tok, nil
+}
+
+func (f *failAfterInvalidate) Invalidate(stale *auth.Token) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tok == stale {
+		f.tok = nil
+	}
+}
+
+// The ways out of a replay that TestReplayBudgetIsReturnedOnEveryPath does
+// not take: a path that has refused a fresh token before (answered with
+// no refresh), a rejection too large to keep while deciding, and a
+// refresh that fails.
+func TestReplayBudgetIsReturnedWhenTheReplayIsNotMade(t *testing.T) {
+	body := strings.Repeat("x", 64<<10)
+	always401 := func(w http.ResponseWriter, r *http.Request, rec upstreamRecord) { w.WriteHeader(401) }
+	huge401 := func(w http.ResponseWriter, r *http.Request, rec upstreamRecord) {
+		w.WriteHeader(401)
+		io.WriteString(w, strings.Repeat("n", maxKeptRejection+1))
+	}
+	for _, tt := range []struct {
+		name     string
+		answer   func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)
+		tokens   TokenSource
+		requests int
+		status   int
+	}{
+		{"a path that refuses fresh tokens, again", always401, &fakeTokens{}, 3, 401},
+		{"a rejection too large to keep", huge401, &fakeTokens{}, 1, 401},
+		{"the refresh fails", always401, &failAfterInvalidate{tok: &auth.Token{AccessToken: "t1"}}, 1, 502},
+	} {
+		budget := NewReplayBudget(1 << 20)
+		api := newUpstream(t, tt.answer)
+		p := startProxyWith(t, Options{ReplayBudget: budget},
+			Upstream{Name: "api", Target: mustURL(t, api.URL), Tokens: tt.tokens, ReplayOn: []int{401}, MaxReplayBody: 1 << 20})
+		for i := range tt.requests {
+			resp := do(t, mustRequest(t, "POST", p.URL+"/x", strings.NewReader(body)))
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			<-p.served
+			if resp.StatusCode != tt.status {
+				t.Errorf("%s, request %d: status %d, want %d", tt.name, i+1, resp.StatusCode, tt.status)
+			}
+			if got := budget.InUse(); got != 0 {
+				t.Errorf("%s, request %d: %d bytes of the budget still taken", tt.name, i+1, got)
+			}
 		}
 	}
 }

@@ -235,3 +235,27 @@ func TestManyPathsThatAlwaysAnswer401CostBoundedRefreshes(t *testing.T) {
 		t.Errorf("%d fetches for the new generation, want %d", got, maxRejectedPaths)
 	}
 }
+
+// rejectedPaths hashes with a seed it makes on first use, whichever of its
+// methods comes first: a zero maphash.Seed panics, in the middle of a
+// request.
+func TestRejectedPathsWorkInAnyOrderOfFirstUse(t *testing.T) {
+	stale, fresh := &auth.Token{AccessToken: "a"}, &auth.Token{AccessToken: "b"}
+	now := time.Now()
+	for name, first := range map[string]func(r *rejectedPaths){
+		"trying":   func(r *rejectedPaths) { r.trying(stale, fresh, "GET /x") },
+		"refused":  func(r *rejectedPaths) { r.refused(stale, fresh, "GET /x", now) },
+		"accepted": func(r *rejectedPaths) { r.accepted(fresh, "GET /x") },
+		"failed":   func(r *rejectedPaths) { r.failed(fresh, "GET /x") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var r rejectedPaths
+			first(&r)
+			r.trying(stale, fresh, "GET /y")
+			r.refused(stale, fresh, "GET /y", now)
+			if skip, _ := r.skip(fresh, "GET /y", now); !skip {
+				t.Error("a path that refused the fresh token is not skipped")
+			}
+		})
+	}
+}
