@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -199,9 +200,8 @@ func (rt *program) reload(ctx context.Context, path string, data []byte, opts Op
 		log.WithError(err).Error("config reload rejected; the running config stays")
 		return
 	}
-	if cfg.Listen != prev.cfg.Listen || cfg.AdminListen != prev.cfg.AdminListen || cfg.Limits != prev.cfg.Limits ||
-		cfg.Log != prev.cfg.Log || cfg.Store != prev.cfg.Store {
-		log.Warn("listen, admin, limits, log and store changes take effect at the next restart")
+	if keys := restartOnly(prev.cfg, cfg); len(keys) > 0 {
+		log.WithField("keys", strings.Join(keys, ", ")).Warn("these changes take effect at the next restart; the rest is applied")
 	}
 	rt.state.Store(next)
 	prev.closeCachesNotIn(next)
@@ -240,4 +240,30 @@ func (s *proxyState) has(u upstreamRuntime) bool {
 		}
 	}
 	return false
+}
+
+// restartOnly names the keys changed from prev to next that a running
+// proxy cannot apply: its listeners, its servers' limits, its logger and
+// its store are made once, at start. The other limits (max_request_body,
+// body_read_timeout, replay_memory) apply at once.
+func restartOnly(prev, next *config.Config) []string {
+	var keys []string
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"listen", prev.Listen != next.Listen},
+		{"admin.listen", prev.AdminListen != next.AdminListen},
+		{"shutdown_timeout", prev.ShutdownTimeout != next.ShutdownTimeout},
+		{"limits.max_header_bytes", prev.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes},
+		{"limits.read_header_timeout", prev.Limits.ReadHeaderTimeout != next.Limits.ReadHeaderTimeout},
+		{"limits.idle_timeout", prev.Limits.IdleTimeout != next.Limits.IdleTimeout},
+		{"log", prev.Log != next.Log},
+		{"store", prev.Store != next.Store},
+	} {
+		if c.changed {
+			keys = append(keys, c.key)
+		}
+	}
+	return keys
 }
