@@ -20,6 +20,7 @@ package oidctest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
@@ -162,10 +163,34 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if s.log, err = os.Create(filepath.Join(tmp, "server.log")); err != nil {
-		t.Fatal(err)
+	// A node that has not said READY in time is stopped, its state
+	// logged, and started once more: a test should fail for what the
+	// server does, not for one start that hung on a loaded machine.
+	var port string
+	for attempt := 1; ; attempt++ {
+		if port, err = s.launch(node, dir, cfgPath, filepath.Join(tmp, fmt.Sprintf("server-%d.log", attempt))); err == nil {
+			break
+		}
+		states, tail := threadStates(s.cmd), s.logTail()
+		s.stop()
+		if attempt == 2 {
+			t.Fatalf("oidc-provider did not start, twice: %v; its threads were: %s\n%s", err, states, tail)
+		}
+		t.Logf("oidc-provider did not start (%v); starting it again. Its threads were: %s\n%s", err, states, tail)
 	}
+	t.Cleanup(s.stop)
+	s.Issuer = "https://127.0.0.1:" + port
+	s.TokenURL = s.Issuer + "/token"
+	s.AuthorizeURL = s.Issuer + "/auth"
+	s.waitDiscovery()
+	return s
+}
 
+// launch starts the server process and waits for its READY line.
+func (s *Server) launch(node, dir, cfgPath, logPath string) (port string, err error) {
+	if s.log, err = os.Create(logPath); err != nil {
+		return "", err
+	}
 	s.cmd = exec.Command(node, filepath.Join(dir, "server.mjs"), cfgPath)
 	s.cmd.Dir = dir
 	s.cmd.Stderr = s.log
@@ -173,26 +198,37 @@ func Start(t testing.TB, opts Options) *Server {
 	// The server exits when its stdin closes: if this process dies
 	// without running the cleanup, the pipe closes and no node is left.
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start oidc-provider: %v", err)
+		return "", fmt.Errorf("start oidc-provider: %w", err)
 	}
-	t.Cleanup(s.stop)
+	return readReady(stdout, s.log, 45*time.Second)
+}
 
-	port, err := readReady(stdout, s.log, 30*time.Second)
-	if err != nil {
-		t.Fatalf("oidc-provider did not start: %v\n%s", err, s.logTail())
+// threadStates says what each of the process's threads is doing (state
+// and wait channel, from /proc), for a start that hung.
+func threadStates(cmd *exec.Cmd) string {
+	if cmd.Process == nil {
+		return "not started"
 	}
-	s.Issuer = "https://127.0.0.1:" + port
-	s.TokenURL = s.Issuer + "/token"
-	s.AuthorizeURL = s.Issuer + "/auth"
-	s.waitDiscovery()
-	return s
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", cmd.Process.Pid))
+	var b strings.Builder
+	for _, task := range tasks {
+		stat, _ := os.ReadFile(task + "/stat")
+		wchan, _ := os.ReadFile(task + "/wchan")
+		// stat is "pid (comm) state ...": the state follows the last ')'.
+		state := "?"
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+			state = string(stat[i+2])
+		}
+		fmt.Fprintf(&b, "%s:%s/%s ", filepath.Base(task), state, wchan)
+	}
+	return b.String()
 }
 
 // readReady reads the server's stdout until its "READY <port>" line, then
@@ -250,6 +286,9 @@ func (s *Server) waitDiscovery() {
 // stop ends the server's process group: SIGTERM, then SIGKILL if it has
 // not exited within five seconds.
 func (s *Server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
 	if s.t.Failed() {
 		s.t.Logf("oidc-provider log:\n%s", s.logTail())
 	}
