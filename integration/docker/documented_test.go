@@ -129,16 +129,7 @@ func notRun() []string {
 // so that a test runs what the files say rather than its own copy.
 func documented(t *testing.T, prefix string) string {
 	t.Helper()
-	cmds, err := documentedCommands()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for _, c := range cmds {
-		if strings.HasPrefix(c, prefix) {
-			found = append(found, c)
-		}
-	}
+	found := documentedAll(t, prefix)
 	if len(found) != 1 {
 		t.Fatalf("documented commands starting with %q: %q; want exactly one", prefix, found)
 	}
