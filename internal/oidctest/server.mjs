@@ -96,8 +96,18 @@ const clients = config.clients.map((c) => {
   return metadata;
 });
 
-const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'ES256', kid: 'oidctest' };
+// The key comes out of generateKeyPairSync as PEM and is exported to a JWK
+// from a KeyObject of its own: on Node 20, exporting the KeyObject that
+// generateKeyPairSync returns can deadlock the process for good when a
+// garbage collection runs during the export (the key-generation job's
+// finalizer takes the mutex the export holds), which left one start in
+// three hanging before READY in a full `go test ./auth`.
+const { privateKey: privatePEM } = crypto.generateKeyPairSync('ec', {
+  namedCurve: 'P-256',
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
+const signingKey = { ...crypto.createPrivateKey(privatePEM).export({ format: 'jwk' }), use: 'sig', alg: 'ES256', kid: 'oidctest' };
 
 const server = https.createServer({
   key: config.tls.key,
