@@ -344,3 +344,17 @@ func TestIdentityOfTheNewSettings(t *testing.T) {
 		t.Error("a client-credentials source's identity is no longer its client's fingerprint")
 	}
 }
+
+// Settings with none of the client-authentication settings keep the
+// identity they had before those existed (pinned from main at 8d4c1c9):
+// stored records and shared tokens survive the upgrade, and the first
+// reload after it keeps every cache.
+func TestIdentityOfOlderSettingsUnchanged(t *testing.T) {
+	s := Settings{Name: "api", Grant: GrantRefreshToken, Target: "https://api", RefreshToken: "r", RefreshBefore: time.Minute,
+		Client: Client{TokenURL: "https://a/token", ClientID: "id", ClientSecret: "s1", AuthMethod: ClientSecretBasic,
+			Scopes: []string{"read", "write"}, Params: map[string]string{"audience": "x"}}}
+	want := Identity{Client: "a425fa6d8afe23ba", Settings: "622e870bc1b4b373abb11d493f6547fc128ba80d69959387056b381cfd6000a7"}
+	if got := s.Identity(); got != want {
+		t.Errorf("identity %+v, want %+v", got, want)
+	}
+}
