@@ -41,9 +41,11 @@ on loopback, behind the proxy on 127.0.0.1:8080.`,
 	},
 	{
 		name: "check", args: "--config FILE", summary: "validate the config and exit",
-		about: `Load the config as serve would, ${VAR}s and secret files included, and
-report every problem, each with its key and what to write. Exit 0 if
-there is none, 2 if there is.`,
+		about: `Load the config as serve would, ${VAR}s and secret files included, parse
+the private keys and certificates it names, and report every problem,
+each with its key and what to write. Warn, without failing, of a key file
+others can read and of a token file the platform has not written yet.
+Exit 0 if there is no problem, 2 if there is.`,
 		example: "authproxy check --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")

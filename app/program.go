@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -72,10 +73,14 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		// connections to it that bursts do not reconnect.
 		upstreamTransport.MaxIdleConnsPerHost = 256
 		upstreamTransport.MaxIdleConns = 1024
+		var transport http.RoundTripper
+		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS); err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
 		ups = append(ups, proxy.Upstream{
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,
 			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
-			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: upstreamTransport,
+			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: transport,
 			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
 		})
 	}
@@ -116,9 +121,15 @@ func tokenSettings(u config.Upstream) auth.Settings {
 		Client: auth.Client{
 			TokenURL: t.URL, ClientID: t.ClientID, ClientSecret: t.ClientSecret.Reveal(),
 			AuthMethod: auth.AuthMethod(t.AuthMethod), BodyFormat: auth.BodyFormat(t.BodyFormat), Scopes: t.Scopes, Params: t.Params,
+			Audience: t.Audience, Resource: t.Resource,
 		},
 		RefreshBefore: t.RefreshBefore, DefaultLifetime: t.DefaultLifetime, MinLifetime: t.MinLifetime, Timeout: t.Timeout,
-		Target: u.Target.String(),
+		Target:         u.Target.String(),
+		PrivateKeyFile: t.PrivateKeyFile, KeyID: t.KeyID, SigningAlg: auth.SigningAlg(t.SigningAlg),
+		AssertionAudience: t.AssertionAudience, ClientAssertionFile: t.ClientAssertionFile, TLS: tlsFiles(t.TLS),
+		AssertionFile: t.AssertionFile, SubjectTokenFile: t.SubjectTokenFile, SubjectTokenType: t.SubjectTokenType,
+		ActorTokenFile: t.ActorTokenFile, ActorTokenType: t.ActorTokenType, RequestedTokenType: t.RequestedTokenType,
+		Username: t.Username, Password: t.Password.Reveal(),
 	}
 }
 

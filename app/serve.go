@@ -36,6 +36,14 @@ func check(path string, opts Options) int {
 		fmt.Fprintln(opts.Stderr, err)
 		return 2
 	}
+	problems, warnings := checkCredentials(cfg)
+	for _, w := range warnings {
+		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(opts.Stderr, "config %s: %v\n", path, problems)
+		return 2
+	}
 	fmt.Fprintf(opts.Stdout, "%s: OK, %d upstream(s)\n", path, len(cfg.Upstreams))
 	return 0
 }

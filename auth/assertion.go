@@ -175,10 +175,10 @@ type AssertionFile string
 func (f AssertionFile) Assertion() (string, error) {
 	tok, err := ReadTokenFile(string(f))
 	if err != nil {
-		return "", fmt.Errorf("client assertion: %w", err)
+		return "", fmt.Errorf("assertion: %w", err)
 	}
 	if strings.Count(tok, ".") != 2 {
-		return "", fmt.Errorf("client assertion: %s does not hold a JWT (three dot-separated parts)", string(f))
+		return "", fmt.Errorf("assertion: %w: %s does not hold a JWT (three dot-separated parts)", ErrTokenFile, string(f))
 	}
 	return tok, nil
 }
@@ -195,6 +195,7 @@ func ReadTokenFile(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: read %s: %v", ErrTokenFile, path, unwrapPath(err))
 	}
+	defer clear(b) // only the string returned, which the caller drops, holds it
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
 		return "", fmt.Errorf("%w: %s is empty; the platform has not written the token yet, or the path is wrong", ErrTokenFile, path)

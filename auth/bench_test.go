@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,4 +29,49 @@ func BenchmarkCacheTokenValid(b *testing.B) {
 	if n := testing.AllocsPerRun(100, func() { c.Token(ctx) }); n != 0 {
 		b.Errorf("%v allocations per cached Token call, want 0", n)
 	}
+}
+
+// BenchmarkClientAssertion is what client authentication adds to each
+// token request: a signed assertion minted anew (private_key_jwt,
+// client_secret_jwt), or the platform's read from its file. Token
+// requests are rare (one per token lifetime per upstream), so this is
+// never on a request's path.
+func BenchmarkClientAssertion(b *testing.B) {
+	k := testKeys()
+	for _, bc := range []struct {
+		name string
+		cfg  AssertionConfig
+	}{
+		{"RS256", AssertionConfig{Key: k["rsa"]}}, {"PS256", AssertionConfig{Key: k["rsa"], Alg: PS256}},
+		{"ES256", AssertionConfig{Key: k["p256"]}}, {"ES384", AssertionConfig{Key: k["p384"]}},
+		{"EdDSA", AssertionConfig{Key: k["ed25519"]}}, {"HS256", AssertionConfig{Secret: strings.Repeat("s", 32)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := bc.cfg
+			cfg.ClientID, cfg.TokenURL, cfg.KeyID = "client-id", testTokenURL, "key-1"
+			a, err := NewSignedAssertion(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Assertion(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("file", func(b *testing.B) {
+		a, _ := NewSignedAssertion(AssertionConfig{ClientID: "client-id", TokenURL: testTokenURL, Key: k["p256"]})
+		tok, _ := a.Assertion()
+		path := filepath.Join(b.TempDir(), "token")
+		os.WriteFile(path, []byte(tok+"\n"), 0o600)
+		f := AssertionFile(path)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.Assertion(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,6 +26,18 @@ const (
 	// sent in the body as well, because some endpoints (the generic
 	// Basic-auth guide in the seeds) require it there too.
 	ClientSecretBasic AuthMethod = "client_secret_basic"
+	// ClientSecretJWT sends a JWT signed with the client secret (RFC 7523
+	// 2.2; HS256 by default) instead of the secret itself.
+	ClientSecretJWT AuthMethod = "client_secret_jwt"
+	// PrivateKeyJWT sends a JWT signed with the client's private key, or
+	// one the platform wrote to a file (a Kubernetes service-account
+	// token): no shared secret at all.
+	PrivateKeyJWT AuthMethod = "private_key_jwt"
+	// TLSClientAuth presents the client certificate on the connection to
+	// the token endpoint (RFC 8705 2.1); client_id goes in the body.
+	TLSClientAuth AuthMethod = "tls_client_auth"
+	// AuthNone is a public client (RFC 6749 2.1): client_id only.
+	AuthNone AuthMethod = "none"
 )
 
 // BodyFormat is how the token request's fields are encoded.
@@ -49,14 +63,23 @@ type Client struct {
 	ClientSecret string
 	// AuthMethod defaults to ClientSecretPost.
 	AuthMethod AuthMethod
+	// Assertion gives the client assertion of ClientSecretJWT and
+	// PrivateKeyJWT, asked anew for every token request. NewSource builds
+	// it from the Settings; required with those methods otherwise.
+	Assertion AssertionSource
 	// BodyFormat defaults to FormBody.
 	BodyFormat BodyFormat
 	// Scopes, if any, are sent space-separated as "scope" (with the
 	// client-credentials grant; the other grants keep what was granted).
 	Scopes []string
 	// Params are extra fields sent with every token request (audience,
-	// resource). A field the grant sets itself wins over one of these.
+	// resource). A field the grant or the client authentication sets
+	// itself wins over one of these.
 	Params map[string]string
+	// Audience and Resource are sent with every token request too, each
+	// value as a field of its own (RFC 8693 2.1, RFC 8707 2): unlike
+	// Params, they may repeat. Set each either here or in Params.
+	Audience, Resource []string
 	// HTTPClient sends the request; nil means http.DefaultClient's
 	// transport. Redirects are never followed whatever the client says,
 	// so the secret is only ever sent to TokenURL.
@@ -67,27 +90,17 @@ type Client struct {
 
 func (c Client) endpoint() tokenEndpoint {
 	return tokenEndpoint{
-		url: c.TokenURL, clientID: c.ClientID, clientSecret: c.ClientSecret,
-		basic: c.AuthMethod == ClientSecretBasic, json: c.BodyFormat == JSONBody,
-		client: c.HTTPClient, now: c.Now,
+		url: c.TokenURL, auth: c.clientAuth(), params: c.Params, audience: c.Audience, resource: c.Resource,
+		json: c.BodyFormat == JSONBody, client: c.HTTPClient, now: c.Now,
 	}
 }
 
-// request sends one token request of a grant: the Params, then the
-// grant's own fields (which win over a param of the same name), then the
-// client's identity: client_id always, the secret in the body unless it
-// goes as HTTP Basic or there is none.
+// request sends one token request of a grant: the grant's own fields,
+// then the client's authentication (client_id always, and the secret or
+// assertion its method sends), then the Params the two left unset, then
+// Audience and Resource.
 func (c Client) request(ctx context.Context, grant ...[2]string) (*Token, error) {
-	fields := make([][2]string, 0, len(c.Params)+len(grant)+2)
-	for k, v := range c.Params {
-		fields = append(fields, [2]string{k, v})
-	}
-	fields = append(fields, grant...)
-	fields = append(fields, [2]string{"client_id", c.ClientID})
-	if c.AuthMethod != ClientSecretBasic && c.ClientSecret != "" {
-		fields = append(fields, [2]string{"client_secret", c.ClientSecret})
-	}
-	return c.endpoint().exchange(ctx, fields)
+	return c.endpoint().exchange(ctx, grant)
 }
 
 // ExchangeCode redeems an authorization code (RFC 6749 4.1.3) with its
@@ -124,33 +137,52 @@ func (c *ClientCredentials) Token(ctx context.Context) (*Token, error) {
 // tokenEndpoint sends one token request and parses the answer; it is the
 // part every grant shares.
 type tokenEndpoint struct {
-	url                    string
-	clientID, clientSecret string
-	basic, json            bool
-	client                 *http.Client
-	now                    func() time.Time
+	url                string
+	auth               clientAuth
+	params             map[string]string
+	audience, resource []string
+	json               bool
+	client             *http.Client
+	now                func() time.Time
 }
 
-// exchange posts fields to the endpoint. Every error it returns has
-// passed through one redactor holding the request's secrets (the client
-// secret, and the refresh token, code or verifier among the fields).
-func (e tokenEndpoint) exchange(ctx context.Context, fields [][2]string) (*Token, error) {
-	var others []string
-	for _, f := range fields {
-		if f[0] == "refresh_token" || f[0] == "code" || f[0] == "code_verifier" {
+// exchange builds one attempt from the grant's fields and posts it. Every
+// error it returns has passed through one redactor holding the attempt's
+// secrets (see secretFields). An error of the client authentication (an
+// unreadable assertion file) is returned as is: nothing was sent.
+func (e tokenEndpoint) exchange(ctx context.Context, grant [][2]string) (*Token, error) {
+	a := &attempt{fields: make([][2]string, 0, len(grant)+len(e.params)+4), header: make(http.Header)}
+	a.fields = append(a.fields, grant...)
+	if err := e.auth.apply(a); err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.params)) {
+		if !a.has(k) {
+			a.add(k, e.params[k])
+		}
+	}
+	for _, v := range e.audience {
+		a.add("audience", v)
+	}
+	for _, v := range e.resource {
+		a.add("resource", v)
+	}
+	others := a.secrets
+	for _, f := range a.fields {
+		if secretFields[f[0]] {
 			others = append(others, f[1])
 		}
 	}
-	red := newRedactor(e.clientID, e.clientSecret, others...)
-	tok, err := e.post(ctx, fields, red)
+	red := newRedactor("", "", others...)
+	tok, err := e.post(ctx, a, red)
 	if err != nil {
 		return nil, red.error(err)
 	}
 	return tok, nil
 }
 
-func (e tokenEndpoint) post(ctx context.Context, fields [][2]string, red redactor) (*Token, error) {
-	req, err := e.newRequest(ctx, fields)
+func (e tokenEndpoint) post(ctx context.Context, a *attempt, red redactor) (*Token, error) {
+	req, err := e.newRequest(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +227,22 @@ func (e tokenEndpoint) post(ctx context.Context, fields [][2]string, red redacto
 	return tok, err
 }
 
-func (e tokenEndpoint) newRequest(ctx context.Context, fields [][2]string) (*http.Request, error) {
+func (e tokenEndpoint) newRequest(ctx context.Context, a *attempt) (*http.Request, error) {
 	var body, contentType string
+	v := make(url.Values, len(a.fields))
+	for _, f := range a.fields {
+		v[f[0]] = append(v[f[0]], f[1])
+	}
 	if e.json {
-		m := make(map[string]string, len(fields))
-		for _, f := range fields {
-			m[f[0]] = f[1]
+		// A flat object of strings; a field that repeats (an audience)
+		// becomes a list of them.
+		m := make(map[string]any, len(v))
+		for k, vs := range v {
+			if len(vs) == 1 {
+				m[k] = vs[0]
+			} else {
+				m[k] = vs
+			}
 		}
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -208,22 +250,17 @@ func (e tokenEndpoint) newRequest(ctx context.Context, fields [][2]string) (*htt
 		}
 		body, contentType = string(b), "application/json"
 	} else {
-		v := make(url.Values, len(fields))
-		for _, f := range fields {
-			v.Set(f[0], f[1])
-		}
 		body, contentType = v.Encode(), "application/x-www-form-urlencoded"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, strings.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build token request: %w", err)
 	}
+	for k, vs := range a.header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "authproxy")
-	if e.basic {
-		// RFC 6749 2.3.1: both parts are form-encoded before Basic encoding.
-		req.SetBasicAuth(url.QueryEscape(e.clientID), url.QueryEscape(e.clientSecret))
-	}
 	return req, nil
 }

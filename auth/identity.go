@@ -25,19 +25,94 @@ type Identity struct {
 	Settings string
 }
 
-// Identity computes s's identity.
+// Identity computes s's identity. The files read once, when the source
+// is built (the private key, the token endpoint's CA), count by their
+// content's digest, so that a reload after one was replaced builds a new
+// source; the files read for every request count by their names.
 func (s Settings) Identity() Identity {
 	c := s.Client
 	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%q|%q|%q|%v|%v|%v|%v",
 		s.Grant, c.TokenURL, c.ClientID, c.ClientSecret, c.AuthMethod, c.BodyFormat, s.RefreshToken,
 		sortedScopes(c.Scopes), paramScopes(c.Params), s.Target, s.RefreshBefore, s.DefaultLifetime, s.MinLifetime, s.Timeout))
-	return Identity{Client: c.Fingerprint(), Settings: hex.EncodeToString(sum[:])}
+	if more := s.authSettings(); more != "" {
+		// Only when set, so that an upstream with none keeps the identity
+		// it had before these settings existed, and its token across the
+		// upgrade's reload.
+		sum = sha256.Sum256(fmt.Appendf(sum[:], "|%s", more))
+	}
+	return Identity{Client: s.clientFingerprint(), Settings: hex.EncodeToString(sum[:])}
+}
+
+// authSettings writes the settings of the client's authentication and of
+// the grants other than client credentials and refresh tokens; "" when
+// none is set.
+func (s Settings) authSettings() string {
+	t := s.TLS
+	fields := []string{
+		fileDigest(s.PrivateKeyFile), s.KeyID, string(s.SigningAlg), s.AssertionAudience, s.ClientAssertionFile,
+		fileDigest(t.CAFile), t.CertFile, t.KeyFile, t.ServerName,
+		s.AssertionFile, s.SubjectTokenFile, s.SubjectTokenType, s.ActorTokenFile, s.ActorTokenType, s.RequestedTokenType,
+		s.Username, s.Password,
+	}
+	if !slices.ContainsFunc(fields, func(f string) bool { return f != "" }) {
+		return ""
+	}
+	return fmt.Sprintf("%q", fields)
+}
+
+// clientFingerprint is Identity's Client part: the client's Fingerprint
+// and, for the grants whose tokens are a subject's rather than the
+// client's own, who the subject is.
+func (s Settings) clientFingerprint() string {
+	c := s.Client
+	var subject []string
+	switch s.Grant {
+	case GrantPassword:
+		subject = []string{"grant:password", "username=" + s.Username}
+	case GrantJWTBearer:
+		subject = []string{"grant:jwt-bearer", "assertion_file=" + s.AssertionFile, "key=" + fileDigest(s.PrivateKeyFile)}
+	case GrantTokenExchange:
+		subject = []string{"grant:token-exchange", "subject=" + s.SubjectTokenFile + " " + s.SubjectTokenType,
+			"actor=" + s.ActorTokenFile + " " + s.ActorTokenType, "requested=" + s.RequestedTokenType}
+	default:
+		return c.Fingerprint()
+	}
+	return fingerprint(c.TokenURL, c.ClientID, append(c.fingerprintScopes(), subject...))
 }
 
 // Fingerprint identifies the client at its token endpoint: Identity's
 // Client part. It hides nothing secret.
 func (c Client) Fingerprint() string {
-	return fingerprint(c.TokenURL, c.ClientID, append(slices.Clone(c.Scopes), paramScopes(c.Params)...))
+	return fingerprint(c.TokenURL, c.ClientID, c.fingerprintScopes())
+}
+
+// fingerprintScopes are the scopes, params, audiences and resources: what
+// the client asks for.
+func (c Client) fingerprintScopes() []string {
+	s := append(slices.Clone(c.Scopes), paramScopes(c.Params)...)
+	for _, a := range c.Audience {
+		s = append(s, "audience:"+a)
+	}
+	for _, r := range c.Resource {
+		s = append(s, "resource:"+r)
+	}
+	return s
+}
+
+// fileDigest identifies a file's content without revealing it: a key
+// file's digest says whether the key changed, not what it is. "" for no
+// file; a file that cannot be read has a digest of its error.
+func fileDigest(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := readSmallFile(path)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	defer clear(b)
+	sum := sha256.Sum256(b)
+	return path + "@" + hex.EncodeToString(sum[:])
 }
 
 // legacyFingerprint is the Fingerprint records were written with before

@@ -231,7 +231,8 @@ func CheckSecretAlg(alg SigningAlg, secretLen int) error {
 		return keyError("client_secret_jwt needs a client secret to sign with; set client_secret or client_secret_file")
 	}
 	if secretLen < need {
-		return keyError("the client secret is %d bytes, shorter than the %d bytes RFC 7518 3.2 requires for %s", secretLen, need, alg)
+		// Risky rather than unusable (not ErrKey): providers differ.
+		return fmt.Errorf("the client secret is %d bytes, shorter than the %d bytes RFC 7518 3.2 requires for %s", secretLen, need, alg)
 	}
 	return nil
 }
@@ -245,7 +246,8 @@ func CheckKeyFileMode(path string) error {
 		return keyError("stat %s: %v", path, unwrapPath(err))
 	}
 	if perm := info.Mode().Perm(); perm&0o044 != 0 {
-		return keyError("%s can be read by %s (mode %04o); make it readable by its owner alone: chmod 600 %s", path, readers(perm), perm, path)
+		// Risky rather than unusable: not ErrKey.
+		return fmt.Errorf("%s can be read by %s (mode %04o); make it readable by its owner alone: chmod 600 %s", path, readers(perm), perm, path)
 	}
 	return nil
 }

@@ -44,6 +44,42 @@ type Settings struct {
 	// endpoint: it is part of the Identity only, so that a token is not
 	// kept for an upstream whose address changed.
 	Target string
+
+	// The client's authentication, beyond Client.AuthMethod and its
+	// secret (see clientsetup.go). Only file names: NewSource reads them.
+
+	// PrivateKeyFile signs the client assertions of PrivateKeyJWT and,
+	// with GrantJWTBearer and no AssertionFile, the grant's assertion (PEM;
+	// see ReadKeyFile). A certificate in the same file is named in each
+	// assertion's x5t and x5t#S256 headers, as Entra ID wants.
+	PrivateKeyFile string
+	// KeyID is the assertions' kid header ("": none); SigningAlg their
+	// alg ("": from the key, or HS256 for ClientSecretJWT);
+	// AssertionAudience their aud ("": the token URL).
+	KeyID             string
+	SigningAlg        SigningAlg
+	AssertionAudience string
+	// ClientAssertionFile holds the client assertion of PrivateKeyJWT
+	// when the platform writes it (a projected service-account token, a
+	// SPIFFE JWT-SVID): read for every token request.
+	ClientAssertionFile string
+	// TLS is how the token endpoint is reached: a private CA to trust,
+	// and the client certificate of TLSClientAuth, reloaded when it
+	// changes. Set, it gives the source an HTTP client of its own.
+	TLS TLSFiles
+
+	// The grants' own settings.
+
+	// AssertionFile is GrantJWTBearer's assertion, read for every token
+	// request; without one, it is signed with PrivateKeyFile.
+	AssertionFile string
+	// SubjectTokenFile and the rest are GrantTokenExchange's; see
+	// TokenExchange.
+	SubjectTokenFile, SubjectTokenType string
+	ActorTokenFile, ActorTokenType     string
+	RequestedTokenType                 string
+	// Username and Password are GrantPassword's.
+	Username, Password string
 }
 
 // Options are what every source of a process shares. The zero value of
@@ -76,15 +112,9 @@ type Options struct {
 // token that is still valid is served without a token request, so a
 // restart costs none. The source reports s.Identity() as its Identity.
 func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
-	client := s.Client
-	if client.HTTPClient == nil {
-		client.HTTPClient = o.HTTPClient
-	}
-	if client.HTTPClient == nil {
-		client.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
-	if client.Now == nil {
-		client.Now = o.Now
+	client, signed, err := s.client(o)
+	if err != nil {
+		return nil, err
 	}
 	id := s.Identity()
 	copts := CacheOptions{
@@ -122,7 +152,9 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 		}
 		copts.Initial, src = stored, grant
 	default:
-		return nil, fmt.Errorf("upstream %q: grant type %q is not %s or %s", s.Name, s.Grant, GrantClientCredentials, GrantRefreshToken)
+		if src, err = s.otherGrant(client, signed); err != nil {
+			return nil, err
+		}
 	}
 	c := NewCache(src, copts)
 	c.identity = id
@@ -138,12 +170,10 @@ func Login(ctx context.Context, s Settings, o Options, code, verifier, redirectU
 	if o.Store == nil {
 		return errors.New("login needs a Store to keep the refresh token in")
 	}
-	client := s.Client
-	if client.HTTPClient == nil {
-		client.HTTPClient = o.HTTPClient
-	}
-	if client.Now == nil {
-		client.Now = o.Now
+	// The client authenticates as the proxy's refreshes will.
+	client, _, err := s.client(o)
+	if err != nil {
+		return err
 	}
 	tok, err := client.ExchangeCode(ctx, code, verifier, redirectURI)
 	if err != nil {

@@ -58,6 +58,37 @@ func (p *Problems) secretValue(prefix, key, value, file, dir string, required bo
 	return Secret(value)
 }
 
+// readableFile returns path, taken from dir if relative, after checking
+// that it can be opened; "" stays "".
+func (p *Problems) readableFile(key, path, dir string) string {
+	if path == "" {
+		return ""
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		p.add(key, "cannot read it: %v", err)
+		return path
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		p.add(key, "%s is a directory; write the path of the file in it", path)
+	}
+	return path
+}
+
+// absPath returns path taken from dir if relative; "" stays "". For the
+// files a platform writes, which need not exist yet when the config is
+// read.
+func absPath(path, dir string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
 func (p *Problems) oneOf(key, v string, allowed ...string) {
 	for _, a := range allowed {
 		if v == a {

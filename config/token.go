@@ -1,9 +1,29 @@
 package config
 
 import (
+	"net/url"
 	"strings"
 	"time"
 )
+
+// The grant types and client authentication methods, as written.
+const (
+	grantClientCredentials = "client_credentials"
+	grantRefreshToken      = "refresh_token"
+	grantPassword          = "password"
+	grantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
+
+	methodSecretPost    = "client_secret_post"
+	methodSecretBasic   = "client_secret_basic"
+	methodSecretJWT     = "client_secret_jwt"
+	methodPrivateKey    = "private_key_jwt"
+	methodTLSClientAuth = "tls_client_auth"
+	methodNone          = "none"
+)
+
+var signingAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"}
 
 const (
 	defaultRefreshBefore = 10 * time.Minute
@@ -18,23 +38,49 @@ var reservedParam = map[string]bool{"grant_type": true, "client_id": true, "clie
 
 // Token says how to get the upstream's access token.
 type Token struct {
-	GrantType       string
-	URL             string
-	ClientID        string
-	ClientSecret    Secret
-	AuthMethod      string // client_secret_post | client_secret_basic
-	BodyFormat      string // form | json
-	Scopes          []string
-	Params          map[string]string
-	RefreshBefore   time.Duration
-	DefaultLifetime time.Duration // zero: keep a token without expiry until a 401
-	MinLifetime     time.Duration // a shorter lifetime is raised to it; a 401 still replaces the token
-	Timeout         time.Duration
+	GrantType    string
+	URL          string
+	ClientID     string
+	ClientSecret Secret
+	// AuthMethod is client_secret_post, client_secret_basic,
+	// client_secret_jwt, private_key_jwt, tls_client_auth or none.
+	AuthMethod string
+	BodyFormat string // form | json
+	Scopes     []string
+	Params     map[string]string
+	// Audience and Resource are sent with every token request, a field
+	// per value.
+	Audience, Resource []string
+	RefreshBefore      time.Duration
+	DefaultLifetime    time.Duration // zero: keep a token without expiry until a 401
+	MinLifetime        time.Duration // a shorter lifetime is raised to it; a 401 still replaces the token
+	Timeout            time.Duration
 	// RefreshToken seeds the refresh_token grant; a stored one wins.
 	RefreshToken Secret
 	// AuthorizeURL and RedirectURI are for `authproxy login`.
 	AuthorizeURL string
 	RedirectURI  string
+
+	// Client assertions (client_secret_jwt, private_key_jwt, and the
+	// jwt-bearer grant's): the key file's path, parsed by auth.
+	PrivateKeyFile      string
+	KeyID               string
+	SigningAlg          string
+	AssertionAudience   string
+	ClientAssertionFile string
+	// TLS is the token endpoint's: a private CA, the client certificate
+	// of tls_client_auth.
+	TLS TLS
+
+	// AssertionFile is the jwt-bearer grant's assertion.
+	AssertionFile string
+	// The token-exchange grant's: the files are read for every request.
+	SubjectTokenFile, SubjectTokenType string
+	ActorTokenFile, ActorTokenType     string
+	RequestedTokenType                 string
+	// Username and Password are the password grant's.
+	Username string
+	Password Secret
 }
 
 type fileToken struct {
@@ -55,6 +101,25 @@ type fileToken struct {
 	RefreshTokenFile string            `mapstructure:"refresh_token_file"`
 	AuthorizeURL     string            `mapstructure:"authorize_url"`
 	RedirectURI      string            `mapstructure:"redirect_uri"`
+	Audience         []string          `mapstructure:"audience"`
+	Resource         []string          `mapstructure:"resource"`
+
+	PrivateKeyFile      string  `mapstructure:"private_key_file"`
+	KeyID               string  `mapstructure:"key_id"`
+	SigningAlg          string  `mapstructure:"signing_alg"`
+	AssertionAudience   string  `mapstructure:"assertion_audience"`
+	ClientAssertionFile string  `mapstructure:"client_assertion_file"`
+	TLS                 fileTLS `mapstructure:"tls"`
+
+	AssertionFile      string `mapstructure:"assertion_file"`
+	SubjectTokenFile   string `mapstructure:"subject_token_file"`
+	SubjectTokenType   string `mapstructure:"subject_token_type"`
+	ActorTokenFile     string `mapstructure:"actor_token_file"`
+	ActorTokenType     string `mapstructure:"actor_token_type"`
+	RequestedTokenType string `mapstructure:"requested_token_type"`
+	Username           string `mapstructure:"username"`
+	Password           string `mapstructure:"password"`
+	PasswordFile       string `mapstructure:"password_file"`
 }
 
 // token checks upstreams.NAME.token, whose key is tk.
@@ -71,7 +136,7 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		MinLifetime:     ft.MinLifetime.or(defaultMinLifetime),
 		Timeout:         ft.Timeout.or(defaultTokenTimeout),
 	}
-	p.oneOf(tk+".grant_type", t.GrantType, "client_credentials", "refresh_token")
+	p.oneOf(tk+".grant_type", t.GrantType, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
 	if tu := p.url(tk+".url", ft.URL); tu != nil {
 		t.URL = tu.String()
 	}
@@ -79,10 +144,7 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		p.add(tk+".client_id", "required; write the client id the API gave you, or ${ENV_VAR}")
 	}
 	refreshGrant := t.GrantType == "refresh_token"
-	// A refresh-token client may be public (no secret, PKCE at login).
-	if !refreshGrant || ft.ClientSecret != "" || ft.ClientSecretFile != "" {
-		t.ClientSecret = p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
-	}
+	t.ClientSecret = p.clientSecret(tk, t.GrantType, t.AuthMethod, ft, dir)
 	if refreshGrant {
 		t.RefreshToken = p.secretValue(tk, "refresh_token", ft.RefreshToken, ft.RefreshTokenFile, dir, false)
 		if ft.AuthorizeURL != "" {
@@ -97,8 +159,10 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 	} else if ft.RefreshToken != "" || ft.RefreshTokenFile != "" || ft.AuthorizeURL != "" || ft.RedirectURI != "" {
 		p.add(tk+".grant_type", "refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token")
 	}
-	p.oneOf(tk+".auth_method", t.AuthMethod, "client_secret_post", "client_secret_basic")
+	p.oneOf(tk+".auth_method", t.AuthMethod, methodSecretPost, methodSecretBasic, methodSecretJWT, methodPrivateKey, methodTLSClientAuth, methodNone)
 	p.oneOf(tk+".body_format", t.BodyFormat, "form", "json")
+	p.assertions(tk, &t, ft, dir)
+	p.grantSettings(tk, &t, ft, dir)
 	for k := range ft.Params {
 		if reservedParam[strings.ToLower(k)] {
 			p.add(tk+".params."+k, "is set by the proxy; remove it (scopes go in token.scopes)")
@@ -111,4 +175,134 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		p.add(tk+".min_lifetime", "must be at least 1s; write e.g. 30s")
 	}
 	return t
+}
+
+// clientSecret reads client_secret or client_secret_file: required where
+// the method signs or sends it, and for the client-credentials grant; a
+// refresh-token client may be public (PKCE at login), and the
+// jwt-bearer, token-exchange and password grants may have no client
+// authentication at all. A secret the method would not use is refused
+// rather than ignored.
+func (p *Problems) clientSecret(tk, grant, method string, ft fileToken, dir string) Secret {
+	given := ft.ClientSecret != "" || ft.ClientSecretFile != ""
+	switch method {
+	case methodPrivateKey, methodTLSClientAuth, methodNone:
+		if given {
+			p.add(tk+".client_secret", "auth_method %s sends no client secret; remove client_secret and client_secret_file", method)
+		}
+		return ""
+	case methodSecretJWT:
+		return p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
+	}
+	if grant == grantClientCredentials || given {
+		return p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
+	}
+	return ""
+}
+
+// assertions checks the keys of client assertions and of the token
+// endpoint's TLS. Whether a key parses and fits signing_alg is auth's to
+// say: authproxy check asks it, and so does the proxy at start.
+func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
+	// The jwt-bearer grant signs its own assertion with the key when it
+	// is given none to present.
+	keySignsGrant := t.GrantType == grantJWTBearer && ft.AssertionFile == ""
+	keyUsed := t.AuthMethod == methodPrivateKey || keySignsGrant
+	t.PrivateKeyFile = p.readableFile(tk+".private_key_file", ft.PrivateKeyFile, dir)
+	t.ClientAssertionFile = absPath(ft.ClientAssertionFile, dir)
+	t.KeyID, t.SigningAlg, t.AssertionAudience = ft.KeyID, ft.SigningAlg, ft.AssertionAudience
+	switch {
+	case ft.PrivateKeyFile != "" && !keyUsed:
+		p.add(tk+".private_key_file", "is used with auth_method: private_key_jwt, or to sign the assertion of grant_type: %s; remove it, or set one of those", grantJWTBearer)
+	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile == "" && ft.ClientAssertionFile == "":
+		p.add(tk+".private_key_file", "private_key_jwt needs a key to sign with: write private_key_file: /path/key.pem, or client_assertion_file: the platform's token (e.g. a projected service-account token)")
+	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile != "" && ft.ClientAssertionFile != "" && !keySignsGrant:
+		p.add(tk+".client_assertion_file", "set either private_key_file (assertions signed here) or client_assertion_file (written by the platform), not both")
+	}
+	if ft.ClientAssertionFile != "" && t.AuthMethod != methodPrivateKey {
+		p.add(tk+".client_assertion_file", "goes with auth_method: private_key_jwt; set it, or remove client_assertion_file")
+	}
+	signs := t.AuthMethod == methodSecretJWT || ft.PrivateKeyFile != "" && keyUsed
+	for _, k := range []struct{ name, value string }{{"key_id", ft.KeyID}, {"signing_alg", ft.SigningAlg}, {"assertion_audience", ft.AssertionAudience}} {
+		if k.value != "" && !signs {
+			p.add(tk+"."+k.name, "describes the assertions authproxy signs (auth_method: client_secret_jwt or private_key_jwt with private_key_file); remove it")
+		}
+	}
+	if ft.SigningAlg != "" {
+		p.oneOf(tk+".signing_alg", ft.SigningAlg, signingAlgs...)
+		if t.AuthMethod == methodSecretJWT && !strings.HasPrefix(ft.SigningAlg, "HS") {
+			p.add(tk+".signing_alg", "client_secret_jwt signs with the client secret: write HS256 (the default), HS384 or HS512")
+		}
+	}
+	if ft.AssertionAudience != "" {
+		p.url(tk+".assertion_audience", ft.AssertionAudience)
+	}
+	t.TLS = p.tls(tk+".tls", fileUpstreamTLS{CAFile: ft.TLS.CAFile, CertFile: ft.TLS.CertFile, KeyFile: ft.TLS.KeyFile}, dir)
+	if t.TLS != (TLS{}) && strings.HasPrefix(t.URL, "http:") {
+		p.add(tk+".tls", "is for an https token url; %s is http", t.URL)
+	}
+	if t.AuthMethod == methodTLSClientAuth && ft.TLS.CertFile == "" {
+		p.add(tk+".tls.cert_file", "tls_client_auth presents a client certificate: write tls.cert_file and tls.key_file (PEM), e.g. the files cert-manager writes")
+	}
+}
+
+// grantSettings checks the keys of the grants other than client
+// credentials and refresh tokens, and audience and resource.
+func (p *Problems) grantSettings(tk string, t *Token, ft fileToken, dir string) {
+	only := func(grant, key, value string) {
+		if value != "" && t.GrantType != grant {
+			p.add(tk+"."+key, "goes with grant_type: %s; remove it, or set that grant", grant)
+		}
+	}
+	only(grantJWTBearer, "assertion_file", ft.AssertionFile)
+	for _, k := range []struct{ name, value string }{{"subject_token_file", ft.SubjectTokenFile}, {"subject_token_type", ft.SubjectTokenType},
+		{"actor_token_file", ft.ActorTokenFile}, {"actor_token_type", ft.ActorTokenType}, {"requested_token_type", ft.RequestedTokenType}} {
+		only(grantTokenExchange, k.name, k.value)
+	}
+	only(grantPassword, "username", ft.Username)
+	only(grantPassword, "password", ft.Password)
+	only(grantPassword, "password_file", ft.PasswordFile)
+	switch t.GrantType {
+	case grantJWTBearer:
+		t.AssertionFile = absPath(ft.AssertionFile, dir)
+		if ft.AssertionFile == "" && ft.PrivateKeyFile == "" {
+			p.add(tk+".assertion_file", "the jwt-bearer grant presents an assertion: write assertion_file (one the platform writes), or private_key_file to sign one")
+		}
+	case grantTokenExchange:
+		t.SubjectTokenFile, t.ActorTokenFile = absPath(ft.SubjectTokenFile, dir), absPath(ft.ActorTokenFile, dir)
+		t.SubjectTokenType = orDefault(ft.SubjectTokenType, tokenTypeJWT)
+		t.RequestedTokenType = ft.RequestedTokenType
+		if ft.SubjectTokenFile == "" {
+			p.add(tk+".subject_token_file", "required for token exchange: the file the platform writes its token to, e.g. /var/run/secrets/tokens/token")
+		}
+		switch {
+		case ft.ActorTokenFile != "":
+			t.ActorTokenType = orDefault(ft.ActorTokenType, tokenTypeJWT)
+		case ft.ActorTokenType != "":
+			p.add(tk+".actor_token_type", "goes with actor_token_file (RFC 8693 2.1); set it, or remove actor_token_type")
+		}
+		for _, k := range []struct{ name, value string }{{"subject_token_type", t.SubjectTokenType}, {"actor_token_type", t.ActorTokenType}, {"requested_token_type", t.RequestedTokenType}} {
+			if k.value != "" && !strings.Contains(k.value, ":") {
+				p.add(tk+"."+k.name, "%q is not a token type URI; write e.g. %s or urn:ietf:params:oauth:token-type:access_token", k.value, tokenTypeJWT)
+			}
+		}
+	case grantPassword:
+		t.Username = ft.Username
+		if ft.Username == "" {
+			p.add(tk+".username", "required for grant_type: password; write the user's name, or ${ENV_VAR}")
+		}
+		t.Password = p.secretValue(tk, "password", ft.Password, ft.PasswordFile, dir, true)
+	}
+	t.Audience, t.Resource = ft.Audience, ft.Resource
+	for k := range ft.Params {
+		if lk := strings.ToLower(k); lk == "audience" && len(ft.Audience) > 0 || lk == "resource" && len(ft.Resource) > 0 {
+			p.add(tk+".params."+k, "is also set as token.%s; keep one (token.%s may list several)", lk, lk)
+		}
+	}
+	for _, r := range ft.Resource {
+		// RFC 8707 2: an absolute URI without a fragment.
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			p.add(tk+".resource", "%q is not an absolute URI without a #fragment; write e.g. https://api.example.com/", r)
+		}
+	}
 }

@@ -30,21 +30,26 @@ type Upstream struct {
 	// IdleTimeout cuts off a response body that stalls this long; zero:
 	// never.
 	IdleTimeout time.Duration
-	Token       Token
-	Inject      Inject
-	Replay      Replay
+	// TLS is how the upstream is reached over https: a private CA, a
+	// client certificate (an internal API that requires mutual TLS), the
+	// name its certificate is checked against.
+	TLS    TLS
+	Token  Token
+	Inject Inject
+	Replay Replay
 }
 
 // fileUpstream is one entry of upstreams; its sections are checked in
 // token.go, inject.go and replay.go.
 type fileUpstream struct {
-	Target     string     `mapstructure:"target"`
-	PathPrefix *string    `mapstructure:"path_prefix"` // nil: unset, so "/<name>"
-	Timeout    *duration  `mapstructure:"upstream_timeout"`
-	Idle       *duration  `mapstructure:"upstream_idle_timeout"`
-	Token      fileToken  `mapstructure:"token"`
-	Inject     fileInject `mapstructure:"inject"`
-	Replay     fileReplay `mapstructure:"replay"`
+	Target     string          `mapstructure:"target"`
+	PathPrefix *string         `mapstructure:"path_prefix"` // nil: unset, so "/<name>"
+	Timeout    *duration       `mapstructure:"upstream_timeout"`
+	Idle       *duration       `mapstructure:"upstream_idle_timeout"`
+	TLS        fileUpstreamTLS `mapstructure:"tls"`
+	Token      fileToken       `mapstructure:"token"`
+	Inject     fileInject      `mapstructure:"inject"`
+	Replay     fileReplay      `mapstructure:"replay"`
 }
 
 // upstreams checks every upstream, sorted by name, and what they must not
@@ -93,6 +98,10 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		p.add(key+".path_prefix", "%q is not a plain path; write e.g. /%s, or \"\" to send every request here", prefix, name)
 	}
 	u.PathPrefix = strings.TrimSuffix(prefix, "/")
+	u.TLS = p.tls(key+".tls", fu.TLS, dir)
+	if u.Target != nil && u.Target.Scheme != "https" && u.TLS != (TLS{}) {
+		p.add(key+".tls", "is for an https target; %s is http", u.Target)
+	}
 	u.Token = p.token(key+".token", fu.Token, dir)
 	u.Inject = p.inject(key+".inject", fu.Inject)
 	u.Replay = p.replay(key+".replay", fu.Replay)

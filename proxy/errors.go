@@ -83,6 +83,7 @@ const (
 	failTokenRefused
 	failTokenBadResponse
 	failTokenUnreachable
+	failTokenCredentials
 	failToken
 	failUpstreamTimeout
 	failUpstreamUnreachable
@@ -111,11 +112,15 @@ var failures = [numFailureKinds]Failure{
 	// Ours, not the upstream's: a pause until Redis is back.
 	failTokenStore: {http.StatusServiceUnavailable, "token_store_unavailable", "token_store_unavailable", FaultProxy},
 	// The token endpoint asked us to wait (429, 503); so do we.
-	failTokenBusy:           {http.StatusServiceUnavailable, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
-	failTokenTimeout:        {http.StatusGatewayTimeout, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
-	failTokenRefused:        {http.StatusBadGateway, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
-	failTokenBadResponse:    {http.StatusBadGateway, "token_unavailable", "token_endpoint_bad_response", FaultTokenEndpoint},
-	failTokenUnreachable:    {http.StatusBadGateway, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
+	failTokenBusy:        {http.StatusServiceUnavailable, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
+	failTokenTimeout:     {http.StatusGatewayTimeout, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
+	failTokenRefused:     {http.StatusBadGateway, "token_unavailable", "token_endpoint_error", FaultTokenEndpoint},
+	failTokenBadResponse: {http.StatusBadGateway, "token_unavailable", "token_endpoint_bad_response", FaultTokenEndpoint},
+	failTokenUnreachable: {http.StatusBadGateway, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint},
+	// A token file the proxy reads for every token request (a client
+	// assertion, a subject token) is missing or empty: nothing was sent,
+	// and the fix is local (the path, or the platform that writes it).
+	failTokenCredentials:    {http.StatusBadGateway, "token_unavailable", "token_credentials_unreadable", FaultProxy},
 	failToken:               {http.StatusBadGateway, "token_unavailable", "token_unavailable", FaultProxy},
 	failUpstreamTimeout:     {http.StatusGatewayTimeout, "upstream_timeout", "upstream_timeout", FaultUpstream},
 	failUpstreamUnreachable: {http.StatusBadGateway, "upstream_unreachable", "upstream_unreachable", FaultUpstream},
@@ -161,6 +166,8 @@ func tokenKindOf(err error) failureKind {
 		return failReauthorization
 	case errors.Is(err, auth.ErrSharedStoreUnavailable):
 		return failTokenStore
+	case errors.Is(err, auth.ErrTokenFile):
+		return failTokenCredentials
 	case errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable):
 		return failTokenBusy
 	case isTimeout(err):

@@ -46,6 +46,10 @@ func TestFailureTable(t *testing.T) {
 		{failTokenBadResponse, token(fmt.Errorf("%w: not JSON", auth.ErrBadResponse)), false,
 			Failure{502, "token_unavailable", "token_endpoint_bad_response", FaultTokenEndpoint}},
 		{failTokenUnreachable, token(netErr), false, Failure{502, "token_unavailable", "token_endpoint_unreachable", FaultTokenEndpoint}},
+		// The platform's token file is not there (yet): ours to fix, and
+		// nothing was sent to the token endpoint.
+		{failTokenCredentials, token(&auth.BackoffError{Err: fmt.Errorf("assertion: %w: read /t: no such file", auth.ErrTokenFile)}), false,
+			Failure{502, "token_unavailable", "token_credentials_unreadable", FaultProxy}},
 		{failToken, token(errors.New("token source returned no token")), false, Failure{502, "token_unavailable", "token_unavailable", FaultProxy}},
 		// Without a client gone, a cancelled token wait is the proxy's.
 		{failToken, token(context.Canceled), false, Failure{502, "token_unavailable", "token_unavailable", FaultProxy}},
@@ -82,6 +86,7 @@ func TestDescribeToken(t *testing.T) {
 		context.DeadlineExceeded:                                         "token_endpoint_unreachable",
 		fmt.Errorf("%w: run login", auth.ErrReauthorizationRequired):     "reauthorization_required",
 		&auth.RetrieveError{StatusCode: 400, ErrorCode: "invalid_scope"}: "token_endpoint_error",
+		fmt.Errorf("%w: /t is empty", auth.ErrTokenFile):                 "token_credentials_unreadable",
 	} {
 		if got := DescribeToken(err).Reason; got != want {
 			t.Errorf("DescribeToken(%v).Reason = %q, want %q", err, got, want)

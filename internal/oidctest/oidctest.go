@@ -48,6 +48,8 @@ import (
 const (
 	GrantJWTBearer     = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantPassword is RFC 6749 4.3's, which the provider lacks.
+	GrantPassword = "password"
 )
 
 // Options configures one server.
@@ -59,6 +61,9 @@ type Options struct {
 	// AccessTokenTTL defaults to the provider's (an hour; ten minutes
 	// for client credentials).
 	AccessTokenTTL time.Duration
+	// Users are the password grant's users and their passwords; without
+	// any, it lets every user in.
+	Users map[string]string
 }
 
 // Client is one registered client. The zero AuthMethod is the
@@ -114,9 +119,9 @@ func (c Client) MarshalJSON() ([]byte, error) {
 
 // Server is one running provider.
 type Server struct {
-	// Issuer is https://127.0.0.1:PORT; TokenURL and AuthorizeURL are its
-	// endpoints.
-	Issuer, TokenURL, AuthorizeURL string
+	// Issuer is https://127.0.0.1:PORT; TokenURL, AuthorizeURL and
+	// IntrospectionURL (RFC 7662) are its endpoints.
+	Issuer, TokenURL, AuthorizeURL, IntrospectionURL string
 	// CA signed the server's certificate: trust it (CA.PEM as a ca_file).
 	CA *testpki.CA
 	// ClientCA is the CA the server trusts for tls_client_auth; sign
@@ -147,6 +152,7 @@ func Start(t testing.TB, opts Options) *Server {
 	cfg := map[string]any{
 		"clients": clients,
 		"scopes":  opts.Scopes,
+		"users":   opts.Users,
 		"tls": map[string]string{
 			"key": string(serverCert.KeyPEM), "cert": string(serverCert.CertPEM),
 			"client_ca": string(s.ClientCA.PEM),
@@ -182,6 +188,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s.Issuer = "https://127.0.0.1:" + port
 	s.TokenURL = s.Issuer + "/token"
 	s.AuthorizeURL = s.Issuer + "/auth"
+	s.IntrospectionURL = s.Issuer + "/token/introspection"
 	s.waitDiscovery()
 	return s
 }

@@ -443,3 +443,43 @@ func TestStartWithZeroOptions(t *testing.T) {
 		t.Fatalf("token URL %s", srv.TokenURL)
 	}
 }
+
+func TestPasswordGrantAndIntrospection(t *testing.T) {
+	srv := oidctest.Start(t, oidctest.Options{
+		Users: map[string]string{"alice": "wonderland"},
+		Clients: []oidctest.Client{
+			{ID: "legacy", Secret: secret, AuthMethod: "client_secret_post", GrantTypes: []string{oidctest.GrantPassword}},
+			{ID: "api", Secret: secret, AuthMethod: "client_secret_basic"},
+		},
+	})
+	c := srv.HTTPClient()
+	form := url.Values{"grant_type": {"password"}, "client_id": {"legacy"}, "client_secret": {secret}, "username": {"alice"}, "password": {"wonderland"}}
+	a := postToken(t, c, srv.TokenURL, form, "", "")
+	if a.Status != 200 || a.AccessToken == "" {
+		t.Fatalf("password grant: %+v", a)
+	}
+	form.Set("password", "looking-glass")
+	if b := postToken(t, c, srv.TokenURL, form, "", ""); b.Status != 400 || b.Error != "invalid_grant" {
+		t.Fatalf("a wrong password: %+v", b)
+	}
+	// The API's side: the token is active, and the client's.
+	req, _ := http.NewRequest(http.MethodPost, srv.IntrospectionURL, strings.NewReader(url.Values{"token": {a.AccessToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("api", secret)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Active   bool   `json:"active"`
+		ClientID string `json:"client_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&got)
+	if !got.Active || got.ClientID != "legacy" {
+		t.Fatalf("introspection: %d %+v", resp.StatusCode, got)
+	}
+	if g := srv.Records().Grants; len(g) != 2 || g[0].Params.Get("username") != "alice" {
+		t.Fatalf("grants recorded: %+v", g)
+	}
+}

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+)
+
+// checkCredentials asks auth about the files a loaded config names, which
+// config has only found readable: whether each private key parses and
+// fits its signing_alg, whether each certificate matches its key, whether
+// each CA file holds certificates. It warns, without failing, of a key
+// that others can read, of a client_secret_jwt secret shorter than its
+// algorithm wants, and of a token file the platform has not written yet
+// (the proxy reads those for every request, so they may come later).
+//
+// This is app's, not config's: config knows the keys and nothing of what
+// the files mean, auth knows keys and certificates and nothing of
+// proxy.yaml, and app is where the two meet. The proxy itself meets the
+// same errors when it builds the token sources.
+func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []string) {
+	problem := func(key string, err error) {
+		problems = append(problems, config.Problem{Key: key, Message: err.Error()})
+	}
+	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
+	for _, u := range cfg.Upstreams {
+		t, tk := u.Token, "upstreams."+u.Name+".token"
+		if t.PrivateKeyFile != "" {
+			if key, _, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
+				problem(tk+".private_key_file", err)
+			} else if t.SigningAlg != "" {
+				if err := auth.CheckSigningAlg(key, auth.SigningAlg(t.SigningAlg)); err != nil {
+					problem(tk+".signing_alg", err)
+				}
+			}
+			if err := auth.CheckKeyFileMode(t.PrivateKeyFile); err != nil {
+				warn(tk+".private_key_file", err)
+			}
+		}
+		if t.AuthMethod == string(auth.ClientSecretJWT) {
+			alg := auth.SigningAlg(t.SigningAlg)
+			if alg == "" {
+				alg = auth.HS256
+			}
+			if err := auth.CheckSecretAlg(alg, len(t.ClientSecret.Reveal())); err != nil {
+				warn(tk+".client_secret", fmt.Errorf("%w; some providers refuse such a secret", err))
+			}
+		}
+		for _, f := range []struct{ key, path string }{
+			{"client_assertion_file", t.ClientAssertionFile}, {"assertion_file", t.AssertionFile},
+		} {
+			if f.path != "" {
+				if _, err := auth.AssertionFile(f.path).Assertion(); err != nil {
+					warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
+				}
+			}
+		}
+		for _, f := range []struct{ key, path string }{{"subject_token_file", t.SubjectTokenFile}, {"actor_token_file", t.ActorTokenFile}} {
+			if f.path != "" {
+				if _, err := auth.ReadTokenFile(f.path); err != nil {
+					warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
+				}
+			}
+		}
+		checkTLS(tk+".tls", t.TLS, problem, warn)
+		checkTLS("upstreams."+u.Name+".tls", u.TLS, problem, warn)
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
+	return problems, warnings
+}
+
+// checkTLS loads a TLS section's files as the proxy will.
+func checkTLS(key string, t config.TLS, problem, warn func(string, error)) {
+	if t == (config.TLS{}) {
+		return
+	}
+	if _, _, err := auth.NewTLSConfig(tlsFiles(t)); err != nil {
+		problem(key, err)
+	}
+	if t.KeyFile != "" {
+		if err := auth.CheckKeyFileMode(t.KeyFile); err != nil {
+			warn(key+".key_file", err)
+		}
+	}
+}

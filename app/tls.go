@@ -1,0 +1,32 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+)
+
+// tlsFiles copies a TLS section of the config into auth's terms.
+func tlsFiles(t config.TLS) auth.TLSFiles {
+	return auth.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+}
+
+// withUpstreamTLS puts an upstream's TLS settings on its transport: the
+// CA it trusts, the name its certificate must carry, and the client
+// certificate it is shown, read again when cert-manager replaces it.
+// With none set, base is returned as it is.
+func withUpstreamTLS(base *http.Transport, t config.TLS) (http.RoundTripper, error) {
+	if t == (config.TLS{}) {
+		return base, nil
+	}
+	cfg, cert, err := auth.NewTLSConfig(tlsFiles(t))
+	if err != nil {
+		return nil, err
+	}
+	base.TLSClientConfig = cfg
+	if cert == nil {
+		return base, nil
+	}
+	return cert.Transport(base), nil
+}
