@@ -234,3 +234,22 @@ func (t *certReloadTransport) transport() *http.Transport {
 // CloseIdleConnections closes the current transport's idle connections,
 // for http.Client.CloseIdleConnections.
 func (t *certReloadTransport) CloseIdleConnections() { t.current.Load().tr.CloseIdleConnections() }
+
+// CheckValidity says whether cert, read from path, is valid at now: a
+// server refuses a client certificate that has expired or is not valid
+// yet, and Entra ID an assertion whose x5t names one. The proxy itself
+// starts with such a certificate, since cert-manager may be about to
+// replace it; authproxy check reports it.
+func CheckValidity(path string, cert *x509.Certificate, now time.Time) error {
+	switch {
+	case cert == nil:
+		return nil
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("the certificate in %s (subject %q) expired at %s; renew it (with cert-manager, see the Certificate's status)",
+			path, cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("the certificate in %s (subject %q) is not valid before %s; is this machine's clock right?",
+			path, cert.Subject.String(), cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
