@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,6 +166,16 @@ func (c *ClientCertificate) reload() (bool, error) {
 	if c.current.Load() != nil && digest == c.digest {
 		return false, nil
 	}
+	// tls.X509KeyPair skips a block cut short at the end of a file, so a
+	// chain caught mid-write would pass with its whole leaf alone.
+	for _, f := range []struct {
+		key, path string
+		pem       []byte
+	}{{"cert_file", c.certFile, certPEM}, {"key_file", c.keyFile, keyPEM}} {
+		if halfWrittenPEM(f.pem) {
+			return false, tlsFilesError("%s %s ends in a PEM block without its END line: half-written, or cut short", f.key, f.path)
+		}
+	}
 	// tls.X509KeyPair's errors describe the PEM blocks and whether the
 	// key matches, never the key itself.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -176,6 +188,17 @@ func (c *ClientCertificate) reload() (bool, error) {
 	c.generation.Add(1)
 	c.digest = digest
 	return true, nil
+}
+
+// halfWrittenPEM says whether b holds a BEGIN line that pem.Decode
+// finds no block for: a block whose END line is not written yet.
+func halfWrittenPEM(b []byte) bool {
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return bytes.Contains(rest, []byte("-----BEGIN"))
+		}
+	}
 }
 
 // Transport wraps base so that a rotated certificate is presented from the

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,37 @@ func TestClientCertificateRotationUnderLoad(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "v3" {
 		t.Fatalf("after rotation the server saw %q, want v3", b)
+	}
+}
+
+// A certificate file caught mid-write after its leaf, while the key on
+// disk already matches that leaf (written first, or unchanged: cert-manager
+// keeps the key with rotationPolicy: Never), holds a whole pair and a cut
+// chain. Taken, it would be presented without its intermediate, which the
+// server needs to verify it, until the next look at the files.
+func TestClientCertificateWithAHalfWrittenChainIsNotTaken(t *testing.T) {
+	ca := testpki.NewCA(t, "client CA")
+	intermediate := testpki.NewCA(t, "intermediate").PEM // stands for the chain after the leaf
+	v1, v2 := clientCert(t, ca, "v1"), clientCert(t, ca, "v2")
+	files := newCertFiles(t, ca, v1)
+	cc, err := NewClientCertificate(TLSFiles{CertFile: files.cert, KeyFile: files.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, files.key, v2.KeyPEM)
+	writeFile(t, files.cert, append(slices.Clone(v2.CertPEM), intermediate[:len(intermediate)/2]...))
+	if changed, err := cc.Reload(); changed || !errors.Is(err, ErrTLSFiles) || !strings.Contains(err.Error(), "half-written") {
+		t.Fatalf("Reload with the chain cut short: changed %v, %v", changed, err)
+	}
+	if got := cc.Certificate().Leaf.Subject.CommonName; got != "v1" {
+		t.Fatalf("in use with the chain cut short: %s", got)
+	}
+	writeFile(t, files.cert, append(slices.Clone(v2.CertPEM), intermediate...))
+	if changed, err := cc.Reload(); !changed || err != nil {
+		t.Fatalf("Reload once whole: %v, %v", changed, err)
+	}
+	if c := cc.Certificate(); c.Leaf.Subject.CommonName != "v2" || len(c.Certificate) != 2 {
+		t.Fatalf("once whole: %s with %d certificates", c.Leaf.Subject.CommonName, len(c.Certificate))
 	}
 }
 
