@@ -267,8 +267,21 @@ func readers(perm fs.FileMode) string {
 	return strings.Join(who, " and ")
 }
 
-// readSmallFile reads a file of at most maxKeyFileSize bytes.
+// readSmallFile reads a regular file of at most maxKeyFileSize bytes.
+// Anything else is refused before it is opened: opening a named pipe
+// blocks until a writer comes, beyond any timeout, and a device may never
+// end.
 func readSmallFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		if info.IsDir() {
+			return nil, errors.New("is a directory")
+		}
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(info.Mode()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -283,6 +296,19 @@ func readSmallFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes, too large for a key, certificate or token", maxKeyFileSize)
 	}
 	return b, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return m.Type().String()
+	}
 }
 
 // unwrapPath drops the *PathError wrapper whose message repeats the path
