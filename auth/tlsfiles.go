@@ -179,6 +179,9 @@ func (c *ClientCertificate) reload() (bool, error) {
 	// tls.X509KeyPair's errors describe the PEM blocks and whether the
 	// key matches, never the key itself.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil && encryptedPEM(keyPEM) {
+		return false, tlsFilesError("key_file %s is encrypted; write it unencrypted, for example: openssl pkey -in key.pem -out key-plain.pem", c.keyFile)
+	}
 	if err != nil {
 		// Probably half-written: keep the last good pair, and look again
 		// at the next check.
@@ -197,6 +200,20 @@ func halfWrittenPEM(b []byte) bool {
 		var block *pem.Block
 		if block, rest = pem.Decode(rest); block == nil {
 			return bytes.Contains(rest, []byte("-----BEGIN"))
+		}
+	}
+}
+
+// encryptedPEM says whether b holds an encrypted private key: PKCS#8's
+// ENCRYPTED PRIVATE KEY, or a legacy block with a Proc-Type header.
+func encryptedPEM(b []byte) bool {
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return false
+		}
+		if _, ok := block.Headers["Proc-Type"]; ok || block.Type == "ENCRYPTED PRIVATE KEY" {
+			return true
 		}
 	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -292,6 +293,9 @@ func TestNewTLSConfigRefusals(t *testing.T) {
 	}
 	caFile, empty := path("ca.pem", ca.PEM), path("empty.pem", []byte("no pem here"))
 	aCert, bKey := path("a.crt", a.CertPEM), path("b.key", b.KeyPEM)
+	encrypted := path("encrypted.key", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("0123456789")}))
+	legacy := path("legacy.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY",
+		Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte("0123456789")}))
 	for _, tc := range []struct {
 		name  string
 		files TLSFiles
@@ -302,6 +306,9 @@ func TestNewTLSConfigRefusals(t *testing.T) {
 		{"cert without key", TLSFiles{CAFile: caFile, CertFile: aCert}, "cert_file and key_file go together"},
 		{"key of another certificate", TLSFiles{CertFile: aCert, KeyFile: bKey}, "private key does not match public key"},
 		{"key file is a certificate", TLSFiles{CertFile: aCert, KeyFile: aCert}, "cert_file " + aCert + " and key_file " + aCert},
+		// tls.X509KeyPair says only "failed to parse private key".
+		{"encrypted key", TLSFiles{CertFile: aCert, KeyFile: encrypted}, "key_file " + encrypted + " is encrypted; write it unencrypted"},
+		{"encrypted legacy key", TLSFiles{CertFile: aCert, KeyFile: legacy}, "key_file " + legacy + " is encrypted; write it unencrypted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := NewTLSConfig(tc.files)
