@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
@@ -11,10 +12,11 @@ import (
 // checkCredentials asks auth about the files a loaded config names, which
 // config has only found readable: whether each private key parses and
 // fits its signing_alg, whether each certificate matches its key, whether
-// each CA file holds certificates. It warns, without failing, of a key
-// that others can read, of a client_secret_jwt secret shorter than its
-// algorithm wants, and of a token file the platform has not written yet
-// (the proxy reads those for every request, so they may come later).
+// each CA file holds certificates, whether each certificate is valid now,
+// whether a client_secret_jwt secret is long enough for its algorithm. It
+// warns, without failing, of a key that others can read and of a token
+// file the platform has not written yet (the proxy reads those for every
+// request, so they may come later).
 //
 // This is app's, not config's: config knows the keys and nothing of what
 // the files mean, auth knows keys and certificates and nothing of
@@ -28,11 +30,16 @@ func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []
 	for _, u := range cfg.Upstreams {
 		t, tk := u.Token, "upstreams."+u.Name+".token"
 		if t.PrivateKeyFile != "" {
-			if key, _, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
+			if key, cert, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
 				problem(tk+".private_key_file", err)
-			} else if t.SigningAlg != "" {
-				if err := auth.CheckSigningAlg(key, auth.SigningAlg(t.SigningAlg)); err != nil {
-					problem(tk+".signing_alg", err)
+			} else {
+				if t.SigningAlg != "" {
+					if err := auth.CheckSigningAlg(key, auth.SigningAlg(t.SigningAlg)); err != nil {
+						problem(tk+".signing_alg", err)
+					}
+				}
+				if err := auth.CheckValidity(t.PrivateKeyFile, cert, time.Now()); err != nil {
+					problem(tk+".private_key_file", err)
 				}
 			}
 			if err := auth.CheckKeyFileMode(t.PrivateKeyFile); err != nil {
@@ -45,7 +52,7 @@ func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []
 				alg = auth.HS256
 			}
 			if err := auth.CheckSecretAlg(alg, len(t.ClientSecret.Reveal())); err != nil {
-				warn(tk+".client_secret", fmt.Errorf("%w; some providers refuse such a secret", err))
+				problem(tk+".client_secret", err)
 			}
 		}
 		for _, f := range []struct{ key, path string }{
@@ -76,8 +83,12 @@ func checkTLS(key string, t config.TLS, problem, warn func(string, error)) {
 	if t == (config.TLS{}) {
 		return
 	}
-	if _, _, err := auth.NewTLSConfig(tlsFiles(t)); err != nil {
+	if _, cert, err := auth.NewTLSConfig(tlsFiles(t)); err != nil {
 		problem(key, err)
+	} else if cert != nil {
+		if err := auth.CheckValidity(t.CertFile, cert.Certificate().Leaf, time.Now()); err != nil {
+			problem(key+".cert_file", err)
+		}
 	}
 	if t.KeyFile != "" {
 		if err := auth.CheckKeyFileMode(t.KeyFile); err != nil {

@@ -134,8 +134,8 @@ func assertionKey(cfg AssertionConfig) (any, SigningAlg, error) {
 		if alg == "" {
 			alg = HS256
 		}
-		if !isHMAC(alg) {
-			return nil, "", CheckSecretAlg(alg, len(cfg.Secret))
+		if err := CheckSecretAlg(alg, len(cfg.Secret)); err != nil {
+			return nil, "", fmt.Errorf("client assertion: %w", err)
 		}
 		return []byte(cfg.Secret), alg, nil
 	default:

@@ -157,6 +157,10 @@ func TestNewSignedAssertionRefusals(t *testing.T) {
 		{"key and secret", AssertionConfig{ClientID: "c", TokenURL: testTokenURL, Key: k["p256"], Secret: "s"}, "both a private key and a client secret"},
 		{"alg does not fit key", AssertionConfig{ClientID: "c", TokenURL: testTokenURL, Key: k["p256"], Alg: RS256}, `"RS256" does not fit the EC P-256 key`},
 		{"asymmetric alg with secret", AssertionConfig{ClientID: "c", TokenURL: testTokenURL, Secret: "s", Alg: ES256}, `"ES256" does not fit client_secret_jwt`},
+		// RFC 7518 3.2, which go-jose enforces when it signs: refused
+		// here, at start, rather than by every token request.
+		{"secret too short for HS256", AssertionConfig{ClientID: "c", TokenURL: testTokenURL, Secret: strings.Repeat("s", 31)}, "the client secret is 31 bytes; HS256 needs 32 or more"},
+		{"secret too short for HS512", AssertionConfig{ClientID: "c", TokenURL: testTokenURL, Secret: strings.Repeat("s", 48), Alg: HS512}, "the client secret is 48 bytes; HS512 needs 64 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewSignedAssertion(tc.cfg)

@@ -220,8 +220,9 @@ func isHMAC(alg SigningAlg) bool { return alg == HS256 || alg == HS384 || alg ==
 
 // CheckSecretAlg says whether alg fits client_secret_jwt with a secret of
 // secretLen bytes. RFC 7518 3.2 requires an HMAC key at least as long as
-// the hash output (32 bytes for HS256); providers differ in whether they
-// enforce it, so a config check may show this as a warning.
+// the hash output (32 bytes for HS256), and go-jose refuses to sign with a
+// shorter one: such a secret would fail every token request, so it is
+// refused at start, with what would fit.
 func CheckSecretAlg(alg SigningAlg, secretLen int) error {
 	need := map[SigningAlg]int{HS256: 32, HS384: 48, HS512: 64}[alg]
 	if need == 0 {
@@ -231,8 +232,11 @@ func CheckSecretAlg(alg SigningAlg, secretLen int) error {
 		return keyError("client_secret_jwt needs a client secret to sign with; set client_secret or client_secret_file")
 	}
 	if secretLen < need {
-		// Risky rather than unusable (not ErrKey): providers differ.
-		return fmt.Errorf("the client secret is %d bytes, shorter than the %d bytes RFC 7518 3.2 requires for %s", secretLen, need, alg)
+		fits := "ask the provider for a longer secret, or use private_key_jwt"
+		if secretLen >= 32 {
+			fits = "write signing_alg: HS256 (32 bytes or more), or ask the provider for a longer secret"
+		}
+		return fmt.Errorf("the client secret is %d bytes; %s needs %d or more (RFC 7518 3.2): %s", secretLen, alg, need, fits)
 	}
 	return nil
 }
@@ -263,8 +267,21 @@ func readers(perm fs.FileMode) string {
 	return strings.Join(who, " and ")
 }
 
-// readSmallFile reads a file of at most maxKeyFileSize bytes.
+// readSmallFile reads a regular file of at most maxKeyFileSize bytes.
+// Anything else is refused before it is opened: opening a named pipe
+// blocks until a writer comes, beyond any timeout, and a device may never
+// end.
 func readSmallFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		if info.IsDir() {
+			return nil, errors.New("is a directory")
+		}
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(info.Mode()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -279,6 +296,19 @@ func readSmallFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes, too large for a key, certificate or token", maxKeyFileSize)
 	}
 	return b, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return m.Type().String()
+	}
 }
 
 // unwrapPath drops the *PathError wrapper whose message repeats the path

@@ -197,8 +197,8 @@ func TestCheckSecretAlg(t *testing.T) {
 	}{
 		{HS256, 32, ""},
 		{HS512, 64, ""},
-		{HS256, 20, "the client secret is 20 bytes, shorter than the 32 bytes RFC 7518 3.2 requires for HS256"},
-		{HS384, 40, "shorter than the 48 bytes"},
+		{HS256, 20, "the client secret is 20 bytes; HS256 needs 32 or more (RFC 7518 3.2): ask the provider for a longer secret, or use private_key_jwt"},
+		{HS384, 40, "HS384 needs 48 or more (RFC 7518 3.2): write signing_alg: HS256"},
 		{HS256, 0, "needs a client secret"},
 		{RS256, 64, `signing_alg "RS256" does not fit client_secret_jwt`},
 	} {

@@ -56,6 +56,7 @@ func newRedactor(clientID, clientSecret string, others ...string) redactor {
 			html.EscapeString(s), htmlEntities.Replace(s), asciiJSON(forms[len(forms)-1]),
 			strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(s)), "="),
 			base64.RawURLEncoding.EncodeToString([]byte(s)))
+		forms = append(forms, inBase64Stream(s)...)
 	}
 	add(clientSecret)
 	for _, s := range others {
@@ -72,6 +73,28 @@ func newRedactor(clientID, clientSecret string, others ...string) redactor {
 	}
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
 	return redactor{forms: slices.Compact(forms)}
+}
+
+// inBase64Stream is what base64 of a longer text (an endpoint echoing
+// the whole request body in base64) holds of s, at each of the three
+// offsets s may have in that text: the 4-character groups made of s's
+// bytes alone. The groups at either end, shared with the neighbouring
+// bytes, differ with them and are left, so that at most two bytes of s
+// stay at each end. Too short to be told from other text, none.
+func inBase64Stream(s string) []string {
+	var forms []string
+	for offset := range 3 {
+		first := (offset + 2) / 3     // the first group wholly of s
+		last := (offset + len(s)) / 3 // one past the last
+		if last-first < 2 {
+			continue
+		}
+		text := append([]byte(strings.Repeat("\x00", offset)), s...)
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			forms = append(forms, enc.EncodeToString(text)[4*first:4*last])
+		}
+	}
+	return forms
 }
 
 // htmlEntities is HTML escaping with the named and hex entities that

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -245,4 +246,64 @@ func TestRedactorCoversNeighbouringEncodings(t *testing.T) {
 			t.Errorf("the %s form is kept: %s", name, out)
 		}
 	}
+}
+
+// An endpoint that echoes the whole request body in base64 puts each
+// secret at whatever offset it had in the body, so the secret's bytes land
+// in base64 groups shared with their neighbours: the base64 of the secret
+// alone is not in the text. Whatever the alignment and the alphabet, no
+// run of the secret's bytes can be decoded from the error.
+func TestBase64EchoOfTheWholeBodyLeaksNoSecret(t *testing.T) {
+	const secret, password = "client-secret-5b0e9d14c7a2f86e3b91d0c4", "password-8e1f4a7c92d05b3e6a1c9f27d4"
+	subject := filepath.Join(t.TempDir(), "subject")
+	writeFile(t, subject, []byte("subject-token-3c9a0e7f15b2d84a6f0c1e9b"))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for shift := range 3 {
+			var body []byte
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ = io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request",
+					"error_description": enc.EncodeToString(append([]byte(strings.Repeat(">", shift)), body...))})
+			}))
+			for _, s := range []Settings{
+				{Grant: GrantTokenExchange, SubjectTokenFile: subject},
+				{Grant: GrantPassword, Username: "alice", Password: password},
+			} {
+				s.Client = Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: secret}
+				_, err := newTestSource(t, s, Options{}).Token(context.Background())
+				if err == nil {
+					t.Fatalf("%s: no error", s.Grant)
+				}
+				for _, leak := range decodedRuns(err.Error()) {
+					for _, v := range []string{secret, password, "subject-token-3c9a0e7f15b2d84a6f0c1e9b"} {
+						for i := 0; i+10 <= len(v); i++ {
+							if strings.Contains(leak, v[i:i+10]) {
+								t.Fatalf("shift %d, %s: %q decodes from the error: %v", shift, s.Grant, v[i:i+10], err)
+							}
+						}
+					}
+				}
+			}
+			srv.Close()
+		}
+	}
+}
+
+// decodedRuns decodes every run of base64 characters in text, from each
+// of the four starting points and in both alphabets, as far as it goes.
+func decodedRuns(text string) []string {
+	var out []string
+	for _, run := range regexp.MustCompile(`[A-Za-z0-9+/_-]{8,}`).FindAllString(text, -1) {
+		for start := range 4 {
+			r := run[start:]
+			r = r[:len(r)/4*4]
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+				b, _ := enc.DecodeString(r)
+				out = append(out, string(b))
+			}
+		}
+	}
+	return out
 }

@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,9 +166,22 @@ func (c *ClientCertificate) reload() (bool, error) {
 	if c.current.Load() != nil && digest == c.digest {
 		return false, nil
 	}
+	// tls.X509KeyPair skips a block cut short at the end of a file, so a
+	// chain caught mid-write would pass with its whole leaf alone.
+	for _, f := range []struct {
+		key, path string
+		pem       []byte
+	}{{"cert_file", c.certFile, certPEM}, {"key_file", c.keyFile, keyPEM}} {
+		if halfWrittenPEM(f.pem) {
+			return false, tlsFilesError("%s %s ends in a PEM block without its END line: half-written, or cut short", f.key, f.path)
+		}
+	}
 	// tls.X509KeyPair's errors describe the PEM blocks and whether the
 	// key matches, never the key itself.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil && encryptedPEM(keyPEM) {
+		return false, tlsFilesError("key_file %s is encrypted; write it unencrypted, for example: openssl pkey -in key.pem -out key-plain.pem", c.keyFile)
+	}
 	if err != nil {
 		// Probably half-written: keep the last good pair, and look again
 		// at the next check.
@@ -176,6 +191,31 @@ func (c *ClientCertificate) reload() (bool, error) {
 	c.generation.Add(1)
 	c.digest = digest
 	return true, nil
+}
+
+// halfWrittenPEM says whether b holds a BEGIN line that pem.Decode
+// finds no block for: a block whose END line is not written yet.
+func halfWrittenPEM(b []byte) bool {
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return bytes.Contains(rest, []byte("-----BEGIN"))
+		}
+	}
+}
+
+// encryptedPEM says whether b holds an encrypted private key: PKCS#8's
+// ENCRYPTED PRIVATE KEY, or a legacy block with a Proc-Type header.
+func encryptedPEM(b []byte) bool {
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return false
+		}
+		if _, ok := block.Headers["Proc-Type"]; ok || block.Type == "ENCRYPTED PRIVATE KEY" {
+			return true
+		}
+	}
 }
 
 // Transport wraps base so that a rotated certificate is presented from the
@@ -234,3 +274,22 @@ func (t *certReloadTransport) transport() *http.Transport {
 // CloseIdleConnections closes the current transport's idle connections,
 // for http.Client.CloseIdleConnections.
 func (t *certReloadTransport) CloseIdleConnections() { t.current.Load().tr.CloseIdleConnections() }
+
+// CheckValidity says whether cert, read from path, is valid at now: a
+// server refuses a client certificate that has expired or is not valid
+// yet, and Entra ID an assertion whose x5t names one. The proxy itself
+// starts with such a certificate, since cert-manager may be about to
+// replace it; authproxy check reports it.
+func CheckValidity(path string, cert *x509.Certificate, now time.Time) error {
+	switch {
+	case cert == nil:
+		return nil
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("the certificate in %s (subject %q) expired at %s; renew it (with cert-manager, see the Certificate's status)",
+			path, cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("the certificate in %s (subject %q) is not valid before %s; is this machine's clock right?",
+			path, cert.Subject.String(), cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}

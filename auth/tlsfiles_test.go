@@ -3,12 +3,14 @@ package auth
 import (
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -209,6 +211,37 @@ func TestClientCertificateRotationUnderLoad(t *testing.T) {
 	}
 }
 
+// A certificate file caught mid-write after its leaf, while the key on
+// disk already matches that leaf (written first, or unchanged: cert-manager
+// keeps the key with rotationPolicy: Never), holds a whole pair and a cut
+// chain. Taken, it would be presented without its intermediate, which the
+// server needs to verify it, until the next look at the files.
+func TestClientCertificateWithAHalfWrittenChainIsNotTaken(t *testing.T) {
+	ca := testpki.NewCA(t, "client CA")
+	intermediate := testpki.NewCA(t, "intermediate").PEM // stands for the chain after the leaf
+	v1, v2 := clientCert(t, ca, "v1"), clientCert(t, ca, "v2")
+	files := newCertFiles(t, ca, v1)
+	cc, err := NewClientCertificate(TLSFiles{CertFile: files.cert, KeyFile: files.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, files.key, v2.KeyPEM)
+	writeFile(t, files.cert, append(slices.Clone(v2.CertPEM), intermediate[:len(intermediate)/2]...))
+	if changed, err := cc.Reload(); changed || !errors.Is(err, ErrTLSFiles) || !strings.Contains(err.Error(), "half-written") {
+		t.Fatalf("Reload with the chain cut short: changed %v, %v", changed, err)
+	}
+	if got := cc.Certificate().Leaf.Subject.CommonName; got != "v1" {
+		t.Fatalf("in use with the chain cut short: %s", got)
+	}
+	writeFile(t, files.cert, append(slices.Clone(v2.CertPEM), intermediate...))
+	if changed, err := cc.Reload(); !changed || err != nil {
+		t.Fatalf("Reload once whole: %v, %v", changed, err)
+	}
+	if c := cc.Certificate(); c.Leaf.Subject.CommonName != "v2" || len(c.Certificate) != 2 {
+		t.Fatalf("once whole: %s with %d certificates", c.Leaf.Subject.CommonName, len(c.Certificate))
+	}
+}
+
 // A Kubernetes secret volume rotates by swapping a "..data" symlink to a
 // new directory: the files' paths stay, their targets change.
 func TestClientCertificateFollowsSymlinkSwap(t *testing.T) {
@@ -260,6 +293,9 @@ func TestNewTLSConfigRefusals(t *testing.T) {
 	}
 	caFile, empty := path("ca.pem", ca.PEM), path("empty.pem", []byte("no pem here"))
 	aCert, bKey := path("a.crt", a.CertPEM), path("b.key", b.KeyPEM)
+	encrypted := path("encrypted.key", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("0123456789")}))
+	legacy := path("legacy.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY",
+		Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte("0123456789")}))
 	for _, tc := range []struct {
 		name  string
 		files TLSFiles
@@ -270,6 +306,9 @@ func TestNewTLSConfigRefusals(t *testing.T) {
 		{"cert without key", TLSFiles{CAFile: caFile, CertFile: aCert}, "cert_file and key_file go together"},
 		{"key of another certificate", TLSFiles{CertFile: aCert, KeyFile: bKey}, "private key does not match public key"},
 		{"key file is a certificate", TLSFiles{CertFile: aCert, KeyFile: aCert}, "cert_file " + aCert + " and key_file " + aCert},
+		// tls.X509KeyPair says only "failed to parse private key".
+		{"encrypted key", TLSFiles{CertFile: aCert, KeyFile: encrypted}, "key_file " + encrypted + " is encrypted; write it unencrypted"},
+		{"encrypted legacy key", TLSFiles{CertFile: aCert, KeyFile: legacy}, "key_file " + legacy + " is encrypted; write it unencrypted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := NewTLSConfig(tc.files)

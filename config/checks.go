@@ -67,16 +67,35 @@ func (p *Problems) readableFile(key, path, dir string) string {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(dir, path)
 	}
+	// Looked at before it is opened: opening a named pipe blocks until a
+	// writer comes.
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		p.add(key, "%s is a directory; write the path of the file in it", path)
+		return path
+	} else if err == nil && !fi.Mode().IsRegular() {
+		p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, fileKind(fi.Mode()))
+		return path
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		p.add(key, "cannot read it: %v", err)
 		return path
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		p.add(key, "%s is a directory; write the path of the file in it", path)
-	}
+	f.Close()
 	return path
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	default:
+		return m.Type().String()
+	}
 }
 
 // absPath returns path taken from dir if relative; "" stays "". For the
