@@ -32,9 +32,14 @@ const (
 	defaultRedirectURI   = "http://127.0.0.1:8085/callback"
 )
 
-// reservedParam are the token request's fields that the proxy sets.
+// reservedParam are the token request's fields that the proxy sets, for
+// some grant or client authentication: a param of the same name would be
+// overridden without a word, or sent beside the real one.
 var reservedParam = map[string]bool{"grant_type": true, "client_id": true, "client_secret": true, "scope": true,
-	"refresh_token": true, "code": true}
+	"refresh_token": true, "code": true, "code_verifier": true, "redirect_uri": true,
+	"client_assertion": true, "client_assertion_type": true, "assertion": true,
+	"subject_token": true, "subject_token_type": true, "actor_token": true, "actor_token_type": true,
+	"requested_token_type": true, "username": true, "password": true}
 
 // Token says how to get the upstream's access token.
 type Token struct {

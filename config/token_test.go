@@ -105,3 +105,18 @@ func TestTokenMinLifetime(t *testing.T) {
 		}
 	}
 }
+
+// A param may not stand in for a field the proxy sets itself, for any
+// grant or client authentication: it would be overridden without a word,
+// or sent beside the real one.
+func TestParamsMayNotSetTheProxysFields(t *testing.T) {
+	for _, field := range []string{"client_assertion", "client_assertion_type", "assertion", "subject_token", "subject_token_type",
+		"actor_token", "actor_token_type", "requested_token_type", "username", "password", "code_verifier", "redirect_uri", "Client_Secret"} {
+		yaml := "upstreams:\n  api:\n    target: https://api.example\n    token:\n      url: https://auth.example/token\n" +
+			"      client_id: id\n      client_secret: s\n      params: {" + field + ": x}\n"
+		_, err := Parse([]byte(yaml), Options{Lookup: func(string) (string, bool) { return "", false }})
+		if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.params."+field+": is set by the proxy") {
+			t.Errorf("params.%s: %v", field, err)
+		}
+	}
+}
