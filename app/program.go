@@ -74,7 +74,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		upstreamTransport.MaxIdleConnsPerHost = 256
 		upstreamTransport.MaxIdleConns = 1024
 		var transport http.RoundTripper
-		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS); err != nil {
+		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS, rt.log.WithField("upstream", u.Name)); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
 		ups = append(ups, proxy.Upstream{

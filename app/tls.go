@@ -5,6 +5,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
+	"github.com/sirupsen/logrus"
 )
 
 // tlsFiles copies a TLS section of the config into auth's terms.
@@ -16,11 +17,15 @@ func tlsFiles(t config.TLS) auth.TLSFiles {
 // CA it trusts, the name its certificate must carry, and the client
 // certificate it is shown, read again when cert-manager replaces it.
 // With none set, base is returned as it is.
-func withUpstreamTLS(base *http.Transport, t config.TLS) (http.RoundTripper, error) {
+func withUpstreamTLS(base *http.Transport, t config.TLS, log logrus.FieldLogger) (http.RoundTripper, error) {
 	if t == (config.TLS{}) {
 		return base, nil
 	}
-	cfg, cert, err := auth.NewTLSConfig(tlsFiles(t))
+	f := tlsFiles(t)
+	f.OnRefused = func(err error) {
+		log.WithError(err).Warn("the upstream's client certificate files changed but cannot be used; the previous certificate is still presented")
+	}
+	cfg, cert, err := auth.NewTLSConfig(f)
 	if err != nil {
 		return nil, err
 	}

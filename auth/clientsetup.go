@@ -20,7 +20,14 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 		c.Now = o.Now
 	}
 	if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.TLS.ServerName != "" {
-		hc, err := tlsHTTPClient(s.TLS)
+		f := s.TLS
+		if f.OnRefused == nil && o.Log != nil {
+			log := o.Log
+			f.OnRefused = func(err error) {
+				log.WithError(err).Warn("the token endpoint's client certificate files changed but cannot be used; the previous certificate is still presented")
+			}
+		}
+		hc, err := tlsHTTPClient(f)
 		if err != nil {
 			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, err)
 		}

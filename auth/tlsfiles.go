@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -43,6 +44,12 @@ type TLSFiles struct {
 	// every second. Now is the clock; nil means time.Now.
 	CheckEvery time.Duration
 	Now        func() time.Time
+	// OnRefused, if set, is called when changed files are still not
+	// taken at the next look (a key that does not match, a half-written
+	// pair, a file gone): the last good pair stays in use. A rotation
+	// caught half way is not said, as it is whole at the next look; a pair
+	// that stays wrong is said once per content of the files.
+	OnRefused func(error)
 }
 
 // NewTLSConfig builds a client tls.Config from f. With a client
@@ -96,14 +103,19 @@ type ClientCertificate struct {
 	generation atomic.Uint64 // counts the pairs loaded
 	nextCheck  atomic.Int64  // unix nanoseconds; before it, no look at the files
 
-	mu     sync.Mutex // serialises reloads and guards digest
+	onRefused func(error)
+
+	mu     sync.Mutex // serialises reloads and guards the fields below
 	digest [sha256.Size]byte
+	// seen is what the files held when last refused, said what was said of
+	// with onRefused (a digest, or the read error).
+	seen, said string
 }
 
 // NewClientCertificate reads f.CertFile and f.KeyFile, which must hold a
 // matching pair now.
 func NewClientCertificate(f TLSFiles) (*ClientCertificate, error) {
-	c := &ClientCertificate{certFile: f.CertFile, keyFile: f.KeyFile, every: f.CheckEvery, now: f.Now}
+	c := &ClientCertificate{certFile: f.CertFile, keyFile: f.KeyFile, every: f.CheckEvery, now: f.Now, onRefused: f.OnRefused}
 	if c.every <= 0 {
 		c.every = time.Second
 	}
@@ -148,13 +160,33 @@ func (c *ClientCertificate) Reload() (changed bool, err error) { return c.reload
 func (c *ClientCertificate) reload() (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	changed, content, err := c.load()
+	switch {
+	case err == nil || c.current.Load() == nil || content == c.said:
+	case content == c.seen: // wrong at two looks: no rotation under way
+		c.said = content
+		if c.onRefused != nil {
+			c.onRefused(err)
+		}
+	default:
+		c.seen = content
+	}
+	return changed, err
+}
+
+// load reads the files and takes the pair if it changed and is whole.
+// content names what the files held (a digest, or the read error), for
+// saying a refusal once.
+func (c *ClientCertificate) load() (changed bool, content string, err error) {
 	certPEM, err := readSmallFile(c.certFile)
 	if err != nil {
-		return false, tlsFilesError("read cert_file %s: %v", c.certFile, unwrapPath(err))
+		err = tlsFilesError("read cert_file %s: %v", c.certFile, unwrapPath(err))
+		return false, err.Error(), err
 	}
 	keyPEM, err := readSmallFile(c.keyFile)
 	if err != nil {
-		return false, tlsFilesError("read key_file %s: %v", c.keyFile, unwrapPath(err))
+		err = tlsFilesError("read key_file %s: %v", c.keyFile, unwrapPath(err))
+		return false, err.Error(), err
 	}
 	defer clear(keyPEM)
 	h := sha256.New()
@@ -163,8 +195,9 @@ func (c *ClientCertificate) reload() (bool, error) {
 	h.Write(keyPEM)
 	var digest [sha256.Size]byte
 	h.Sum(digest[:0])
+	content = hex.EncodeToString(digest[:])
 	if c.current.Load() != nil && digest == c.digest {
-		return false, nil
+		return false, content, nil
 	}
 	// tls.X509KeyPair skips a block cut short at the end of a file, so a
 	// chain caught mid-write would pass with its whole leaf alone.
@@ -173,24 +206,24 @@ func (c *ClientCertificate) reload() (bool, error) {
 		pem       []byte
 	}{{"cert_file", c.certFile, certPEM}, {"key_file", c.keyFile, keyPEM}} {
 		if halfWrittenPEM(f.pem) {
-			return false, tlsFilesError("%s %s ends in a PEM block without its END line: half-written, or cut short", f.key, f.path)
+			return false, content, tlsFilesError("%s %s ends in a PEM block without its END line: half-written, or cut short", f.key, f.path)
 		}
 	}
 	// tls.X509KeyPair's errors describe the PEM blocks and whether the
 	// key matches, never the key itself.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil && encryptedPEM(keyPEM) {
-		return false, tlsFilesError("key_file %s is encrypted; write it unencrypted, for example: openssl pkey -in key.pem -out key-plain.pem", c.keyFile)
+		return false, content, tlsFilesError("key_file %s is encrypted; write it unencrypted, for example: openssl pkey -in key.pem -out key-plain.pem", c.keyFile)
 	}
 	if err != nil {
 		// Probably half-written: keep the last good pair, and look again
 		// at the next check.
-		return false, tlsFilesError("cert_file %s and key_file %s: %v", c.certFile, c.keyFile, err)
+		return false, content, tlsFilesError("cert_file %s and key_file %s: %v", c.certFile, c.keyFile, err)
 	}
 	c.current.Store(&pair)
 	c.generation.Add(1)
 	c.digest = digest
-	return true, nil
+	return true, content, nil
 }
 
 // halfWrittenPEM says whether b holds a BEGIN line that pem.Decode

@@ -323,3 +323,43 @@ func TestNewTLSConfigRefusals(t *testing.T) {
 		t.Fatalf("CA-only config: %+v, %v, %v", cfg, cc, err)
 	}
 }
+
+// A changed pair that is still not taken at the next look is said, once
+// per content of the files: a pair that stays wrong (a key that never
+// matches) would otherwise be presented, old, in silence until it
+// expires. One look at a rotation half way through says nothing.
+func TestClientCertificateSaysOnceWhyAChangedPairIsRefused(t *testing.T) {
+	ca := testpki.NewCA(t, "client CA")
+	v1, v2, v3 := clientCert(t, ca, "v1"), clientCert(t, ca, "v2"), clientCert(t, ca, "v3")
+	files := newCertFiles(t, ca, v1)
+	var refused []error
+	cc, err := NewClientCertificate(TLSFiles{CertFile: files.cert, KeyFile: files.key, OnRefused: func(err error) { refused = append(refused, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, files.cert, v2.CertPEM) // v2's certificate, v1's key: they do not match
+	for range 3 {
+		cc.Reload()
+	}
+	if len(refused) != 1 || !errors.Is(refused[0], ErrTLSFiles) {
+		t.Fatalf("after three looks at one wrong pair: %v, want one refusal", refused)
+	}
+	writeFile(t, files.cert, v3.CertPEM) // another wrong pair: a rotation under way, for one look
+	cc.Reload()
+	if len(refused) != 1 {
+		t.Fatalf("one look at a pair half way through a rotation: %d refusals, want still 1", len(refused))
+	}
+	cc.Reload()
+	if len(refused) != 2 {
+		t.Fatalf("a second wrong pair: %d refusals, want 2", len(refused))
+	}
+	writeFile(t, files.key, v3.KeyPEM)
+	if changed, err := cc.Reload(); !changed || err != nil || len(refused) != 2 {
+		t.Fatalf("the right pair: changed %v, %v, %d refusals", changed, err, len(refused))
+	}
+	for _, e := range refused {
+		if strings.Contains(e.Error(), "PRIVATE KEY") {
+			t.Errorf("a refusal shows key material: %v", e)
+		}
+	}
+}
