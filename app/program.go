@@ -20,6 +20,7 @@ import (
 type program struct {
 	stores       *stores
 	log          *logrus.Logger
+	access       proxy.AccessLogger // nil: the access log goes through log
 	now          func() time.Time
 	metrics      *metrics.Metrics
 	replay       *proxy.ReplayBudget // every upstream's replay copies; reloads change only its limit
@@ -85,6 +86,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	}
 	h, err := proxy.New(ups, proxy.Options{
 		Log:             rt.log,
+		AccessLog:       rt.access,
 		MaxRequestBody:  cfg.Limits.MaxRequestBody,
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
 		ReplayBudget:    rt.replay,

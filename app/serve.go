@@ -65,6 +65,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 	}
 	defer tokenStores.close()
 	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
+		rt.access = access
+	}
 	rt.metrics = metrics.New(rt.gauges)
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {

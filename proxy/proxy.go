@@ -9,7 +9,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -68,8 +67,14 @@ type Upstream struct {
 // Options are the handler's settings. The zero value of each field has
 // the meaning its comment gives.
 type Options struct {
-	// Log receives the access log and proxy errors; nil discards them.
+	// Log receives proxy errors, and the access log unless AccessLog is
+	// set; nil discards them.
 	Log logrus.FieldLogger
+	// AccessLog, if set, writes the access log in place of Log.
+	AccessLog AccessLogger
+	// Now is the clock of the access log's times and durations; nil
+	// means time.Now.
+	Now func() time.Time
 	// MaxRequestBody is the largest request body accepted; larger ones get
 	// 413. Zero means no limit.
 	MaxRequestBody int64
@@ -120,6 +125,7 @@ type Handler struct {
 	bodyTimeout time.Duration
 	inbound     Inbound
 	onRequest   func(RequestEvent)
+	accessLog   AccessLogger // nil: log through log
 }
 
 type route struct {
@@ -137,7 +143,10 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
-		inbound: opts.Inbound, onRequest: opts.OnRequest}
+		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog}
+	if opts.Now != nil {
+		h.now = opts.Now
+	}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -233,36 +242,49 @@ func dropClaimedOrigin(h http.Header) {
 
 // copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
 // otherwise allocate for every response.
-var copyBuffers httputil.BufferPool = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+var copyBuffers httputil.BufferPool = &bufferPool{}
 
+const copyBufferSize = 32 << 10
+
+// bufferPool keeps array pointers, which the slices given back convert
+// to: a pool of *[]byte would allocate the pointer at each Put.
 type bufferPool struct{ pool sync.Pool }
 
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
+		return b[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := h.now()
-	info := &requestInfo{}
-	rec := &responseRecorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-	defer func() { h.logAccess(r, rec, info, start) }()
+	st := &requestState{start: h.now()}
+	st.rec.ResponseWriter = w
+	st.ctx = stateContext{Context: r.Context(), st: st}
+	r = r.WithContext(&st.ctx)
+	defer h.logAccess(r, st)
+	rec := &st.rec
 
 	if err := h.checkRequest(r); err != nil {
 		writeError(rec, r, "", err)
 		return
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		body := r.Body
-		if h.maxBody > 0 {
-			body = http.MaxBytesReader(rec, body, h.maxBody)
-		}
-		info.body = newClientBody(body, rec, h.bodyTimeout)
-		r.Body = info.body
+	// A body of length zero is none: ReverseProxy sends none.
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		st.client.init(r.Body, w, h.maxBody, h.bodyTimeout)
+		st.info.body = &st.client
+		r.Body = &st.client
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
 		if matchPrefix(r.URL.EscapedPath(), rt.prefix) {
-			info.upstream = rt.name
+			st.info.upstream = rt.name
 			rt.proxy.ServeHTTP(rec, r)
 			return
 		}
