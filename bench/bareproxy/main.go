@@ -57,7 +57,7 @@ func main() {
 			pr.Out.Header.Set("Authorization", authorization)
 		},
 		Transport:  tr,
-		BufferPool: &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
+		BufferPool: &bufferPool{},
 	}
 	// authproxy's defaults for limits.read_header_timeout, idle_timeout
 	// and max_header_bytes.
@@ -92,8 +92,21 @@ func main() {
 	adminSrv.Shutdown(shutdownCtx)
 }
 
-// bufferPool is proxy/proxy.go's copyBuffers.
+// bufferPool is proxy/proxy.go's copyBuffers: a pool of array pointers,
+// so that Put allocates nothing.
 type bufferPool struct{ pool sync.Pool }
 
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+const copyBufferSize = 32 << 10
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
+		return b[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
