@@ -49,26 +49,36 @@ type requestInfo struct {
 	// replay is "" when the request was not replayed, else its outcome
 	// as the transport saw it: "success", "rejected" or "error".
 	replay string
-	// fail is what went wrong, if anything, and err its error.
-	fail failureKind
-	err  error
-	// body is the client's request body; nil without one.
-	body *clientBody
-	// tee is the body's replay copy, if one was made; replaySkip says
-	// why none was when one could have been.
-	tee        *teeBody
+	// err is what went wrong, if anything; fail says what kind of
+	// failure it is.
+	err error
+	// bodies are the client's request body's wrapper and replay copy;
+	// nil without a body.
+	bodies *requestBodies
+	// replaySkip says why the body has no replay copy when it could
+	// have had one.
 	replaySkip string
-	// truncated: the upstream's body ended before its end; expectedBytes
-	// is the length it had declared (-1: none).
-	truncated     bool
+	// expectedBytes is the length a truncated answer had declared (-1:
+	// none).
 	expectedBytes int64
+	fail          failureKind
+	// truncated: the upstream's body ended before its end.
+	truncated bool
+}
+
+// clientBody is the request's body wrapper; nil without a body.
+func (info *requestInfo) clientBody() *clientBody {
+	if info == nil || info.bodies == nil {
+		return nil
+	}
+	return &info.bodies.client
 }
 
 // replaySkipped says why the request's body streamed without a copy
 // although it could have been replayed; "" if it had one or needed none.
 func (info *requestInfo) replaySkipped() string {
-	if info.tee != nil {
-		return info.tee.skipReason()
+	if info.bodies != nil && info.bodies.teeOn {
+		return info.bodies.tee.skipReason()
 	}
 	return info.replaySkip
 }

@@ -264,9 +264,8 @@ func (p *bufferPool) Put(b []byte) {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &requestState{start: h.now()}
+	st := newRequestState(r.Context(), h.now())
 	st.rec.ResponseWriter = w
-	st.ctx = stateContext{Context: r.Context(), st: st}
 	r = r.WithContext(&st.ctx)
 	defer h.logAccess(r, st)
 	rec := &st.rec
@@ -277,9 +276,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A body of length zero is none: ReverseProxy sends none.
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		st.client.init(r.Body, w, h.maxBody, h.bodyTimeout)
-		st.info.body = &st.client
-		r.Body = &st.client
+		st.info.bodies = &requestBodies{}
+		body := &st.info.bodies.client
+		body.init(r.Body, w, h.maxBody, h.bodyTimeout)
+		r.Body = body
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]

@@ -95,10 +95,10 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		skip := skipMaxBody
 		if req.ContentLength <= t.maxBody {
 			skip = skipMemoryBudget
-			if st == nil {
+			if info == nil || info.bodies == nil {
 				tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
-			} else if st.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
-				tee = &st.tee
+			} else if b := info.bodies; b.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
+				tee, b.teeOn = &b.tee, true
 			}
 		}
 		if tee != nil {
@@ -107,11 +107,8 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			replayable = false
 		}
-		if info != nil {
-			info.tee = tee
-			if tee == nil {
-				info.replaySkip = skip
-			}
+		if info != nil && tee == nil {
+			info.replaySkip = skip
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
@@ -126,13 +123,11 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
-	var body *upstreamBody
-	if st != nil {
-		body = &st.body
-	} else {
-		body = new(upstreamBody)
+	if st == nil { // a transport used on its own
+		st = newRequestState(ctx, time.Time{})
 	}
-	body.init(ctx, resp.Body, resp.ContentLength, t.idleTimeout, &t.idleTimers, info)
+	body := &st.body
+	body.init(st, resp.Body, resp.ContentLength, t.idleTimeout, &t.idleTimers)
 	body.tee = tee
 	resp.Body = body
 	return resp, nil

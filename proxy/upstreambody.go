@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -24,10 +24,9 @@ import (
 // ReverseProxy reads and closes it from the handler's goroutine only.
 type upstreamBody struct {
 	src    io.ReadCloser
-	ctx    context.Context // the client's request: done when it left
-	length int64           // the declared length; -1: unknown
-	info   *requestInfo    // may be nil
-	idle   time.Duration   // zero: none
+	st     *requestState // its client's request
+	length int64         // the declared length; -1: unknown
+	idle   time.Duration // zero: none
 	timers *idleTimers
 	timer  *idleTimer // lent at the first Read, given back at Close
 	closed bool
@@ -36,8 +35,8 @@ type upstreamBody struct {
 	tee *teeBody
 }
 
-func (b *upstreamBody) init(ctx context.Context, src io.ReadCloser, length int64, idle time.Duration, timers *idleTimers, info *requestInfo) {
-	*b = upstreamBody{src: src, ctx: ctx, length: length, info: info, idle: idle, timers: timers}
+func (b *upstreamBody) init(st *requestState, src io.ReadCloser, length int64, idle time.Duration, timers *idleTimers) {
+	*b = upstreamBody{src: src, st: st, length: length, idle: idle, timers: timers}
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
@@ -52,18 +51,17 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	if err == nil || err == io.EOF {
 		return n, err
 	}
+	info := &b.st.info
 	switch {
 	case fired:
 		// Say why, rather than the bare error of a closed body; the
 		// response is then aborted.
-		if b.info != nil {
-			b.info.fail = failUpstreamIdle
-		}
+		info.fail = failUpstreamIdle
 		return n, fmt.Errorf("upstream sent nothing for %s; response cut off", b.idle)
-	case b.ctx.Err() == nil && b.info != nil && b.info.fail == failNone:
+	case b.st.ctx.Err() == nil && info.fail == failNone:
 		// The client is still there: the upstream broke off.
-		b.info.fail, b.info.err, b.info.truncated = failUpstreamTruncated, err, true
-		b.info.expectedBytes = b.length
+		info.fail, info.err, info.truncated = failUpstreamTruncated, err, true
+		info.expectedBytes = b.length
 	}
 	return n, err
 }
@@ -96,31 +94,37 @@ func (p *idleTimers) get() *idleTimer {
 	return t
 }
 
-// put takes t back once its body is done with it. A firing already under
-// way finds no body to close.
+// put takes t back once its body is done with it.
 func (p *idleTimers) put(t *idleTimer) {
-	t.timer.Stop()
-	t.mu.Lock()
-	t.body, t.fired = nil, false
-	t.mu.Unlock()
+	if t.armed { // a Read that panicked
+		t.stop()
+	}
+	t.fired = false
 	p.pool.Put(t)
 }
 
 // idleTimer closes the body whose Read it watches once that Read has
-// waited its whole timeout.
+// waited its whole timeout. start and stop are called from the reading
+// goroutine only; fire runs on a goroutine of its own.
 type idleTimer struct {
-	timer    *time.Timer // runs fire
-	mu       sync.Mutex
-	body     io.Closer // whose Read is under way; nil between Reads
-	deadline time.Time // when that Read has waited too long
-	fired    bool      // body was closed for idling
+	timer *time.Timer // runs fire
+	armed bool        // between start and stop
+
+	mu    sync.Mutex
+	body  io.Closer // whose Read is under way; nil between Reads
+	fired bool      // body was closed for idling
+	// late counts the firings stop came too late to prevent, done the
+	// firings that have run: stop waits until done catches up, so that
+	// no firing is left over to close a body watched later.
+	late, done uint64
 }
 
 // start watches a Read of body about to begin.
 func (t *idleTimer) start(body io.Closer, idle time.Duration) {
 	t.mu.Lock()
-	t.body, t.deadline = body, time.Now().Add(idle)
+	t.body = body
 	t.mu.Unlock()
+	t.armed = true
 	t.timer.Reset(idle)
 }
 
@@ -128,23 +132,37 @@ func (t *idleTimer) start(body io.Closer, idle time.Duration) {
 // body was closed for idling (then, or after an earlier Read: the Read
 // that failed on the closed body is the one to say so).
 func (t *idleTimer) stop() (fired bool) {
-	t.timer.Stop()
+	t.armed = false
+	t.mu.Lock()
+	t.body = nil
+	t.mu.Unlock()
+	if !t.timer.Stop() {
+		// The timer went off: its firing has begun, if it has not run.
+		// It finds no body now; wait until it has run, rare as this is.
+		t.mu.Lock()
+		t.late++
+		for t.done < t.late {
+			t.mu.Unlock()
+			runtime.Gosched()
+			t.mu.Lock()
+		}
+		t.mu.Unlock()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.body = nil
 	return t.fired
 }
 
 func (t *idleTimer) fire() {
 	t.mu.Lock()
 	body := t.body
-	// A firing that the Read's end, or a later start (the timer was
-	// reset, or lent again), overtook has nothing to do.
-	if body == nil || time.Now().Before(t.deadline) {
-		t.mu.Unlock()
-		return
+	t.body = nil
+	if body != nil {
+		t.fired = true
 	}
-	t.body, t.fired = nil, true
+	t.done++
 	t.mu.Unlock()
-	body.Close()
+	if body != nil {
+		body.Close()
+	}
 }

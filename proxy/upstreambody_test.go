@@ -18,13 +18,20 @@ type fakeUpstreamBody struct {
 	chunks chan string // closed: EOF
 	closed chan struct{}
 	once   sync.Once
+
+	mu       sync.Mutex
+	readAt   time.Time     // when the last Read began
+	closedAt time.Duration // how long after readAt it was closed; -1: open
 }
 
 func newFakeUpstreamBody() *fakeUpstreamBody {
-	return &fakeUpstreamBody{chunks: make(chan string), closed: make(chan struct{})}
+	return &fakeUpstreamBody{chunks: make(chan string), closed: make(chan struct{}), closedAt: -1}
 }
 
 func (b *fakeUpstreamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.readAt = time.Now()
+	b.mu.Unlock()
 	select {
 	case c, ok := <-b.chunks:
 		if !ok {
@@ -37,14 +44,21 @@ func (b *fakeUpstreamBody) Read(p []byte) (int, error) {
 }
 
 func (b *fakeUpstreamBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
+	b.once.Do(func() {
+		b.mu.Lock()
+		b.closedAt = time.Since(b.readAt)
+		b.mu.Unlock()
+		close(b.closed)
+	})
 	return nil
 }
 
-func watchedBody(src io.ReadCloser, idle time.Duration, info *requestInfo) *upstreamBody {
-	b := &upstreamBody{}
-	b.init(context.Background(), src, -1, idle, &idleTimers{}, info)
-	return b
+// watchedBody wraps src as the transport does, and returns the info the
+// wrapper reports to.
+func watchedBody(src io.ReadCloser, idle time.Duration) (*upstreamBody, *requestInfo) {
+	st := newRequestState(context.Background(), time.Now())
+	st.body.init(st, src, -1, idle, &idleTimers{})
+	return &st.body, &st.info
 }
 
 // An upstream that sends nothing for the idle timeout has its answer cut
@@ -52,8 +66,7 @@ func watchedBody(src io.ReadCloser, idle time.Duration, info *requestInfo) *upst
 func TestStalledUpstreamBodyIsCutOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newFakeUpstreamBody()
-		info := &requestInfo{}
-		b := watchedBody(src, time.Second, info)
+		b, info := watchedBody(src, time.Second)
 		go func() { src.chunks <- "the first bytes" }()
 		p := make([]byte, 64)
 		if n, err := b.Read(p); err != nil || n == 0 {
@@ -80,8 +93,7 @@ func TestStalledUpstreamBodyIsCutOff(t *testing.T) {
 func TestIdleTimeoutCountsOnlyWaitsOnTheUpstream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newFakeUpstreamBody()
-		info := &requestInfo{}
-		b := watchedBody(src, time.Second, info)
+		b, info := watchedBody(src, time.Second)
 		go func() {
 			for i := range 10 {
 				if i%2 == 1 {
@@ -109,8 +121,8 @@ func TestIdleTimeoutCountsOnlyWaitsOnTheUpstream(t *testing.T) {
 		// The timer lent to the body is idle again, and does not close
 		// the next body it watches early.
 		src2 := newFakeUpstreamBody()
-		b2 := &upstreamBody{}
-		b2.init(context.Background(), src2, -1, time.Second, b.timers, info)
+		b2, _ := watchedBody(src2, time.Second)
+		b2.timers = b.timers
 		go func() {
 			time.Sleep(999 * time.Millisecond)
 			src2.chunks <- "late but in time"
@@ -129,8 +141,7 @@ func TestIdleTimeoutCountsOnlyWaitsOnTheUpstream(t *testing.T) {
 func TestIdleCutOffBetweenReadsIsReportedAsIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newFakeUpstreamBody()
-		info := &requestInfo{}
-		b := watchedBody(src, time.Second, info)
+		b, info := watchedBody(src, time.Second)
 		timer := b.timers.get()
 		b.timer = timer
 		timer.start(src, time.Second)
@@ -142,4 +153,46 @@ func TestIdleCutOffBetweenReadsIsReportedAsIdle(t *testing.T) {
 		}
 		b.Close()
 	})
+}
+
+// A timer that goes off just as its Read returns (the upstream answered
+// at the last moment) may still close the body, whose next Read then says
+// it was cut off; but it must never close the body during a later Read,
+// which has not waited: a body is closed only by a Read that has waited
+// the whole timeout.
+func TestIdleTimerFiringAsItsReadReturnsSparesTheNextRead(t *testing.T) {
+	for range 50 {
+		synctest.Test(t, func(t *testing.T) {
+			src := newFakeUpstreamBody()
+			b, _ := watchedBody(src, time.Second)
+			sent := make(chan struct{})
+			go func() {
+				defer close(sent)
+				time.Sleep(time.Second) // at the very moment the timer goes off
+				for _, c := range []string{"just in time", "in time"} {
+					select {
+					case src.chunks <- c:
+					case <-src.closed:
+						return
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				close(src.chunks)
+			}()
+			p := make([]byte, 64)
+			for {
+				if _, err := b.Read(p); err != nil {
+					break
+				}
+			}
+			src.mu.Lock()
+			closedAt := src.closedAt
+			src.mu.Unlock()
+			if closedAt >= 0 && closedAt < time.Second {
+				t.Errorf("the body was closed %s into a Read", closedAt)
+			}
+			b.Close()
+			<-sent
+		})
+	}
 }
