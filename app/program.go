@@ -73,6 +73,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		// connections to it that bursts do not reconnect.
 		upstreamTransport.MaxIdleConnsPerHost = 256
 		upstreamTransport.MaxIdleConns = 1024
+		upstreamTransport.DialContext = proxy.WithPooledCopy(upstreamTransport.DialContext)
 		ups = append(ups, proxy.Upstream{
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,
 			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,

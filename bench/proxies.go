@@ -20,6 +20,7 @@ const fixedToken = "fixed-token"
 type proxies struct {
 	dir           string
 	authproxy     string // binary: the real one, or bench/profiled in -profile mode
+	before        string // another authproxy binary, run as "before"; "": none
 	bare          string // binary of bench/bareproxy
 	nginx         string // nginx binary; "" leaves nginx out
 	profile       bool
@@ -41,7 +42,16 @@ func (ps *proxies) subdir(name string) (string, error) {
 // /dev/null), metrics (always on with the admin listener), the token
 // cache, and both upstream timeouts.
 func (ps *proxies) startAuthproxy(ctx context.Context, up *upstream) (*proxyProc, error) {
-	dir, err := ps.subdir("authproxy")
+	return ps.runAuthproxy(ctx, up, "authproxy", ps.authproxy, ps.profile)
+}
+
+// startBefore runs the -before binary as startAuthproxy runs this one.
+func (ps *proxies) startBefore(ctx context.Context, up *upstream) (*proxyProc, error) {
+	return ps.runAuthproxy(ctx, up, "before", ps.before, false)
+}
+
+func (ps *proxies) runAuthproxy(ctx context.Context, up *upstream, name, binary string, profile bool) (*proxyProc, error) {
+	dir, err := ps.subdir(name)
 	if err != nil {
 		return nil, err
 	}
@@ -69,19 +79,19 @@ upstreams:
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(ps.authproxy, "check", "--config", path).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("authproxy check: %w\n%s", err, out)
+	if out, err := exec.Command(binary, "check", "--config", path).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s check: %w\n%s", name, err, out)
 	}
 	var env []string
-	if ps.profile {
+	if profile {
 		env = append(env, "AUTHPROXY_BENCH_PPROF="+pprofAddr)
 	}
-	p, err := startProc("authproxy", ps.authproxy, []string{"--config", path}, env, ps.devNull)
+	p, err := startProc(name, binary, []string{"--config", path}, env, ps.devNull)
 	if err != nil {
 		return nil, err
 	}
 	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
-	if ps.profile {
+	if profile {
 		p.pprof = "http://" + pprofAddr + "/debug/pprof"
 	}
 	if err := ps.ready(ctx, p); err != nil {

@@ -48,6 +48,9 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 		}
 	}()
 	starts := []func(context.Context, *upstream) (*proxyProc, error){ps.startAuthproxy, ps.startBare}
+	if ps.before != "" {
+		starts = append(starts, ps.startBefore)
+	}
 	if ps.nginx != "" {
 		starts = append(starts, ps.startNginx)
 	}
@@ -90,12 +93,17 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %7dM %7d\n", m.round, m.proxy, m.rps,
 				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq), m.peakRSS>>20, m.errors)
 		}
-		rr := roundRatios(byName)
-		fmt.Fprintf(o.out, "      authproxy/bare: throughput %.3f, p99 %.3f, CPU/req %.3f, allocs/req %+.1f", rr.rps, rr.p99, rr.cpu, rr.allocs)
-		if _, ok := byName["nginx"]; ok {
-			fmt.Fprintf(o.out, "; authproxy/nginx: throughput %.3f, CPU/req %.3f", rr.rpsNginx, rr.cpuNginx)
+		for _, name := range measuredAuthproxies {
+			if _, ok := byName[name]; !ok {
+				continue
+			}
+			rr := roundRatios(byName, name)
+			fmt.Fprintf(o.out, "      %s/bare: throughput %.3f, p99 %.3f, CPU/req %.3f, allocs/req %+.1f", name, rr.rps, rr.p99, rr.cpu, rr.allocs)
+			if _, ok := byName["nginx"]; ok {
+				fmt.Fprintf(o.out, "; %s/nginx: throughput %.3f, CPU/req %.3f", name, rr.rpsNginx, rr.cpuNginx)
+			}
+			fmt.Fprintln(o.out)
 		}
-		fmt.Fprintln(o.out)
 	}
 	rep.tokenGrants = up.tokenGrants.Load() - grantsBefore
 	fmt.Fprintf(o.out, "      token endpoint answered %d times during the rounds\n", rep.tokenGrants)
@@ -162,14 +170,19 @@ func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo
 	return m, nil
 }
 
-// ratios of one round, authproxy over the others.
+// measuredAuthproxies are the builds of authproxy a run may measure:
+// this one, and the -before one.
+var measuredAuthproxies = []string{"authproxy", "before"}
+
+// ratios of one round, an authproxy build over the others.
 type ratios struct {
 	rps, p99, cpu, allocs float64 // against bare; allocs is a difference
 	rpsNginx, cpuNginx    float64
 }
 
-func roundRatios(byName map[string]measurement) ratios {
-	ap, bare := byName["authproxy"], byName["bare"]
+// roundRatios are the ratios of the authproxy build name in one round.
+func roundRatios(byName map[string]measurement, name string) ratios {
+	ap, bare := byName[name], byName["bare"]
 	r := ratios{
 		rps: ap.rps / bare.rps, p99: float64(ap.p99) / float64(bare.p99),
 		cpu: float64(ap.cpuPerReq) / float64(bare.cpuPerReq), allocs: ap.allocsPerReq - bare.allocsPerReq,
