@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +26,8 @@ var _ proxy.AccessLogger = (*accessLog)(nil)
 
 // newAccessLog makes logger's output a logOutput, through which its own
 // lines and the access lines are written whole, and returns the access
-// log writing there. It returns nil (the proxy then logs through logger)
+// log writing there. The caller closes the output when it is done
+// serving, so that the access lines it holds are written. It returns nil (the proxy then logs through logger)
 // where it could not write what logger would: coloured text, on a
 // terminal.
 func newAccessLog(logger *logrus.Logger, format string) *accessLog {
@@ -37,7 +37,7 @@ func newAccessLog(logger *logrus.Logger, format string) *accessLog {
 	}
 	out, ok := logger.Out.(*logOutput)
 	if !ok {
-		out = &logOutput{w: logger.Out}
+		out = newLogOutput(logger.Out)
 		logger.Out = out
 	}
 	return &accessLog{logger: logger, out: out, text: text}
@@ -66,7 +66,11 @@ func (a *accessLog) LogAccess(line proxy.AccessLine) {
 	} else {
 		b = appendJSONAccessLine((*bp)[:0], &line)
 	}
-	a.out.Write(b)
+	if line.Error != "" {
+		a.out.Write(b) // an error line goes out at once, with what was held before it
+	} else {
+		a.out.writeHeld(b)
+	}
 	if cap(b) <= 64<<10 { // a line with a huge detail is not kept
 		*bp = b
 		lineBuffers.Put(bp)
@@ -194,18 +198,4 @@ func textSafe(c byte) bool {
 		return true
 	}
 	return false
-}
-
-// logOutput is the log's output: each line is written whole, by one
-// Write, whether it comes from logrus (which holds its own lock only
-// around its own writes) or from the access log.
-type logOutput struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (o *logOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.w.Write(p)
 }

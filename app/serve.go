@@ -70,6 +70,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
 	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
 		rt.access = access
+		defer access.out.Close() // writes the access lines it holds, at shutdown
 	}
 	rt.metrics = metrics.New(rt.gauges)
 	state, err := rt.build(ctx, cfg, nil)
