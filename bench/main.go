@@ -14,7 +14,7 @@
 // upstream, the token endpoint and the load generator run in this
 // process. For each proxy the bench reads, over the measured interval
 // only, the proxy process's CPU time (/proc/PID/stat), its heap
-// allocations (go_memstats_mallocs_total from its /metrics; Go proxies
+// allocations (go_memstats_mallocs_total and _alloc_bytes_total from its /metrics; Go proxies
 // only) and its peak RSS, and from the generator the throughput and the
 // latency. Rounds alternate which proxy goes first; the summary gives the
 // medians over rounds of the ratios.

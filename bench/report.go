@@ -48,6 +48,7 @@ func summarize(rep scenarioReport) summary {
 			p99:          time.Duration(median(ms, func(m measurement) float64 { return float64(m.p99) })),
 			cpuPerReq:    time.Duration(median(ms, func(m measurement) float64 { return float64(m.cpuPerReq) })),
 			allocsPerReq: median(ms, func(m measurement) float64 { return m.allocsPerReq }),
+			bytesPerReq:  median(ms, func(m measurement) float64 { return m.bytesPerReq }),
 		}
 		for _, x := range ms {
 			m.peakRSS = max(m.peakRSS, x.peakRSS)
@@ -102,21 +103,28 @@ func printSummary(out io.Writer, reports []scenarioReport, withNginx, withBefore
 		}
 	}
 	fmt.Fprintln(out, "\n# medians over rounds per proxy process (peak RSS: the highest of the rounds)")
-	fmt.Fprintln(out, "| scenario | proxy | req/s | p99 | CPU/req | allocs/req | peak RSS | errors |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "| scenario | proxy | req/s | p99 | CPU/req | allocs/req | bytes/req | peak RSS | errors |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|")
 	for i, rep := range reports {
 		for _, name := range []string{"authproxy", "before", "bare", "nginx"} {
 			m, ok := sums[i].perProxy[name]
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(out, "| %s | %s | %.0f | %s | %.1f µs | %s | %d MiB | %d |\n", rep.sc.name, name, m.rps,
-				m.p99.Round(10*time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq), m.peakRSS>>20, m.errors)
+			fmt.Fprintf(out, "| %s | %s | %.0f | %s | %.1f µs | %s | %s | %d MiB | %d |\n", rep.sc.name, name, m.rps,
+				m.p99.Round(10*time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq), bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
 		}
 	}
 	if !withNginx {
 		fmt.Fprintln(out, "\nnginx was not measured: install it (apt-get install nginx-light) or give -nginx PATH")
 	}
+}
+
+func bytesString(b float64) string {
+	if math.IsNaN(b) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f KB", b/1000)
 }
 
 func ratioString(r float64) string {

@@ -21,6 +21,7 @@ type measurement struct {
 	p50, p99     time.Duration
 	cpuPerReq    time.Duration // the proxy process's CPU time / requests
 	allocsPerReq float64       // heap objects / request; NaN for nginx
+	bytesPerReq  float64       // heap bytes allocated / request; NaN for nginx
 	peakRSS      int64         // bytes; the interval's peak
 }
 
@@ -70,7 +71,7 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 	defer scrape.CloseIdleConnections()
 
 	fmt.Fprintf(o.out, "\n## %s: %s %s, body %d B, %d connections, token lifetime %d s\n", sc.name, sc.method, sc.path, sc.body, sc.conns, sc.lifetime)
-	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "peak RSS", "errors")
+	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
 	grantsBefore := up.tokenGrants.Load()
 	for r := range o.rounds {
 		byName := map[string]measurement{}
@@ -90,8 +91,9 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 			m.round = r + 1
 			rep.rows = append(rep.rows, m)
 			byName[m.proxy] = m
-			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %7dM %7d\n", m.round, m.proxy, m.rps,
-				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq), m.peakRSS>>20, m.errors)
+			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %9s %7dM %7d\n", m.round, m.proxy, m.rps,
+				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq),
+				bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
 		}
 		for _, name := range measuredAuthproxies {
 			if _, ok := byName[name]; !ok {
@@ -113,23 +115,23 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 // measure warms p's connections up, then reads the proxy process's CPU,
 // allocations and peak RSS around one measured interval of load.
 func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo string) (measurement, error) {
-	m := measurement{proxy: p.name, allocsPerReq: math.NaN()}
+	m := measurement{proxy: p.name, allocsPerReq: math.NaN(), bytesPerReq: math.NaN()}
 	if o.warmup > 0 {
 		g.run(o.warmup)
 	}
 	// Reading the counter allocates in the proxy too (the scrape is
 	// served there). Two reads in a row give what one costs, which is
 	// taken off the interval's count, which holds one read's cost too.
-	var mallocsBefore, scrapeCost float64
+	var heapBefore, scrapeCost heapCounters
 	if p.metrics != "" {
-		first, err := mallocs(scrape, p.metrics)
+		first, err := readHeapCounters(scrape, p.metrics)
 		if err != nil {
 			return m, err
 		}
-		if mallocsBefore, err = mallocs(scrape, p.metrics); err != nil {
+		if heapBefore, err = readHeapCounters(scrape, p.metrics); err != nil {
 			return m, err
 		}
-		scrapeCost = mallocsBefore - first
+		scrapeCost = heapBefore.minus(first)
 	}
 	var profiles *profileFetch
 	if profileTo != "" {
@@ -155,11 +157,12 @@ func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo
 	m.p50, m.p99 = percentile(res.latency, 50), percentile(res.latency, 99)
 	m.cpuPerReq = (cpuAfter - cpuBefore) / time.Duration(res.requests)
 	if p.metrics != "" {
-		after, err := mallocs(scrape, p.metrics)
+		after, err := readHeapCounters(scrape, p.metrics)
 		if err != nil {
 			return m, err
 		}
-		m.allocsPerReq = (after - mallocsBefore - scrapeCost) / n
+		d := after.minus(heapBefore).minus(scrapeCost)
+		m.allocsPerReq, m.bytesPerReq = d.objects/n, d.bytes/n
 	}
 	if profiles != nil {
 		if err := profiles.save(profileTo, res.requests); err != nil {
