@@ -89,10 +89,7 @@ func appendJSONValue(buf []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(buf, x)
 	case float64:
-		if x != x || x > 1e300 || x < -1e300 { // NaN, ±Inf: not JSON
-			return append(buf, "null"...)
-		}
-		return strconv.AppendFloat(buf, x, 'f', -1, 64)
+		return appendJSONFloat(buf, x)
 	case error:
 		return appendJSONString(buf, x.Error())
 	default:
@@ -102,6 +99,13 @@ func appendJSONValue(buf []byte, v any) []byte {
 		}
 		return append(buf, j...)
 	}
+}
+
+func appendJSONFloat(buf []byte, x float64) []byte {
+	if x != x || x > 1e300 || x < -1e300 { // NaN, ±Inf: not JSON
+		return append(buf, "null"...)
+	}
+	return strconv.AppendFloat(buf, x, 'f', -1, 64)
 }
 
 // appendJSONString quotes s as JSON does, invalid UTF-8 becoming U+FFFD.

@@ -21,6 +21,7 @@ import (
 type program struct {
 	stores       *stores
 	log          *logrus.Logger
+	access       proxy.AccessLogger // nil: the access log goes through log
 	now          func() time.Time
 	metrics      *metrics.Metrics
 	replay       *proxy.ReplayBudget // every upstream's replay copies; reloads change only its limit
@@ -73,6 +74,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		// connections to it that bursts do not reconnect.
 		upstreamTransport.MaxIdleConnsPerHost = 256
 		upstreamTransport.MaxIdleConns = 1024
+		upstreamTransport.DialContext = proxy.WithPooledCopy(upstreamTransport.DialContext)
 		var transport http.RoundTripper
 		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS, rt.log.WithField("upstream", u.Name)); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
@@ -90,6 +92,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	}
 	h, err := proxy.New(ups, proxy.Options{
 		Log:             rt.log,
+		AccessLog:       rt.access,
 		MaxRequestBody:  cfg.Limits.MaxRequestBody,
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
 		ReplayBudget:    rt.replay,

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -66,6 +67,8 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
+	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
+	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")
 	tokenStores, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		logger.WithError(err).Error("cannot open the token store")
@@ -73,6 +76,10 @@ func serve(ctx context.Context, path string, opts Options) int {
 	}
 	defer tokenStores.close()
 	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
+		rt.access = access
+		defer access.out.Close() // writes the access lines it holds, at shutdown
+	}
 	rt.metrics = metrics.New(rt.gauges)
 	state, err := rt.build(ctx, cfg, nil)
 	if err != nil {

@@ -53,8 +53,8 @@ func TestSmoke(t *testing.T) {
 			if m.peakRSS <= 0 || m.cpuPerReq < 0 {
 				t.Errorf("%s/%s: peak RSS %d, CPU/req %s: not read from /proc", rep.sc.name, m.proxy, m.peakRSS, m.cpuPerReq)
 			}
-			if goProxy := m.proxy != "nginx"; goProxy && (math.IsNaN(m.allocsPerReq) || m.allocsPerReq <= 0) {
-				t.Errorf("%s/%s: allocs/req %v: not read from its /metrics", rep.sc.name, m.proxy, m.allocsPerReq)
+			if goProxy := m.proxy != "nginx"; goProxy && (math.IsNaN(m.allocsPerReq) || m.allocsPerReq <= 0 || math.IsNaN(m.bytesPerReq) || m.bytesPerReq <= 0) {
+				t.Errorf("%s/%s: allocs/req %v, bytes/req %v: not read from its /metrics", rep.sc.name, m.proxy, m.allocsPerReq, m.bytesPerReq)
 			}
 		}
 	}

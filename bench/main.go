@@ -5,6 +5,7 @@
 //	go run ./bench -scenario small,post64KiB -rounds 3 -duration 2s
 //	go run ./bench -quick                        # one short round of each (CI smoke)
 //	go run ./bench -scenario small -profile /tmp/prof
+//	go run ./bench -before /tmp/authproxy-main    # an older build side by side
 //
 // Each proxy runs as a process of its own: authproxy as the built binary
 // with a config file, the baseline as bench/bareproxy (a bare
@@ -13,7 +14,7 @@
 // upstream, the token endpoint and the load generator run in this
 // process. For each proxy the bench reads, over the measured interval
 // only, the proxy process's CPU time (/proc/PID/stat), its heap
-// allocations (go_memstats_mallocs_total from its /metrics; Go proxies
+// allocations (go_memstats_mallocs_total and _alloc_bytes_total from its /metrics; Go proxies
 // only) and its peak RSS, and from the generator the throughput and the
 // latency. Rounds alternate which proxy goes first; the summary gives the
 // medians over rounds of the ratios.
@@ -60,6 +61,7 @@ type options struct {
 	warmup        time.Duration // unmeasured load before each measured interval
 	nginx         string        // nginx binary; "" leaves nginx out
 	authproxy     string        // prebuilt binary; "" builds one
+	before        string        // another authproxy build measured side by side as "before"; "": none
 	profileDir    string        // "": no profiles
 	replayMaxBody string
 	out           io.Writer
@@ -74,6 +76,7 @@ func main() {
 	quick := flag.Bool("quick", false, "one round of 300 ms per scenario, 100 ms warm-up: a smoke run for CI, not a measurement")
 	nginx := flag.String("nginx", "", `nginx binary; default: nginx on the PATH or /usr/sbin/nginx if there; "off": leave nginx out`)
 	flag.StringVar(&o.authproxy, "authproxy", "", "authproxy binary to measure (default: build this checkout's)")
+	flag.StringVar(&o.before, "before", "", `another authproxy binary (an older build) to measure side by side with the same config, reported as "before"`)
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of authproxy's first measured interval of each scenario into this directory (runs bench/profiled, which serves net/http/pprof)")
 	flag.StringVar(&o.replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
 	flag.Parse()
@@ -154,7 +157,7 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 		return nil, err
 	}
 	defer devNull.Close()
-	ps := &proxies{dir: dir, authproxy: o.authproxy, nginx: o.nginx, profile: o.profileDir != "",
+	ps := &proxies{dir: dir, authproxy: o.authproxy, before: o.before, nginx: o.nginx, profile: o.profileDir != "",
 		replayMaxBody: o.replayMaxBody, devNull: devNull}
 	if ps.profile {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
@@ -192,7 +195,7 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 		reports = append(reports, rep)
 	}
 	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
-	printSummary(o.out, reports, o.nginx != "")
+	printSummary(o.out, reports, o.nginx != "", o.before != "")
 	return reports, nil
 }
 

@@ -23,7 +23,7 @@ import (
 type proxyProc struct {
 	name    string
 	addr    string // host:port the load goes to
-	metrics string // a Prometheus endpoint with go_memstats_mallocs_total; "" for nginx
+	metrics string // a Prometheus endpoint with Go's allocation counters; "" for nginx
 	pprof   string // base URL of net/http/pprof; only authproxy in -profile mode
 	pids    []int  // whose CPU and RSS count: the process, and nginx's workers
 	cmd     *exec.Cmd
@@ -188,21 +188,40 @@ func peakRSS(pids []int) int64 {
 	return total
 }
 
-// mallocs reads go_memstats_mallocs_total, the process's count of heap
-// objects allocated so far, from a Prometheus endpoint.
-func mallocs(client *http.Client, url string) (float64, error) {
+// heapCounters are a Go process's allocation counters so far.
+type heapCounters struct {
+	objects, bytes float64 // go_memstats_mallocs_total, go_memstats_alloc_bytes_total
+}
+
+func (a heapCounters) minus(b heapCounters) heapCounters {
+	return heapCounters{a.objects - b.objects, a.bytes - b.bytes}
+}
+
+// readHeapCounters reads the allocation counters from a Prometheus
+// endpoint serving Go's collector.
+func readHeapCounters(client *http.Client, url string) (heapCounters, error) {
+	var c heapCounters
 	resp, err := client.Get(url)
 	if err != nil {
-		return 0, err
+		return c, err
 	}
 	defer resp.Body.Close()
+	found := 0
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		for name, into := range map[string]*float64{"go_memstats_mallocs_total ": &c.objects, "go_memstats_alloc_bytes_total ": &c.bytes} {
+			if rest, ok := strings.CutPrefix(sc.Text(), name); ok {
+				if *into, err = strconv.ParseFloat(strings.TrimSpace(rest), 64); err != nil {
+					return c, err
+				}
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("%s: no go_memstats_mallocs_total", url)
+	if found != 2 {
+		return c, fmt.Errorf("%s: no go_memstats_mallocs_total or go_memstats_alloc_bytes_total", url)
+	}
+	return c, nil
 }
 
 // goBuild builds pkg into dir and returns the binary's path.

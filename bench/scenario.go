@@ -21,6 +21,7 @@ type measurement struct {
 	p50, p99     time.Duration
 	cpuPerReq    time.Duration // the proxy process's CPU time / requests
 	allocsPerReq float64       // heap objects / request; NaN for nginx
+	bytesPerReq  float64       // heap bytes allocated / request; NaN for nginx
 	peakRSS      int64         // bytes; the interval's peak
 }
 
@@ -48,6 +49,9 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 		}
 	}()
 	starts := []func(context.Context, *upstream) (*proxyProc, error){ps.startAuthproxy, ps.startBare}
+	if ps.before != "" {
+		starts = append(starts, ps.startBefore)
+	}
 	if ps.nginx != "" {
 		starts = append(starts, ps.startNginx)
 	}
@@ -67,7 +71,7 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 	defer scrape.CloseIdleConnections()
 
 	fmt.Fprintf(o.out, "\n## %s: %s %s, body %d B, %d connections, token lifetime %d s\n", sc.name, sc.method, sc.path, sc.body, sc.conns, sc.lifetime)
-	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "peak RSS", "errors")
+	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
 	grantsBefore := up.tokenGrants.Load()
 	for r := range o.rounds {
 		byName := map[string]measurement{}
@@ -87,15 +91,21 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 			m.round = r + 1
 			rep.rows = append(rep.rows, m)
 			byName[m.proxy] = m
-			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %7dM %7d\n", m.round, m.proxy, m.rps,
-				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq), m.peakRSS>>20, m.errors)
+			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %9s %7dM %7d\n", m.round, m.proxy, m.rps,
+				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq),
+				bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
 		}
-		rr := roundRatios(byName)
-		fmt.Fprintf(o.out, "      authproxy/bare: throughput %.3f, p99 %.3f, CPU/req %.3f, allocs/req %+.1f", rr.rps, rr.p99, rr.cpu, rr.allocs)
-		if _, ok := byName["nginx"]; ok {
-			fmt.Fprintf(o.out, "; authproxy/nginx: throughput %.3f, CPU/req %.3f", rr.rpsNginx, rr.cpuNginx)
+		for _, name := range measuredAuthproxies {
+			if _, ok := byName[name]; !ok {
+				continue
+			}
+			rr := roundRatios(byName, name)
+			fmt.Fprintf(o.out, "      %s/bare: throughput %.3f, p99 %.3f, CPU/req %.3f, allocs/req %+.1f", name, rr.rps, rr.p99, rr.cpu, rr.allocs)
+			if _, ok := byName["nginx"]; ok {
+				fmt.Fprintf(o.out, "; %s/nginx: throughput %.3f, CPU/req %.3f", name, rr.rpsNginx, rr.cpuNginx)
+			}
+			fmt.Fprintln(o.out)
 		}
-		fmt.Fprintln(o.out)
 	}
 	rep.tokenGrants = up.tokenGrants.Load() - grantsBefore
 	fmt.Fprintf(o.out, "      token endpoint answered %d times during the rounds\n", rep.tokenGrants)
@@ -105,23 +115,23 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 // measure warms p's connections up, then reads the proxy process's CPU,
 // allocations and peak RSS around one measured interval of load.
 func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo string) (measurement, error) {
-	m := measurement{proxy: p.name, allocsPerReq: math.NaN()}
+	m := measurement{proxy: p.name, allocsPerReq: math.NaN(), bytesPerReq: math.NaN()}
 	if o.warmup > 0 {
 		g.run(o.warmup)
 	}
 	// Reading the counter allocates in the proxy too (the scrape is
 	// served there). Two reads in a row give what one costs, which is
 	// taken off the interval's count, which holds one read's cost too.
-	var mallocsBefore, scrapeCost float64
+	var heapBefore, scrapeCost heapCounters
 	if p.metrics != "" {
-		first, err := mallocs(scrape, p.metrics)
+		first, err := readHeapCounters(scrape, p.metrics)
 		if err != nil {
 			return m, err
 		}
-		if mallocsBefore, err = mallocs(scrape, p.metrics); err != nil {
+		if heapBefore, err = readHeapCounters(scrape, p.metrics); err != nil {
 			return m, err
 		}
-		scrapeCost = mallocsBefore - first
+		scrapeCost = heapBefore.minus(first)
 	}
 	var profiles *profileFetch
 	if profileTo != "" {
@@ -147,11 +157,12 @@ func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo
 	m.p50, m.p99 = percentile(res.latency, 50), percentile(res.latency, 99)
 	m.cpuPerReq = (cpuAfter - cpuBefore) / time.Duration(res.requests)
 	if p.metrics != "" {
-		after, err := mallocs(scrape, p.metrics)
+		after, err := readHeapCounters(scrape, p.metrics)
 		if err != nil {
 			return m, err
 		}
-		m.allocsPerReq = (after - mallocsBefore - scrapeCost) / n
+		d := after.minus(heapBefore).minus(scrapeCost)
+		m.allocsPerReq, m.bytesPerReq = d.objects/n, d.bytes/n
 	}
 	if profiles != nil {
 		if err := profiles.save(profileTo, res.requests); err != nil {
@@ -162,14 +173,19 @@ func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo
 	return m, nil
 }
 
-// ratios of one round, authproxy over the others.
+// measuredAuthproxies are the builds of authproxy a run may measure:
+// this one, and the -before one.
+var measuredAuthproxies = []string{"authproxy", "before"}
+
+// ratios of one round, an authproxy build over the others.
 type ratios struct {
 	rps, p99, cpu, allocs float64 // against bare; allocs is a difference
 	rpsNginx, cpuNginx    float64
 }
 
-func roundRatios(byName map[string]measurement) ratios {
-	ap, bare := byName["authproxy"], byName["bare"]
+// roundRatios are the ratios of the authproxy build name in one round.
+func roundRatios(byName map[string]measurement, name string) ratios {
+	ap, bare := byName[name], byName["bare"]
 	r := ratios{
 		rps: ap.rps / bare.rps, p99: float64(ap.p99) / float64(bare.p99),
 		cpu: float64(ap.cpuPerReq) / float64(bare.cpuPerReq), allocs: ap.allocsPerReq - bare.allocsPerReq,

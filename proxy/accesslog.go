@@ -1,12 +1,46 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/sirupsen/logrus"
 )
+
+// AccessLine is what the access log says of one answered request. Each
+// field is a key of the line; the comments say when one is left out.
+type AccessLine struct {
+	// Time is when the answer was done ("time").
+	Time     time.Time
+	Method   string
+	Path     string // without the query string, which may carry keys
+	Remote   string
+	Upstream string // "": left out (no upstream took the request)
+	Status   int
+	Duration time.Duration // written as "duration_ms", to the microsecond
+	Bytes    int64
+	Replayed bool
+	// ReplaySkipped says why the body streamed without a replay copy;
+	// "": left out.
+	ReplaySkipped string
+	// ExpectedBytes is the length a truncated answer had declared; -1:
+	// left out.
+	ExpectedBytes int64
+	// Error and Fault say what failed; "": both left out, and Detail too.
+	Error string
+	Fault Fault
+	// Detail is the error itself; nil: left out.
+	Detail error
+}
+
+// AccessLogger writes the access log. LogAccess is called once per
+// answered request, on the request's goroutine: it must not block for
+// long, and must not keep line. Writing a line is the proxy's most
+// frequent work after proxying itself, so an implementation should skip
+// it cheaply when its level drops it.
+type AccessLogger interface {
+	LogAccess(line AccessLine)
+}
 
 // requestInfo collects what the access log reports of one request; the
 // transport and the error writer fill it in through the context.
@@ -15,35 +49,38 @@ type requestInfo struct {
 	// replay is "" when the request was not replayed, else its outcome
 	// as the transport saw it: "success", "rejected" or "error".
 	replay string
-	// fail is what went wrong, if anything, and err its error.
-	fail failureKind
-	err  error
-	// body is the client's request body; nil without one.
-	body *clientBody
-	// tee is the body's replay copy, if one was made; replaySkip says
-	// why none was when one could have been.
-	tee        *teeBody
+	// err is what went wrong, if anything; fail says what kind of
+	// failure it is.
+	err error
+	// bodies are the client's request body's wrapper and replay copy;
+	// nil without a body.
+	bodies *requestBodies
+	// replaySkip says why the body has no replay copy when it could
+	// have had one.
 	replaySkip string
-	// truncated: the upstream's body ended before its end; expectedBytes
-	// is the length it had declared (-1: none).
-	truncated     bool
+	// expectedBytes is the length a truncated answer had declared (-1:
+	// none).
 	expectedBytes int64
+	fail          failureKind
+	// truncated: the upstream's body ended before its end.
+	truncated bool
+}
+
+// clientBody is the request's body wrapper; nil without a body.
+func (info *requestInfo) clientBody() *clientBody {
+	if info == nil || info.bodies == nil {
+		return nil
+	}
+	return &info.bodies.client
 }
 
 // replaySkipped says why the request's body streamed without a copy
 // although it could have been replayed; "" if it had one or needed none.
 func (info *requestInfo) replaySkipped() string {
-	if info.tee != nil {
-		return info.tee.skipReason()
+	if info.bodies != nil && info.bodies.teeOn {
+		return info.bodies.tee.skipReason()
 	}
 	return info.replaySkip
-}
-
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *requestInfo {
-	info, _ := ctx.Value(infoKey{}).(*requestInfo)
-	return info
 }
 
 // responseRecorder notes the status and size of a response. Unwrap lets
@@ -73,53 +110,75 @@ func (r *responseRecorder) Write(p []byte) (int, error) {
 
 func (r *responseRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// logAccess writes one line per request. It logs the path without the
-// query string, which may carry keys, and never a header value.
-func (h *Handler) logAccess(r *http.Request, rec *responseRecorder, info *requestInfo, start time.Time) {
-	status := rec.status
+// logAccess reports one answered request: to OnRequest, and one access
+// line. It logs the path without the query string, which may carry keys,
+// and never a header value.
+func (h *Handler) logAccess(r *http.Request, st *requestState) {
+	info := &st.info
+	status := st.rec.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	duration := h.now().Sub(start)
+	end := h.now()
+	duration := end.Sub(st.start)
+	skip := info.replaySkipped()
+	var f Failure
+	if info.fail != failNone {
+		f = failures[info.fail]
+	}
 	if h.onRequest != nil {
-		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration}
-		ev.Replay = info.replay
-		ev.ReplaySkipped = info.replaySkipped()
-		ev.Truncated = info.truncated
-		if info.fail != failNone {
-			f := failures[info.fail]
-			ev.Error, ev.Fault = f.Code, f.Fault
-			if ev.Replay != "" {
-				ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
-			}
+		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration,
+			Replay: info.replay, ReplaySkipped: skip, Truncated: info.truncated, Error: f.Code, Fault: f.Fault}
+		if info.fail != failNone && ev.Replay != "" {
+			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
 		}
 		h.onRequest(ev)
 	}
-	fields := logrus.Fields{
-		"method":      r.Method,
-		"path":        r.URL.Path,
-		"status":      status,
-		"duration_ms": float64(duration.Microseconds()) / 1000,
-		"bytes":       rec.bytes,
-		"replayed":    info.replay != "",
-		"remote":      r.RemoteAddr,
+	line := AccessLine{
+		Time: end, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Upstream: info.upstream,
+		Status: status, Duration: duration, Bytes: st.rec.bytes, Replayed: info.replay != "",
+		ReplaySkipped: skip, ExpectedBytes: -1, Error: f.Code, Fault: f.Fault,
 	}
-	if info.upstream != "" {
-		fields["upstream"] = info.upstream
+	if info.truncated {
+		line.ExpectedBytes = info.expectedBytes
 	}
-	if skip := info.replaySkipped(); skip != "" {
-		fields["replay_skipped"] = skip
-	}
-	if info.truncated && info.expectedBytes >= 0 {
-		fields["expected_bytes"] = info.expectedBytes
-	}
-	entry := h.log.WithFields(fields)
 	if info.fail != failNone {
-		f := failures[info.fail]
-		entry = entry.WithField("error", f.Code).WithField("fault", string(f.Fault))
-		if info.err != nil {
-			entry = entry.WithField("detail", info.err.Error())
+		line.Detail = info.err
+	}
+	if h.accessLog != nil {
+		h.accessLog.LogAccess(line)
+		return
+	}
+	logAccessTo(h.log, line)
+}
+
+// logAccessTo writes line as a logrus entry, for a Handler without an
+// AccessLogger. Its fields are the line's, whatever the formatter.
+func logAccessTo(log logrus.FieldLogger, line AccessLine) {
+	fields := logrus.Fields{
+		"method":      line.Method,
+		"path":        line.Path,
+		"status":      line.Status,
+		"duration_ms": float64(line.Duration.Microseconds()) / 1000,
+		"bytes":       line.Bytes,
+		"replayed":    line.Replayed,
+		"remote":      line.Remote,
+	}
+	if line.Upstream != "" {
+		fields["upstream"] = line.Upstream
+	}
+	if line.ReplaySkipped != "" {
+		fields["replay_skipped"] = line.ReplaySkipped
+	}
+	if line.ExpectedBytes >= 0 {
+		fields["expected_bytes"] = line.ExpectedBytes
+	}
+	if line.Error != "" {
+		fields["error"] = line.Error
+		fields["fault"] = string(line.Fault)
+		if line.Detail != nil {
+			fields["detail"] = line.Detail.Error()
 		}
 	}
-	entry.Info("request")
+	log.WithFields(fields).Info("request")
 }

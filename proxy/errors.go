@@ -206,11 +206,11 @@ type errorBody struct {
 // access log.
 func writeError(w http.ResponseWriter, r *http.Request, upstream string, err error) {
 	info := infoFrom(r.Context())
-	if info != nil && info.body != nil {
+	if body := info.clientBody(); body != nil {
 		// Once the client's body has failed, whatever failed after it
 		// (the upstream request reading it, the connection net/http
 		// closed) is its consequence.
-		if bodyErr := info.body.failure(); bodyErr != nil {
+		if bodyErr := body.failure(); bodyErr != nil {
 			err = bodyErr
 		}
 	}

@@ -9,14 +9,12 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,8 +67,14 @@ type Upstream struct {
 // Options are the handler's settings. The zero value of each field has
 // the meaning its comment gives.
 type Options struct {
-	// Log receives the access log and proxy errors; nil discards them.
+	// Log receives proxy errors, and the access log unless AccessLog is
+	// set; nil discards them.
 	Log logrus.FieldLogger
+	// AccessLog, if set, writes the access log in place of Log.
+	AccessLog AccessLogger
+	// Now is the clock of the access log's times and durations; nil
+	// means time.Now.
+	Now func() time.Time
 	// MaxRequestBody is the largest request body accepted; larger ones get
 	// 413. Zero means no limit.
 	MaxRequestBody int64
@@ -121,6 +125,7 @@ type Handler struct {
 	bodyTimeout time.Duration
 	inbound     Inbound
 	onRequest   func(RequestEvent)
+	accessLog   AccessLogger // nil: log through log
 }
 
 type route struct {
@@ -138,7 +143,10 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
-		inbound: opts.Inbound, onRequest: opts.OnRequest}
+		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog}
+	if opts.Now != nil {
+		h.now = opts.Now
+	}
 	seen := map[string]string{}
 	for _, u := range upstreams {
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
@@ -212,59 +220,83 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 	}
 }
 
-// claimedOrigin are headers, besides the X-Forwarded-* family, by which
-// a client could pose as another address or steer the upstream's routing:
-// X-Original-URL and X-Rewrite-URL override the path in IIS and Symfony.
-var claimedOrigin = []string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url", "X-Rewrite-Url"}
-
 // dropClaimedOrigin removes what a client says about where it came from
 // or what it asked for (see Upstream.AppendForwardedFor): every
 // X-Forwarded-* (-Port and -Prefix steer some frameworks' routing) and
-// the claimedOrigin headers, in any spelling with "_" for "-": CGI-style
-// apps (PHP, WSGI, Rack) read X_Real_IP as X-Real-IP (HTTP_X_REAL_IP),
-// and Go's server keeps such a name as it came.
+// the claimed-origin headers below, in one pass over the headers there
+// are, in any spelling with "_" for "-": CGI-style apps (PHP, WSGI, Rack)
+// read X_Real_IP as X-Real-IP (HTTP_X_REAL_IP), and Go's server keeps such
+// a name as it came.
 func dropClaimedOrigin(h http.Header) {
 	for k := range h {
-		name := strings.ReplaceAll(k, "_", "-") // allocates only for a name with "_"
-		if len(name) > len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") ||
-			slices.ContainsFunc(claimedOrigin, func(c string) bool { return strings.EqualFold(name, c) }) {
+		name := k
+		if strings.IndexByte(k, '_') >= 0 { // allocates only for such a name
+			name = http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		}
+		if len(name) > len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") || claimedOrigin(name) {
 			delete(h, k)
 		}
 	}
 }
 
+// claimedOrigin reports whether k is a header, besides the X-Forwarded-*
+// family, by which a client could pose as another address or steer the
+// upstream's routing: X-Original-URL and X-Rewrite-URL override the path
+// in IIS and Symfony. Keys are compared in their canonical form, as the
+// server reads them and as http.Header.Del would have.
+func claimedOrigin(k string) bool {
+	switch k {
+	case "X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url", "X-Rewrite-Url":
+		return true
+	}
+	return false
+}
+
 // copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
 // otherwise allocate for every response.
-var copyBuffers httputil.BufferPool = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+var copyBuffers httputil.BufferPool = &bufferPool{}
 
+const copyBufferSize = 32 << 10
+
+// bufferPool keeps array pointers, which the slices given back convert
+// to: a pool of *[]byte would allocate the pointer at each Put.
 type bufferPool struct{ pool sync.Pool }
 
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
+		return b[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := h.now()
-	info := &requestInfo{}
-	rec := &responseRecorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-	defer func() { h.logAccess(r, rec, info, start) }()
+	st := newRequestState(r.Context(), h.now())
+	st.rec.ResponseWriter = w
+	r = r.WithContext(&st.ctx)
+	defer h.logAccess(r, st)
+	rec := &st.rec
 
 	if err := h.checkRequest(r); err != nil {
 		writeError(rec, r, "", err)
 		return
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		body := r.Body
-		if h.maxBody > 0 {
-			body = http.MaxBytesReader(rec, body, h.maxBody)
-		}
-		info.body = newClientBody(body, rec, h.bodyTimeout)
-		r.Body = info.body
+	// A body of length zero is none: ReverseProxy sends none.
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		st.info.bodies = &requestBodies{}
+		body := &st.info.bodies.client
+		body.init(r.Body, w, h.maxBody, h.bodyTimeout)
+		r.Body = body
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
 		if matchPrefix(r.URL.EscapedPath(), rt.prefix) {
-			info.upstream = rt.name
+			st.info.upstream = rt.name
 			rt.proxy.ServeHTTP(rec, r)
 			return
 		}

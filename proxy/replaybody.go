@@ -62,7 +62,17 @@ var copyPool = sync.Pool{New: func() any { return new([]byte) }}
 // (-1: unknown), cannot be had from budget: the body then streams without
 // a copy.
 func newTeeBody(src io.ReadCloser, limit, size int64, budget *ReplayBudget) *teeBody {
-	t := &teeBody{src: src, max: limit, budget: budget, done: make(chan struct{}), refs: 2}
+	t := &teeBody{}
+	if !t.init(src, limit, size, budget) {
+		return nil
+	}
+	return t
+}
+
+// init makes the zero t a tee over src, as newTeeBody does; false: no
+// copy can be had.
+func (t *teeBody) init(src io.ReadCloser, limit, size int64, budget *ReplayBudget) bool {
+	t.src, t.max, t.budget, t.done, t.refs = src, limit, budget, make(chan struct{}), 2
 	t.pooled = copyPool.Get().(*[]byte)
 	buf := *t.pooled
 	switch pooled := int64(cap(buf)); {
@@ -72,12 +82,12 @@ func newTeeBody(src io.ReadCloser, limit, size int64, budget *ReplayBudget) *tee
 		buf, t.reserved = make([]byte, 0, size), size
 	case size > 0:
 		copyPool.Put(t.pooled)
-		return nil
+		return false
 	default:
 		buf = nil // grows in keep as the body arrives
 	}
 	t.buf = buf[:0]
-	return t
+	return true
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
@@ -157,19 +167,6 @@ func (t *teeBody) release() {
 		copyPool.Put(t.pooled)
 	}
 	t.buf = nil
-}
-
-// releasingBody releases the tee's copy when the response is closed.
-type releasingBody struct {
-	io.ReadCloser
-	tee  *teeBody
-	once sync.Once
-}
-
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.tee.release)
-	return err
 }
 
 // complete waits for the transport to release the body and returns the

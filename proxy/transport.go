@@ -54,41 +54,40 @@ type tokenTransport struct {
 	// rendered caches the header value of the current token, so the hot
 	// path formats nothing.
 	rendered atomic.Pointer[renderedToken]
+	// idleTimers are lent to response bodies for their idle timeout.
+	idleTimers idleTimers
 }
 
 type renderedToken struct {
 	tok   *auth.Token
-	value string
-	err   error // the value cannot be sent in a header
+	value []string // the header's values: the one rendered
+	err   error    // the value cannot be sent in a header
 }
 
 var _ http.RoundTripper = (*tokenTransport)(nil)
 
+// RoundTrip sets the token on req itself rather than on a copy:
+// ReverseProxy hands its transport a request of its own (Rewrite's
+// pr.Out, with a Header of its own), and this transport serves only
+// ReverseProxy.
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	// With an idle timeout the upstream request gets its own cancel, which
-	// the returned body owns; without, there is nothing to release.
-	ctx, cancel := req.Context(), context.CancelFunc(func() {})
-	if t.idleTimeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithCancel(ctx)
-		cancel = stop
+	ctx := req.Context()
+	st := stateFrom(ctx)
+	var info *requestInfo
+	if st != nil {
+		info = &st.info
 	}
 	tok, err := t.tokens.Token(ctx)
 	if err != nil {
-		cancel()
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
-	first, err := t.prepare(ctx, req, tok)
+	value, err := t.headerValue(tok)
 	if err != nil {
-		cancel()
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	}
+	t.setHeaders(req.Header, value)
 	// A body that may need replaying is copied as it streams upstream.
 	var tee *teeBody
 	replayable := len(t.replayOn) > 0
@@ -96,47 +95,48 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		skip := skipMaxBody
 		if req.ContentLength <= t.maxBody {
 			skip = skipMemoryBudget
-			tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
+			if info == nil || info.bodies == nil {
+				tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
+			} else if b := info.bodies; b.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
+				tee, b.teeOn = &b.tee, true
+			}
 		}
 		if tee != nil {
-			first.Body = tee
-			first.GetBody = nil
+			req.Body = tee
+			req.GetBody = nil
 		} else {
 			replayable = false
 		}
-		if info := infoFrom(ctx); info != nil {
-			info.tee = tee
-			if tee == nil {
-				info.replaySkip = skip
-			}
+		if info != nil && tee == nil {
+			info.replaySkip = skip
 		}
 	}
-	resp, err := t.base.RoundTrip(first)
+	resp, err := t.base.RoundTrip(req)
 	if err == nil && replayable && slices.Contains(t.replayOn, resp.StatusCode) {
 		resp, err = t.replay(ctx, req, tok, tee, resp)
 	}
-	if tee != nil {
-		// A 101's body must stay the bare connection ReverseProxy writes to.
-		if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		// The body of a 101 is the upgraded connection ReverseProxy writes
+		// to: it stays bare, and may idle for ever.
+		if tee != nil {
 			tee.release()
-		} else {
-			resp.Body = &releasingBody{ReadCloser: resp.Body, tee: tee}
 		}
+		return resp, err
 	}
-	switch {
-	case err != nil:
-		cancel()
-	case resp.StatusCode == http.StatusSwitchingProtocols:
-		// The body is the upgraded connection: it may idle for ever.
-		if conn, ok := resp.Body.(io.ReadWriteCloser); ok {
-			resp.Body = upgradedConn{conn, cancel}
-		} else {
-			cancel()
-		}
-	default:
-		resp.Body = newUpstreamBody(req.Context(), resp.Body, resp.ContentLength, t.idleTimeout, cancel, infoFrom(ctx))
+	if st == nil { // a transport used on its own
+		st = newRequestState(ctx, time.Time{})
 	}
-	return resp, err
+	body := &st.body
+	body.init(st, resp.Body, resp.ContentLength, t.idleTimeout, &t.idleTimers)
+	body.tee = tee
+	resp.Body = body
+	return resp, nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 // replay handles a rejected token: refresh it and send the request once
@@ -171,10 +171,15 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
 	info := infoFrom(ctx)
-	again, err := t.prepare(ctx, req, fresh)
+	value, err := t.headerValue(fresh)
 	if err != nil {
 		return nil, err
 	}
+	// A copy with headers of its own: the first request may still be in
+	// the hands of the transport that sent it.
+	again := req.WithContext(ctx)
+	again.Header = req.Header.Clone()
+	t.setHeaders(again.Header, value)
 	if tee != nil {
 		again.Body = io.NopCloser(bytes.NewReader(body))
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
@@ -215,34 +220,27 @@ func (t *tokenTransport) clock() time.Time {
 	return time.Now()
 }
 
-// prepare returns a copy of req carrying tok.
-func (t *tokenTransport) prepare(ctx context.Context, req *http.Request, tok *auth.Token) (*http.Request, error) {
-	value, err := t.headerValue(tok)
-	if err != nil {
-		return nil, err
-	}
-	// A shallow copy with its own headers: the URL and the rest are not
-	// changed here, and ReverseProxy has already made req a copy of the
-	// client's request.
-	out := req.WithContext(ctx)
-	out.Header = req.Header.Clone()
-	out.Header.Set(t.header, value)
+// setHeaders sets the token's header and the static headers on h. The
+// values' slices are shared, never written to: http.Header.Set would
+// allocate one for each request.
+func (t *tokenTransport) setHeaders(h http.Header, value []string) {
+	h[t.header] = value
 	for k, v := range t.static {
-		out.Header[k] = v
+		h[k] = v
 	}
-	return out, nil
 }
 
 // headerValue renders tok's header value, once per token. A value that
 // net/http would refuse to send (a control character, from the token or
 // the format) is a token error, not the upstream's: it never leaves.
-func (t *tokenTransport) headerValue(tok *auth.Token) (string, error) {
+func (t *tokenTransport) headerValue(tok *auth.Token) ([]string, error) {
 	if r := t.rendered.Load(); r != nil && r.tok == tok {
 		return r.value, r.err
 	}
-	r := &renderedToken{tok: tok, value: t.render(tok)}
-	if !headerSafe(r.value) {
-		r.value, r.err = "", &TokenError{Upstream: t.upstream, Err: fmt.Errorf(
+	value := t.render(tok)
+	r := &renderedToken{tok: tok, value: []string{value}}
+	if !headerSafe(value) {
+		r.value, r.err = nil, &TokenError{Upstream: t.upstream, Err: fmt.Errorf(
 			"%w: the %s value made from the token cannot be sent in a header (it holds a control character such as CR, LF or NUL)",
 			auth.ErrBadResponse, t.header)}
 	}
@@ -267,17 +265,4 @@ func headerTemplate(format string) func(*auth.Token) string {
 	return func(tok *auth.Token) string {
 		return strings.NewReplacer("{token}", tok.AccessToken, "{token_type}", tok.Type()).Replace(format)
 	}
-}
-
-// upgradedConn releases the request's context when the upgraded
-// connection closes. It stays an io.ReadWriteCloser, which ReverseProxy
-// requires of a 101's body.
-type upgradedConn struct {
-	io.ReadWriteCloser
-	cancel context.CancelFunc
-}
-
-func (c upgradedConn) Close() error {
-	defer c.cancel()
-	return c.ReadWriteCloser.Close()
 }

@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"runtime"
+	"sync"
 	"time"
 )
 
@@ -15,64 +15,154 @@ import (
 // sees only as a broken connection and the access log would otherwise
 // report as a clean answer.
 //
-// With an idle timeout it also cancels the upstream request when one
-// Read waits longer than idle for the upstream. Only time spent waiting on
-// the upstream counts: a slow client holding up the copy does not trip it.
+// With an idle timeout it closes the upstream's body when one Read waits
+// longer than idle for the upstream, which makes that Read fail (net/http
+// allows a Close during a Read, for HTTP/1 and HTTP/2 bodies alike, and
+// drops the connection). Only time spent waiting on the upstream counts:
+// a slow client holding up the copy does not trip it.
+//
+// ReverseProxy reads and closes it from the handler's goroutine only.
 type upstreamBody struct {
-	io.ReadCloser
-	ctx    context.Context // the client's request: done when it left
-	length int64           // the declared length; -1: unknown
-	info   *requestInfo    // may be nil
-	idle   time.Duration   // zero: none, and timer is nil
-	timer  *time.Timer
-	fired  atomic.Bool
-	cancel context.CancelFunc
+	src    io.ReadCloser
+	st     *requestState // its client's request
+	length int64         // the declared length; -1: unknown
+	idle   time.Duration // zero: none
+	timers *idleTimers
+	timer  *idleTimer // lent at the first Read, given back at Close
+	closed bool
+	// tee, if any, is the request body's replay copy, released when the
+	// answer is closed.
+	tee *teeBody
 }
 
-func newUpstreamBody(ctx context.Context, body io.ReadCloser, length int64, idle time.Duration, cancel context.CancelFunc, info *requestInfo) *upstreamBody {
-	b := &upstreamBody{ReadCloser: body, ctx: ctx, length: length, info: info, idle: idle, cancel: cancel}
-	if idle > 0 {
-		b.timer = time.AfterFunc(idle, func() {
-			b.fired.Store(true)
-			cancel()
-		})
-		b.timer.Stop()
-	}
-	return b
+func (b *upstreamBody) init(st *requestState, src io.ReadCloser, length int64, idle time.Duration, timers *idleTimers) {
+	*b = upstreamBody{src: src, st: st, length: length, idle: idle, timers: timers}
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
-	if b.timer != nil {
-		b.timer.Reset(b.idle)
+	if b.idle > 0 && b.timer == nil && !b.closed {
+		b.timer = b.timers.get()
 	}
-	n, err := b.ReadCloser.Read(p)
 	if b.timer != nil {
-		b.timer.Stop()
+		b.timer.start(b.src, b.idle)
 	}
+	n, err := b.src.Read(p)
+	fired := b.timer != nil && b.timer.stop()
 	if err == nil || err == io.EOF {
 		return n, err
 	}
+	info := &b.st.info
 	switch {
-	case b.fired.Load():
-		// Say why, rather than the bare context.Canceled that ReverseProxy
-		// would not log; the response is then aborted.
-		if b.info != nil {
-			b.info.fail = failUpstreamIdle
-		}
+	case fired:
+		// Say why, rather than the bare error of a closed body; the
+		// response is then aborted.
+		info.fail = failUpstreamIdle
 		return n, fmt.Errorf("upstream sent nothing for %s; response cut off", b.idle)
-	case b.ctx.Err() == nil && b.info != nil && b.info.fail == failNone:
+	case b.st.ctx.Err() == nil && info.fail == failNone:
 		// The client is still there: the upstream broke off.
-		b.info.fail, b.info.err, b.info.truncated = failUpstreamTruncated, err, true
-		b.info.expectedBytes = b.length
+		info.fail, info.err, info.truncated = failUpstreamTruncated, err, true
+		info.expectedBytes = b.length
 	}
 	return n, err
 }
 
 func (b *upstreamBody) Close() error {
 	if b.timer != nil {
-		b.timer.Stop()
+		b.timers.put(b.timer)
+		b.timer = nil
 	}
-	err := b.ReadCloser.Close()
-	b.cancel()
+	b.closed = true
+	err := b.src.Close()
+	if b.tee != nil {
+		b.tee.release()
+		b.tee = nil
+	}
 	return err
+}
+
+// idleTimers lends idleTimers, each made once with its timer, so that a
+// response costs no allocation for its idle timeout.
+type idleTimers struct{ pool sync.Pool }
+
+func (p *idleTimers) get() *idleTimer {
+	if t, ok := p.pool.Get().(*idleTimer); ok {
+		return t
+	}
+	t := &idleTimer{}
+	t.timer = time.AfterFunc(time.Hour, t.fire)
+	t.timer.Stop()
+	return t
+}
+
+// put takes t back once its body is done with it.
+func (p *idleTimers) put(t *idleTimer) {
+	if t.armed { // a Read that panicked
+		t.stop()
+	}
+	t.fired = false
+	p.pool.Put(t)
+}
+
+// idleTimer closes the body whose Read it watches once that Read has
+// waited its whole timeout. start and stop are called from the reading
+// goroutine only; fire runs on a goroutine of its own.
+type idleTimer struct {
+	timer *time.Timer // runs fire
+	armed bool        // between start and stop
+
+	mu    sync.Mutex
+	body  io.Closer // whose Read is under way; nil between Reads
+	fired bool      // body was closed for idling
+	// late counts the firings stop came too late to prevent, done the
+	// firings that have run: stop waits until done catches up, so that
+	// no firing is left over to close a body watched later.
+	late, done uint64
+}
+
+// start watches a Read of body about to begin.
+func (t *idleTimer) start(body io.Closer, idle time.Duration) {
+	t.mu.Lock()
+	t.body = body
+	t.mu.Unlock()
+	t.armed = true
+	t.timer.Reset(idle)
+}
+
+// stop ends the watch of a Read that has returned, and says whether the
+// body was closed for idling (then, or after an earlier Read: the Read
+// that failed on the closed body is the one to say so).
+func (t *idleTimer) stop() (fired bool) {
+	t.armed = false
+	t.mu.Lock()
+	t.body = nil
+	t.mu.Unlock()
+	if !t.timer.Stop() {
+		// The timer went off: its firing has begun, if it has not run.
+		// It finds no body now; wait until it has run, rare as this is.
+		t.mu.Lock()
+		t.late++
+		for t.done < t.late {
+			t.mu.Unlock()
+			runtime.Gosched()
+			t.mu.Lock()
+		}
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fired
+}
+
+func (t *idleTimer) fire() {
+	t.mu.Lock()
+	body := t.body
+	t.body = nil
+	if body != nil {
+		t.fired = true
+	}
+	t.done++
+	t.mu.Unlock()
+	if body != nil {
+		body.Close()
+	}
 }

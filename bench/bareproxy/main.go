@@ -3,7 +3,9 @@
 // where that is not per-request work of ours. It has the same 32 KiB
 // pooled copy buffers as proxy/proxy.go, the same upstream transport
 // settings as app/program.go (a clone of http.DefaultTransport with
-// MaxIdleConnsPerHost 256, MaxIdleConns 1024 and ResponseHeaderTimeout),
+// MaxIdleConnsPerHost 256, MaxIdleConns 1024 and ResponseHeaderTimeout,
+// request bodies written through the pooled buffers as
+// proxy.WithPooledCopy does),
 // the same server limits as authproxy's defaults, and a fixed
 // Authorization header. It has no access log, metrics hooks, token cache,
 // idle timeout, request-body limit or replay: those are what the bench
@@ -19,6 +21,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -50,6 +54,14 @@ func main() {
 	tr.ResponseHeaderTimeout = *timeout
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxIdleConns = 1024
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &pooledCopyConn{c}, nil
+	}
 	authorization := "Bearer " + *token
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -57,7 +69,7 @@ func main() {
 			pr.Out.Header.Set("Authorization", authorization)
 		},
 		Transport:  tr,
-		BufferPool: &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
+		BufferPool: copyBuffers,
 	}
 	// authproxy's defaults for limits.read_header_timeout, idle_timeout
 	// and max_header_bytes.
@@ -92,8 +104,42 @@ func main() {
 	adminSrv.Shutdown(shutdownCtx)
 }
 
-// bufferPool is proxy/proxy.go's copyBuffers.
+// copyBuffers and bufferPool are proxy/proxy.go's: a pool of array
+// pointers, so that Put allocates nothing.
+var copyBuffers = &bufferPool{}
+
 type bufferPool struct{ pool sync.Pool }
 
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+const copyBufferSize = 32 << 10
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
+		return b[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
+
+// pooledCopyConn is proxy/upstreamconn.go's: a dialled connection whose
+// ReadFrom copies request bodies through copyBuffers.
+type pooledCopyConn struct{ net.Conn }
+
+func (c *pooledCopyConn) ReadFrom(r io.Reader) (int64, error) {
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	return io.CopyBuffer((*connWriter)(c), r, buf)
+}
+
+func (c *pooledCopyConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+type connWriter pooledCopyConn
