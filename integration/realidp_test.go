@@ -5,8 +5,6 @@ package integration
 // end, authproxy login with PKCE, and no credential anywhere it shows.
 
 import (
-	"bufio"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -19,7 +17,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,7 +28,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/oidctest"
 )
 
@@ -169,26 +165,8 @@ func TestRealServerEveryMethodThroughTheProxy(t *testing.T) {
 // redirect to the command, and returns the authorize URL it printed.
 func loginWith(t *testing.T, idp *realIdP, configPath, name, redirect string) *url.URL {
 	t.Helper()
-	pr, pw := io.Pipe()
-	var out syncBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- app.Run(context.Background(), app.Options{
-			Args:   []string{"login", name, "--config", configPath, "--no-browser"},
-			Stdout: io.MultiWriter(pw, &out), Stderr: &out,
-			LookupEnv: func(string) (string, bool) { return "", false },
-		})
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
-	var authURL string
-	for authURL == "" && lines.Scan() {
-		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "https://") {
-			authURL = l
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if authURL == "" {
+	authURL, exit, out := startLogin(configPath, name)
+	if !strings.HasPrefix(authURL, "https://") {
 		t.Fatalf("login printed no URL: exit %d\n%s", <-exit, out.String())
 	}
 	back := idp.Authorize(authURL, redirect)

@@ -129,29 +129,36 @@ func browseAndAllow(t *testing.T, authURL string) string {
 	return resp.Header.Get("Location")
 }
 
-// runLogin runs `authproxy login redbooth` in process, plays the browser
-// with visit, and returns the exit code and all output.
-func runLogin(t *testing.T, e *env, visit browser) (int, string) {
-	t.Helper()
+// startLogin runs `authproxy login NAME` in process and returns the
+// authorize URL it printed ("" if none), its exit code once it ends, and
+// all it wrote.
+func startLogin(configPath, name string) (authURL string, exit <-chan int, out *syncBuffer) {
 	pr, pw := io.Pipe()
-	var out syncBuffer
-	exit := make(chan int, 1)
+	out = &syncBuffer{}
+	code := make(chan int, 1)
 	go func() {
-		exit <- app.Run(context.Background(), app.Options{
-			Args:   []string{"login", "redbooth", "--config", e.config, "--no-browser"},
-			Stdout: io.MultiWriter(pw, &out), Stderr: &out,
+		code <- app.Run(context.Background(), app.Options{
+			Args:   []string{"login", name, "--config", configPath, "--no-browser"},
+			Stdout: io.MultiWriter(pw, out), Stderr: out,
 			LookupEnv: func(string) (string, bool) { return "", false },
 		})
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
-	var authURL string
 	for authURL == "" && lines.Scan() {
 		if l := strings.TrimSpace(lines.Text()); strings.HasPrefix(l, "http") {
 			authURL = l
 		}
 	}
 	go io.Copy(io.Discard, pr)
+	return authURL, code, out
+}
+
+// runLogin runs `authproxy login redbooth` in process, plays the browser
+// with visit, and returns the exit code and all output.
+func runLogin(t *testing.T, e *env, visit browser) (int, string) {
+	t.Helper()
+	authURL, exit, out := startLogin(e.config, "redbooth")
 	if authURL == "" {
 		return <-exit, out.String()
 	}
