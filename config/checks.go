@@ -1,11 +1,13 @@
 package config
 
 import (
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // The checks here are shared by several sections.
@@ -43,9 +45,8 @@ func (p *Problems) secretValue(prefix, key, value, file, dir string, required bo
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(dir, file)
 		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			p.add(kf, "cannot read it: %v", err)
+		b, ok := p.secretFile(kf, file)
+		if !ok {
 			return ""
 		}
 		value = strings.TrimRight(string(b), "\r\n")
@@ -56,6 +57,41 @@ func (p *Problems) secretValue(prefix, key, value, file, dir string, required bo
 		p.add(k, "required; write %s: ${ENV_VAR} or %s_file: /run/secrets/NAME", key, key)
 	}
 	return Secret(value)
+}
+
+// maxSecretFile bounds a secret file: a secret is short, and a path
+// mistyped as a log file or a device must not be read whole.
+const maxSecretFile = 64 << 10
+
+// secretFile reads the secret file path for key. A regular file or a
+// pipe (a shell's <(...)): a pipe is opened without waiting for a writer,
+// so that one nobody writes to is an empty secret, not a config loading
+// that never ends. Devices and sockets are problems.
+func (p *Problems) secretFile(key, path string) ([]byte, bool) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeNamedPipe == 0 {
+		if fi.IsDir() {
+			p.add(key, "%s is a directory; write the path of the file in it", path)
+		} else {
+			p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, fileKind(fi.Mode()))
+		}
+		return nil, false
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		p.add(key, "cannot read it: %v", err)
+		return nil, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	switch {
+	case err != nil:
+		p.add(key, "cannot read it: %v", err)
+		return nil, false
+	case len(b) > maxSecretFile:
+		p.add(key, "%s is over 64 KiB; the file must hold the secret alone", path)
+		return nil, false
+	}
+	return b, true
 }
 
 // readableFile returns path, taken from dir if relative, after checking

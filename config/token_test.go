@@ -120,3 +120,19 @@ func TestParamsMayNotSetTheProxysFields(t *testing.T) {
 		}
 	}
 }
+
+// A secret file is a secret, not a document: one over 64 KiB is a
+// problem naming the key, not a secret of that size sent on every token
+// request.
+func TestASecretFileIsSmall(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte(strings.Repeat("s", 64<<10+1)), 0o600)
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
+	path := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(path, []byte(file), 0o600)
+	_, err := Load(path, Options{NoEnvOverrides: true})
+	want := "upstreams.api.token.client_secret_file: " + filepath.Join(dir, "secret") + " is over 64 KiB"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v\nwant %q", err, want)
+	}
+}
