@@ -67,6 +67,13 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
+	// What check warns of (a key others can read, a platform's token file
+	// not written yet) is said at start too, for whoever never runs check;
+	// what it would refuse, building the proxy refuses below.
+	_, warnings := checkCredentials(cfg)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
 	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
 	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")
 	tokenStores, err := openStore(ctx, cfg, logger)

@@ -163,4 +163,14 @@ func TestCheckParsesKeysAndCertificates(t *testing.T) {
 			t.Errorf("exit %d; the output does not say %q:\n%s", code, want, out)
 		}
 	}
+
+	// serve says the same at start: an operator who never runs check
+	// still hears of a key that others can read. (No token is fetched
+	// before a request; the addresses are loopback all the same.)
+	p := runProxy(t, dir, realIdPConfig("")+upstream("rsa", "http://127.0.0.1:1", "http://127.0.0.1:1/token",
+		"      client_id: c\n      auth_method: private_key_jwt\n      private_key_file: rsa.pem\n"))
+	p.stop()
+	if want := "upstreams.rsa.token.private_key_file: " + filepath.Join(dir, "rsa.pem") + " can be read by its group and others (mode 0644)"; !strings.Contains(p.logs.String(), want) {
+		t.Errorf("serve's log does not say %q:\n%s", want, p.logs)
+	}
 }
