@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The transport may close a request body from two goroutines (its write
@@ -214,6 +218,240 @@ func TestTeeBodyWritesTheWholeBodyWhateverBecomesOfItsCopy(t *testing.T) {
 		}
 		if _, err := tee.Read(make([]byte, 10)); err != errReadAfterClose {
 			t.Errorf("%s: a Read after Close: %v, want errReadAfterClose", tt.name, err)
+		}
+	}
+}
+
+// Under load, with copies going back to the pool and out of it again,
+// every body reaches the upstream whole and in order, on the first
+// attempt and on the replay, whatever the upstream does with the first
+// (reject it before reading, after part of it, after all of it), for
+// bodies sized and chunked, around the transport's buffer and the
+// copy's sizes, and over max.
+func TestReplayBodiesUnderLoadAreTheClientsBytes(t *testing.T) {
+	const max = 128 << 10
+	type seen struct {
+		first, replay []byte
+		attempts      int
+	}
+	var mu sync.Mutex
+	got := map[string]*seen{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Id")
+		mode := r.Header.Get("X-Mode")
+		mu.Lock()
+		s := got[id]
+		if s == nil {
+			s = &seen{}
+			got[id] = s
+		}
+		s.attempts++
+		attempt := s.attempts
+		mu.Unlock()
+		if attempt == 1 {
+			var b []byte
+			switch mode {
+			case "none":
+			case "part":
+				b = make([]byte, 3000)
+				n, _ := io.ReadFull(r.Body, b)
+				b = b[:n]
+			default:
+				b, _ = io.ReadAll(r.Body)
+			}
+			mu.Lock()
+			s.first = b
+			mu.Unlock()
+			if mode != "ok" {
+				w.WriteHeader(401)
+				return
+			}
+			w.Write(b)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		s.replay = b
+		mu.Unlock()
+		w.Write(b)
+	}))
+	defer api.Close()
+	budget := NewReplayBudget(1 << 20)
+	p := startProxyWith(t, Options{ReplayBudget: budget}, Upstream{Name: "api", Target: mustURL(t, api.URL),
+		Tokens: &fakeTokens{}, ReplayOn: []int{401}, MaxReplayBody: max})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	sizes := []int{1, 100, 3000, 4000, 4096, 4200, 8192, 32 << 10, 64<<10 - 1, 64 << 10, 64<<10 + 1, 100000, max - 1, max, max + 1, 300 << 10}
+	modes := []string{"none", "part", "all", "ok"}
+	var wg sync.WaitGroup
+	var failed sync.Once
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 60 {
+				id := fmt.Sprint(g, "-", i)
+				size := sizes[(g*7+i)%len(sizes)]
+				mode := modes[(g+i/len(sizes))%len(modes)]
+				chunked := (g+i)%3 == 0
+				body := make([]byte, size)
+				rand.Read(body)
+				var rd io.Reader = bytes.NewReader(body)
+				if chunked {
+					rd = io.MultiReader(rd)
+				}
+				if (g+i)%5 == 0 { // a client sending in small pieces
+					pr, pw := io.Pipe()
+					go func() {
+						for b := body; len(b) > 0; {
+							n := min(len(b), 1000+i*37)
+							pw.Write(b[:n])
+							b = b[n:]
+						}
+						pw.Close()
+					}()
+					rd = pr
+				}
+				req, _ := http.NewRequest("POST", p.URL+"/x/"+id, rd)
+				if !chunked {
+					req.ContentLength = int64(size)
+				}
+				req.Header.Set("X-Id", id)
+				req.Header.Set("X-Mode", mode)
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Do(func() { t.Errorf("%s: %v", id, err) })
+					continue
+				}
+				echo, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				over := size > max
+				mu.Lock()
+				s := got[id]
+				mu.Unlock()
+				switch {
+				case mode == "ok" || (!over && mode != "ok"):
+					if resp.StatusCode != 200 || !bytes.Equal(echo, body) {
+						failed.Do(func() {
+							t.Errorf("%s (size %d, %s, chunked %v): status %d, echoed %d bytes, equal %v; upstream saw first %d, replay %d",
+								id, size, mode, chunked, resp.StatusCode, len(echo), bytes.Equal(echo, body), len(s.first), len(s.replay))
+						})
+					}
+				default: // over max, rejected: the 401 goes back
+					if resp.StatusCode != 401 {
+						failed.Do(func() { t.Errorf("%s (size %d over max): status %d", id, size, resp.StatusCode) })
+					}
+				}
+				if s != nil && !bytes.HasPrefix(body, s.first) {
+					failed.Do(func() { t.Errorf("%s (size %d, %s): the first attempt carried bytes not the client's", id, size, mode) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Every copy's share of the budget comes back once its transport and
+	// its response are done with it.
+	for deadline := time.Now().Add(5 * time.Second); budget.InUse() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget still holds %d bytes after every request ended", budget.InUse())
+		}
+	}
+}
+
+// A client that sends fewer bytes than its Content-Length, then leaves:
+// whatever the upstream does, nothing hangs and the budget comes back.
+func TestAShortBodyGivesItsReplayCopyBack(t *testing.T) {
+	for _, mode := range []string{"none", "all"} {
+		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if mode == "all" {
+				io.ReadAll(r.Body)
+			}
+			w.WriteHeader(401)
+		}))
+		budget := NewReplayBudget(1 << 20)
+		p := startProxyWith(t, Options{ReplayBudget: budget}, Upstream{Name: "api", Target: mustURL(t, api.URL),
+			Tokens: &fakeTokens{}, ReplayOn: []int{401}, MaxReplayBody: 1 << 20})
+		for _, sent := range []int{0, 1000, 5000, 70000} {
+			c, err := net.Dial("tcp", p.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+			c.Write(bytes.Repeat([]byte("a"), sent))
+			time.Sleep(20 * time.Millisecond)
+			c.Close()
+		}
+		for deadline := time.Now().Add(5 * time.Second); budget.InUse() != 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the budget still holds %d bytes", mode, budget.InUse())
+			}
+		}
+		api.Close()
+	}
+}
+
+// Over HTTP/2 (which closes a request body from a goroutine of its own,
+// possibly during a Read, and may read it after), an early rejection is
+// replayed with the whole body.
+func TestReplayOverHTTP2SendsTheWholeBody(t *testing.T) {
+	var mu sync.Mutex
+	var got [][]byte
+	api := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			w.WriteHeader(505)
+			return
+		}
+		if r.Header.Get("Authorization") == "Bearer t1" {
+			if r.Header.Get("X-Read") == "part" {
+				io.ReadFull(r.Body, make([]byte, 5000))
+			}
+			w.WriteHeader(401)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+		w.Write(b[:min(len(b), 10)])
+	}))
+	api.EnableHTTP2 = true
+	api.StartTLS()
+	defer api.Close()
+	tr := api.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = WithPooledCopy((&net.Dialer{}).DialContext)
+	tr.ForceAttemptHTTP2 = true
+	tokens := &fakeTokens{}
+	budget := NewReplayBudget(4 << 20)
+	p := startProxyWith(t, Options{ReplayBudget: budget}, Upstream{Name: "api", Target: mustURL(t, api.URL), Tokens: tokens,
+		ReplayOn: []int{401}, MaxReplayBody: 1 << 20, Transport: tr})
+	for i := range 40 {
+		tokens.mu.Lock()
+		tokens.cur, tokens.issued = nil, 0
+		tokens.mu.Unlock()
+		body := make([]byte, []int{100, 70000, 512 << 10}[i%3])
+		rand.Read(body)
+		var rd io.Reader = bytes.NewReader(body)
+		if i%2 == 0 {
+			rd = io.MultiReader(rd)
+		}
+		req := mustRequest(t, "POST", p.URL+"/x", rd)
+		if i%4 < 2 {
+			req.Header.Set("X-Read", "part")
+		}
+		resp := do(t, req)
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+			t.Fatalf("%d: status %d", i, resp.StatusCode)
+		}
+		mu.Lock()
+		last := got[len(got)-1]
+		mu.Unlock()
+		if !bytes.Equal(last, body) {
+			t.Fatalf("%d: the replay carried %d of %d bytes, or others", i, len(last), len(body))
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); budget.InUse() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget still holds %d bytes", budget.InUse())
 		}
 	}
 }
