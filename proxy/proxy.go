@@ -60,7 +60,8 @@ type Upstream struct {
 	// trusted.
 	AppendForwardedFor bool
 	// Transport sends requests upstream; nil means a clone of
-	// http.DefaultTransport.
+	// http.DefaultTransport whose connections are dialled through
+	// WithPooledCopy.
 	Transport http.RoundTripper
 }
 
@@ -169,7 +170,9 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budget *ReplayBudget) *httputil.ReverseProxy {
 	base := u.Transport
 	if base == nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = WithPooledCopy(tr.DialContext)
+		base = tr
 	}
 	header, format := u.Header, u.Format
 	if header == "" {

@@ -3,10 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 )
 
 // Why a body that could have been replayed streamed without a copy.
@@ -26,14 +26,17 @@ const minCopyGrowth = 16 << 10
 // taken from a ReplayBudget as it grows; when the budget or max would be
 // passed, the copy is given up and the body streams on without it.
 //
-// The transport reads it from its own goroutine and closes it when done;
-// only after done is closed may the copy be looked at.
+// The transport reads it from one goroutine of its own and closes it when
+// done, possibly from another goroutine, during a read; only after done is
+// closed may the copy be looked at. On a connection dialled through
+// WithPooledCopy the transport has it write itself (writeTo): the client's
+// bytes are read straight into the copy and written upstream from there,
+// with no copy made of them.
 type teeBody struct {
 	src    io.ReadCloser
 	max    int64
 	budget *ReplayBudget // nil: bounded by max alone
-	done   chan struct{}
-	closed atomic.Bool
+	done   chan struct{} // closed once the transport has closed it and no read of its is under way
 
 	// mu guards the rest: a transport may close a body, and the response
 	// be released, while its write loop is still in a Read.
@@ -43,15 +46,24 @@ type teeBody struct {
 	skip     string // why there is no copy (skipMaxBody, skipMemoryBudget); "" while there is
 	srcErr   error  // a read error other than EOF
 	eof      bool
+	closed   bool // the transport has closed it
+	// reading: a Read or writeTo of the transport is under way, and may
+	// be reading into buf, or writing from it, outside mu. Until it ends,
+	// buf goes back neither to the pool nor to a replay (done stays
+	// open): end does what Close and release had to leave.
+	reading bool
 
 	// The copy goes back to copyPool once both the transport has closed
-	// the body and the response is closed; after a replay, never (the
-	// replay's writer may still be reading it).
+	// the body and the response is closed, and no read is under way;
+	// after a replay, never (the replay's writer may still be reading it).
 	refs     int
 	released bool
 	pooled   *[]byte
 	replayed bool
 }
+
+// errReadAfterClose is a transport reading a request body it has closed.
+var errReadAfterClose = errors.New("proxy: read of a request body after its Close")
 
 // copyPool recycles body copies: without it every request with a body
 // leaves its copy to the garbage collector, which on a busy proxy costs
@@ -91,19 +103,133 @@ func (t *teeBody) init(src io.ReadCloser, limit, size int64, budget *ReplayBudge
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
+	if !t.begin() {
+		return 0, errReadAfterClose
+	}
+	defer t.end()
+	return t.read(p)
+}
+
+// read reads from the client into p, and keeps a copy of what it read.
+func (t *teeBody) read(p []byte) (int, error) {
 	n, err := t.src.Read(p)
 	t.mu.Lock()
 	if t.skip == "" && !t.released {
 		t.keep(p[:n])
 	}
+	t.noteErr(err)
+	t.mu.Unlock()
+	return n, err
+}
+
+// noteErr records how a read of the client's body ended. t.mu is held.
+func (t *teeBody) noteErr(err error) {
 	switch {
 	case err == io.EOF:
 		t.eof = true
 	case err != nil:
 		t.srcErr = err
 	}
-	t.mu.Unlock()
-	return n, err
+}
+
+// writeTo writes the next n bytes of the body to w, as io.CopyN would,
+// reading them from the client straight into the copy's spare capacity
+// and writing them to w from there: the copy costs nothing. Where the
+// copy has no room (a body that grows past its capacity, or over max or
+// the budget), the bytes go through a pooled buffer and Read's path. An
+// EOF before n bytes ends it without an error, as io.Copy does.
+//
+// The slice of buf it reads into is outside t.mu while the read and the
+// write are under way: t.reading keeps buf from the pool and from a
+// replay until it returns.
+func (t *teeBody) writeTo(w io.Writer, n int64) (written int64, err error) {
+	if !t.begin() {
+		return 0, errReadAfterClose
+	}
+	defer t.end()
+	var scratch []byte
+	defer func() {
+		if scratch != nil {
+			copyBuffers.Put(scratch)
+		}
+	}()
+	for written < n {
+		t.mu.Lock()
+		p := t.spare(n - written)
+		t.mu.Unlock()
+		var nr int
+		var rerr error
+		if p != nil {
+			nr, rerr = t.src.Read(p)
+			t.mu.Lock()
+			t.buf = t.buf[:len(t.buf)+nr] // within cap and max: spare saw to that
+			t.noteErr(rerr)
+			t.mu.Unlock()
+		} else {
+			if scratch == nil {
+				scratch = copyBuffers.Get()
+			}
+			p = scratch[:min(int64(len(scratch)), n-written)]
+			nr, rerr = t.read(p)
+		}
+		if nr > 0 {
+			nw, werr := w.Write(p[:nr])
+			written += int64(nw)
+			switch {
+			case werr != nil:
+				return written, werr
+			case nw != nr:
+				return written, io.ErrShortWrite
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return written, nil
+		case rerr != nil:
+			return written, rerr
+		}
+	}
+	return written, nil
+}
+
+// spare is the copy's room for the next read to go straight into, at
+// most n bytes and never past max; nil when there is no copy or no room.
+// t.mu is held.
+func (t *teeBody) spare(n int64) []byte {
+	if t.skip != "" || t.released {
+		return nil
+	}
+	room := min(int64(cap(t.buf)), t.max) - int64(len(t.buf))
+	if room <= 0 {
+		return nil
+	}
+	return t.buf[len(t.buf) : len(t.buf)+int(min(room, n))]
+}
+
+// begin marks a read of the transport under way; false: the transport has
+// closed the body.
+func (t *teeBody) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.reading = true
+	return true
+}
+
+// end marks the read over, and does what a Close or the last release
+// left for it to do meanwhile.
+func (t *teeBody) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reading = false
+	if t.closed { // closed during the read: begin refuses after a Close
+		close(t.done)
+	}
+	if t.refs == 0 {
+		t.free()
+	}
 }
 
 // keep appends b to the copy, growing it within max and the budget, or
@@ -144,21 +270,33 @@ func (t *teeBody) skipReason() string {
 // body itself stays open: a replay may need the rest of it. A transport
 // may close a body twice, from two goroutines; the second does nothing.
 func (t *teeBody) Close() error {
-	if t.closed.CompareAndSwap(false, true) {
-		close(t.done)
-		t.release()
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
 	}
+	t.closed = true
+	if !t.reading {
+		close(t.done)
+	}
+	t.mu.Unlock()
+	t.release()
 	return nil
 }
 
-// release drops one of the two holds on the copy; the last returns its
-// share of the budget and, unless a replay has it, the copy to the pool.
+// release drops one of the two holds on the copy; the last frees it,
+// unless a read is under way, which then does.
 func (t *teeBody) release() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.refs--; t.refs != 0 {
-		return
+	if t.refs--; t.refs == 0 && !t.reading {
+		t.free()
 	}
+}
+
+// free returns the copy's share of the budget and, unless a replay has
+// it, the copy to the pool. t.mu is held; no read is under way.
+func (t *teeBody) free() {
 	t.released = true
 	t.budget.give(t.reserved)
 	t.reserved = 0
@@ -169,7 +307,8 @@ func (t *teeBody) release() {
 	t.buf = nil
 }
 
-// complete waits for the transport to release the body and returns the
+// complete waits for the transport to close the body, and its last read
+// to end, and returns the
 // whole body for a replay, reading from the client whatever the upstream
 // did not. ok is false when there is no whole copy to replay (over max,
 // over the budget, or the client went away); err is the client's body
@@ -187,7 +326,7 @@ func (t *teeBody) complete(ctx context.Context) (body []byte, ok bool, err error
 	if rest {
 		scratch := copyBuffers.Get()
 		for rest {
-			t.Read(scratch) // keeps what it reads, or gives the copy up
+			t.read(scratch) // keeps what it reads, or gives the copy up
 			t.mu.Lock()
 			rest = !t.eof && t.skip == "" && t.srcErr == nil
 			t.mu.Unlock()

@@ -32,6 +32,16 @@ func WithPooledCopy(dial DialFunc) DialFunc {
 type pooledCopyConn struct{ net.Conn }
 
 func (c *pooledCopyConn) ReadFrom(r io.Reader) (int64, error) {
+	// net/http hands a body of known length over as
+	// io.LimitReader(body, length): a body that keeps a replay copy
+	// writes itself from that copy, with no copy through buf.
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if body, ok := lr.R.(*teeBody); ok {
+			n, err := body.writeTo((*connWriter)(c), lr.N)
+			lr.N -= n
+			return n, err
+		}
+	}
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	// connWriter has the connection's Write but not its ReadFrom, which
