@@ -114,8 +114,9 @@ type idleTimer struct {
 	body  io.Closer // whose Read is under way; nil between Reads
 	fired bool      // body was closed for idling
 	// late counts the firings stop came too late to prevent, done the
-	// firings that have run: stop waits until done catches up, so that
-	// no firing is left over to close a body watched later.
+	// firings that have run to their end, the body's Close included: stop
+	// waits until done catches up, so that no firing is left over to
+	// close a body during a later Read.
 	late, done uint64
 }
 
@@ -160,9 +161,13 @@ func (t *idleTimer) fire() {
 	if body != nil {
 		t.fired = true
 	}
-	t.done++
 	t.mu.Unlock()
 	if body != nil {
 		body.Close()
 	}
+	// Counted once the Close is over: a stop that came too late waits for
+	// it, so that it cannot land in the Read after the one it was for.
+	t.mu.Lock()
+	t.done++
+	t.mu.Unlock()
 }
