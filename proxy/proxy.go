@@ -236,7 +236,7 @@ func dropClaimedOrigin(h http.Header) {
 		if strings.IndexByte(k, '_') >= 0 { // allocates only for such a name
 			name = http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
 		}
-		if len(name) > len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") || claimedOrigin(name) {
+		if len(name) >= len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") || claimedOrigin(name) {
 			delete(h, k)
 		}
 	}
