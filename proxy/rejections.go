@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -39,14 +40,23 @@ type rejectedPaths struct {
 	tok       *auth.Token
 	paths     map[uint64]struct{} // hashes of "METHOD path": bounded memory whatever the paths
 	nextRetry time.Time           // past the bound: the next refresh allowed
-	// trials are the replays in flight, by key: requests that met the
-	// fresh token on that key meanwhile learn from their own rejection
-	// what the replay is about to teach, instead of refreshing again.
-	trials map[uint64]trial
+	// trials are the refreshes and replays in flight, by key: requests
+	// that met the fresh token on that key meanwhile learn from their own
+	// rejection what the replay is about to teach, instead of refreshing
+	// again.
+	trials map[uint64]*trial
+	onWait func() // a test's: a rejection waits for a trial's token
 }
 
-// trial is a replay in flight: fresh was fetched after stale was refused.
-type trial struct{ stale, fresh *auth.Token }
+// trial is a refresh for key after stale was refused there, then the
+// replay with the token it fetched. It is recorded before the refresh
+// begins: the fresh token is in the cache, for every request to take,
+// before the request that caused its fetch has it back.
+type trial struct {
+	stale, fresh *auth.Token // fresh: known once ready is closed; nil if the fetch failed
+	ready        chan struct{}
+	settled      bool // ready is closed
+}
 
 func (r *rejectedPaths) hash(key string) uint64 {
 	if r.seed == (maphash.Seed{}) { // made on first use, by whichever method
@@ -56,12 +66,25 @@ func (r *rejectedPaths) hash(key string) uint64 {
 }
 
 // skip reports whether a rejection of tok for key should go back to the
-// client as it is, with no refresh; bound as for refused.
-func (r *rejectedPaths) skip(tok *auth.Token, key string, now time.Time) (skip, bound bool) {
+// client as it is, with no refresh; bound as for refused. While a refresh
+// for key after another token's rejection is fetching, it waits for that
+// token: tok may be it.
+func (r *rejectedPaths) skip(ctx context.Context, tok *auth.Token, key string, now time.Time) (skip, bound bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hash(key)
-	if tr, ok := r.trials[h]; ok && tr.fresh == tok {
+	if tr, ok := r.trials[h]; ok && !tr.settled && tr.stale != tok {
+		r.mu.Unlock()
+		if r.onWait != nil {
+			r.onWait()
+		}
+		select {
+		case <-tr.ready:
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+	}
+	if tr, ok := r.trials[h]; ok && tr.settled && tr.fresh == tok {
 		// The token just fetched for this key's rejection is refused here
 		// too: what the replay in flight will find.
 		return true, r.refusedLocked(tr.stale, tr.fresh, h, now)
@@ -114,15 +137,38 @@ func (r *rejectedPaths) refusedLocked(stale, fresh *auth.Token, h uint64, now ti
 	return false
 }
 
-// trying records that a replay of key with fresh, fetched after stale
-// was refused, is on its way.
-func (r *rejectedPaths) trying(stale, fresh *auth.Token, key string) {
+// refreshing records that stale was refused for key and is about to be
+// refreshed; the requests refused with stale there meanwhile join the
+// same trial.
+func (r *rejectedPaths) refreshing(stale *auth.Token, key string) *trial {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.trials == nil {
-		r.trials = map[uint64]trial{}
+	h := r.hash(key)
+	if tr, ok := r.trials[h]; ok && tr.stale == stale {
+		return tr
 	}
-	r.trials[r.hash(key)] = trial{stale: stale, fresh: fresh}
+	if r.trials == nil {
+		r.trials = map[uint64]*trial{}
+	}
+	tr := &trial{stale: stale, ready: make(chan struct{})}
+	r.trials[h] = tr
+	return tr
+}
+
+// fetched records the token the refresh of tr fetched (nil: it failed,
+// and the trial ends); the first to say so for a trial counts.
+func (r *rejectedPaths) fetched(tr *trial, fresh *auth.Token, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !tr.settled {
+		tr.fresh, tr.settled = fresh, true
+		close(tr.ready)
+	}
+	if fresh == nil {
+		if h := r.hash(key); r.trials[h] == tr {
+			delete(r.trials, h)
+		}
+	}
 }
 
 // failed ends a replay that came to nothing (a network error).
@@ -148,7 +194,7 @@ func (r *rejectedPaths) accepted(fresh *auth.Token, key string) {
 }
 
 func (r *rejectedPaths) endTrial(h uint64, fresh *auth.Token) {
-	if tr, ok := r.trials[h]; ok && tr.fresh == fresh {
+	if tr, ok := r.trials[h]; ok && tr.settled && tr.fresh == fresh {
 		delete(r.trials, h)
 	}
 }

@@ -146,7 +146,7 @@ func closeBody(req *http.Request) {
 // is not what the upstream objects to there (see rejectedPaths).
 func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
 	key := req.Method + " " + req.URL.Path
-	if skip, bound := t.rejected.skip(stale, key, t.clock()); skip {
+	if skip, bound := t.rejected.skip(ctx, stale, key, t.clock()); skip {
 		t.atBound(bound)
 		return rejected, nil
 	}
@@ -165,14 +165,18 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 			return rejected, nil
 		}
 	}
+	trial := t.rejected.refreshing(stale, key)
 	t.tokens.Invalidate(stale)
 	fresh, err := t.tokens.Token(ctx)
 	if err != nil {
+		t.rejected.fetched(trial, nil, key)
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
+	t.rejected.fetched(trial, fresh, key)
 	info := infoFrom(ctx)
 	value, err := t.headerValue(fresh)
 	if err != nil {
+		t.rejected.failed(fresh, key)
 		return nil, err
 	}
 	// A copy with headers of its own: the first request may still be in
@@ -185,7 +189,6 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		again.ContentLength = int64(len(body))
 	}
-	t.rejected.trying(stale, fresh, key)
 	resp, err := t.base.RoundTrip(again)
 	outcome := "error"
 	switch {

@@ -243,19 +243,100 @@ func TestRejectedPathsWorkInAnyOrderOfFirstUse(t *testing.T) {
 	stale, fresh := &auth.Token{AccessToken: "a"}, &auth.Token{AccessToken: "b"}
 	now := time.Now()
 	for name, first := range map[string]func(r *rejectedPaths){
-		"trying":   func(r *rejectedPaths) { r.trying(stale, fresh, "GET /x") },
-		"refused":  func(r *rejectedPaths) { r.refused(stale, fresh, "GET /x", now) },
-		"accepted": func(r *rejectedPaths) { r.accepted(fresh, "GET /x") },
-		"failed":   func(r *rejectedPaths) { r.failed(fresh, "GET /x") },
+		"refreshing": func(r *rejectedPaths) { r.refreshing(stale, "GET /x") },
+		"refused":    func(r *rejectedPaths) { r.refused(stale, fresh, "GET /x", now) },
+		"accepted":   func(r *rejectedPaths) { r.accepted(fresh, "GET /x") },
+		"failed":     func(r *rejectedPaths) { r.failed(fresh, "GET /x") },
 	} {
 		t.Run(name, func(t *testing.T) {
 			var r rejectedPaths
 			first(&r)
-			r.trying(stale, fresh, "GET /y")
+			r.fetched(r.refreshing(stale, "GET /y"), fresh, "GET /y")
 			r.refused(stale, fresh, "GET /y", now)
-			if skip, _ := r.skip(fresh, "GET /y", now); !skip {
+			if skip, _ := r.skip(context.Background(), fresh, "GET /y", now); !skip {
 				t.Error("a path that refused the fresh token is not skipped")
 			}
 		})
+	}
+}
+
+// hookedTokens is fakeTokens that runs afterIssue, once, inside the Token
+// call that issued a new token, after the token is current and before the
+// call returns: where the request that caused the fetch has not yet
+// gone on, and others can already get the new token.
+type hookedTokens struct {
+	fakeTokens
+	afterIssue  func(*auth.Token)
+	invalidated chan *auth.Token // each Invalidate's argument, if not nil
+}
+
+func (h *hookedTokens) Token(ctx context.Context) (*auth.Token, error) {
+	h.mu.Lock()
+	before := h.issued
+	h.mu.Unlock()
+	tok, err := h.fakeTokens.Token(ctx)
+	h.mu.Lock()
+	hook := h.afterIssue
+	if h.issued == before {
+		hook = nil
+	} else {
+		h.afterIssue = nil
+	}
+	h.mu.Unlock()
+	if hook != nil {
+		hook(tok)
+	}
+	return tok, err
+}
+
+func (h *hookedTokens) Invalidate(stale *auth.Token) {
+	h.fakeTokens.Invalidate(stale)
+	if h.invalidated != nil {
+		h.invalidated <- stale
+	}
+}
+
+// A request that meets the token a refresh has just fetched, and is
+// refused with it on the path that refresh was for, before the request
+// that caused the refresh has recorded its replay, does not refresh
+// again: it learns what the replay is about to. Before, it invalidated
+// the fresh token and fetched a third (the burst in
+// TestAPathThatAlwaysAnswers401DoesNotDriveRefreshes cost 4 fetches
+// under load, once in a CI run).
+func TestARequestThatMeetsTheFreshTokenFirstDoesNotRefreshAgain(t *testing.T) {
+	api, tokens := &rejectingAPI{}, &hookedTokens{invalidated: make(chan *auth.Token, 8)}
+	tr := newRejectingTransport(api, tokens, io.Discard, nil)
+	if status := roundTrip(t, tr, "GET", "/ok"); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	waiting := make(chan struct{}, 8)
+	tr.rejected.onWait = func() { waiting <- struct{}{} }
+	second := make(chan int, 1)
+	tokens.afterIssue = func(fresh *auth.Token) {
+		// The refresh for the first request has fetched t2; the second
+		// request gets t2 and is refused on the same path.
+		go func() { second <- roundTrip(t, tr, "GET", "/always/401") }()
+		for {
+			select {
+			case stale := <-tokens.invalidated:
+				if stale == fresh {
+					return // it invalidated the token just fetched
+				}
+			case <-waiting:
+				return // it waits for what the first request's replay finds
+			}
+		}
+	}
+	if status := roundTrip(t, tr, "GET", "/always/401"); status != 401 {
+		t.Errorf("first request: status %d, want the upstream's 401", status)
+	}
+	if status := <-second; status != 401 {
+		t.Errorf("second request: status %d, want the upstream's 401", status)
+	}
+	tokens.mu.Lock()
+	issued := tokens.issued
+	tokens.mu.Unlock()
+	if issued != 2 {
+		t.Errorf("%d tokens fetched, want 2: the first, and one refresh", issued)
 	}
 }
