@@ -9,24 +9,21 @@ import (
 	"github.com/authproxy/authproxy/config"
 )
 
-// checkCredentials asks auth about the files a loaded config names, which
-// config has only found readable: whether each private key parses and
-// fits its signing_alg, whether each certificate matches its key, whether
-// each CA file holds certificates, whether each certificate is valid now,
-// whether a client_secret_jwt secret is long enough for its algorithm. It
-// warns, without failing, of a key that others can read and of a token
-// file the platform has not written yet (the proxy reads those for every
-// request, so they may come later).
+// credentialProblems asks auth about the files a loaded config names,
+// which config has only found readable: whether each private key parses
+// and fits its signing_alg, whether each certificate matches its key,
+// whether each CA file holds certificates, whether each certificate is
+// valid now, whether a client_secret_jwt secret is long enough for its
+// algorithm.
 //
 // This is app's, not config's: config knows the keys and nothing of what
 // the files mean, auth knows keys and certificates and nothing of
 // proxy.yaml, and app is where the two meet. The proxy itself meets the
-// same errors when it builds the token sources.
-func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []string) {
+// same errors when it builds the token sources, so serve does not ask.
+func credentialProblems(cfg *config.Config) (problems config.Problems) {
 	problem := func(key string, err error) {
 		problems = append(problems, config.Problem{Key: key, Message: err.Error()})
 	}
-	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
 	for _, u := range cfg.Upstreams {
 		t, tk := u.Token, "upstreams."+u.Name+".token"
 		if t.PrivateKeyFile != "" {
@@ -42,9 +39,6 @@ func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []
 					problem(tk+".private_key_file", err)
 				}
 			}
-			if err := auth.CheckKeyFileMode(t.PrivateKeyFile); err != nil {
-				warn(tk+".private_key_file", err)
-			}
 		}
 		if t.AuthMethod == string(auth.ClientSecretJWT) {
 			alg := auth.SigningAlg(t.SigningAlg)
@@ -53,6 +47,26 @@ func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []
 			}
 			if err := auth.CheckSecretAlg(alg, len(t.ClientSecret.Reveal())); err != nil {
 				problem(tk+".client_secret", err)
+			}
+		}
+		checkTLS(tk+".tls", t.TLS, problem)
+		checkTLS("upstreams."+u.Name+".tls", u.TLS, problem)
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
+	return problems
+}
+
+// credentialWarnings is what is only risky, for check and for serve's
+// start: a key that others can read, and a token file the platform has
+// not written yet (the proxy reads those for every request, so they may
+// come later). It parses nothing.
+func credentialWarnings(cfg *config.Config) (warnings []string) {
+	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
+	for _, u := range cfg.Upstreams {
+		t, tk := u.Token, "upstreams."+u.Name+".token"
+		if t.PrivateKeyFile != "" {
+			if err := auth.CheckKeyFileMode(t.PrivateKeyFile); err != nil {
+				warn(tk+".private_key_file", err)
 			}
 		}
 		for _, f := range []struct{ key, path string }{
@@ -71,15 +85,22 @@ func checkCredentials(cfg *config.Config) (problems config.Problems, warnings []
 				}
 			}
 		}
-		checkTLS(tk+".tls", t.TLS, problem, warn)
-		checkTLS("upstreams."+u.Name+".tls", u.TLS, problem, warn)
+		for _, s := range []struct {
+			key string
+			tls config.TLS
+		}{{tk + ".tls", t.TLS}, {"upstreams." + u.Name + ".tls", u.TLS}} {
+			if s.tls.KeyFile != "" {
+				if err := auth.CheckKeyFileMode(s.tls.KeyFile); err != nil {
+					warn(s.key+".key_file", err)
+				}
+			}
+		}
 	}
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
-	return problems, warnings
+	return warnings
 }
 
 // checkTLS loads a TLS section's files as the proxy will.
-func checkTLS(key string, t config.TLS, problem, warn func(string, error)) {
+func checkTLS(key string, t config.TLS, problem func(string, error)) {
 	if t == (config.TLS{}) {
 		return
 	}
@@ -88,11 +109,6 @@ func checkTLS(key string, t config.TLS, problem, warn func(string, error)) {
 	} else if cert != nil {
 		if err := auth.CheckValidity(t.CertFile, cert.Certificate().Leaf, time.Now()); err != nil {
 			problem(key+".cert_file", err)
-		}
-	}
-	if t.KeyFile != "" {
-		if err := auth.CheckKeyFileMode(t.KeyFile); err != nil {
-			warn(key+".key_file", err)
 		}
 	}
 }

@@ -37,8 +37,8 @@ func check(path string, opts Options) int {
 		fmt.Fprintln(opts.Stderr, err)
 		return 2
 	}
-	problems, warnings := checkCredentials(cfg)
-	for _, w := range warnings {
+	problems := credentialProblems(cfg)
+	for _, w := range credentialWarnings(cfg) {
 		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
 	}
 	if len(problems) > 0 {
@@ -67,11 +67,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	logger := newLogger(cfg.Log, opts)
-	// What check warns of (a key others can read, a platform's token file
-	// not written yet) is said at start too, for whoever never runs check;
-	// what it would refuse, building the proxy refuses below.
-	_, warnings := checkCredentials(cfg)
-	for _, w := range warnings {
+	// What check warns of is said at start too, for whoever never runs
+	// check; what it would refuse, building the proxy refuses below.
+	for _, w := range credentialWarnings(cfg) {
 		logger.Warn(w)
 	}
 	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
