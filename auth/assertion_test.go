@@ -195,35 +195,3 @@ func TestAssertionFileIsReadOnEveryCall(t *testing.T) {
 		t.Fatalf("not a JWT: %v", err)
 	}
 }
-
-// BenchmarkMintAssertion is the cost each token request pays to
-// authenticate with a signed assertion.
-func BenchmarkMintAssertion(b *testing.B) {
-	k := testKeys()
-	for _, bc := range []struct {
-		name string
-		cfg  AssertionConfig
-	}{
-		{"RS256-2048", AssertionConfig{Key: k["rsa"]}},
-		{"PS256-2048", AssertionConfig{Key: k["rsa"], Alg: PS256}},
-		{"ES256", AssertionConfig{Key: k["p256"]}},
-		{"ES384", AssertionConfig{Key: k["p384"]}},
-		{"EdDSA", AssertionConfig{Key: k["ed25519"]}},
-		{"HS256", AssertionConfig{Secret: strings.Repeat("s", 32)}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			cfg := bc.cfg
-			cfg.ClientID, cfg.TokenURL, cfg.KeyID = "bench-client", testTokenURL, "k1"
-			a, err := NewSignedAssertion(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := a.Assertion(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
