@@ -15,6 +15,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/authproxy/authproxy/internal/filekind"
 )
 
 // SigningAlg is a JWS algorithm (RFC 7518 3.1) for a client assertion.
@@ -280,7 +282,7 @@ func readSmallFile(path string) ([]byte, error) {
 		if info.IsDir() {
 			return nil, errors.New("is a directory")
 		}
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(info.Mode()))
+		return nil, fmt.Errorf("not a regular file (%s)", filekind.Of(info.Mode()))
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -296,19 +298,6 @@ func readSmallFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes, too large for a key, certificate or token", maxKeyFileSize)
 	}
 	return b, nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	default:
-		return m.Type().String()
-	}
 }
 
 // unwrapPath drops the *PathError wrapper whose message repeats the path

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/authproxy/authproxy/internal/filekind"
 )
 
 // The checks here are shared by several sections.
@@ -68,12 +70,7 @@ const maxSecretFile = 64 << 10
 // so that one nobody writes to is an empty secret, not a config loading
 // that never ends. Devices and sockets are problems.
 func (p *Problems) secretFile(key, path string) ([]byte, bool) {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeNamedPipe == 0 {
-		if fi.IsDir() {
-			p.add(key, "%s is a directory; write the path of the file in it", path)
-		} else {
-			p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, fileKind(fi.Mode()))
-		}
+	if p.notAFile(key, path, true) {
 		return nil, false
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -94,6 +91,23 @@ func (p *Problems) secretFile(key, path string) ([]byte, bool) {
 	return b, true
 }
 
+// notAFile reports, as a problem for key, a path that is a directory or
+// anything but a regular file (a named pipe is taken if pipeOK). It is
+// looked at before it is opened: opening a named pipe blocks until a
+// writer comes. A path that cannot be looked at is left to the opening.
+func (p *Problems) notAFile(key, path string, pipeOK bool) bool {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil, fi.Mode().IsRegular(), pipeOK && fi.Mode()&os.ModeNamedPipe != 0:
+		return false
+	case fi.IsDir():
+		p.add(key, "%s is a directory; write the path of the file in it", path)
+	default:
+		p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, filekind.Of(fi.Mode()))
+	}
+	return true
+}
+
 // readableFile returns path, taken from dir if relative, after checking
 // that it can be opened; "" stays "".
 func (p *Problems) readableFile(key, path, dir string) string {
@@ -103,13 +117,7 @@ func (p *Problems) readableFile(key, path, dir string) string {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(dir, path)
 	}
-	// Looked at before it is opened: opening a named pipe blocks until a
-	// writer comes.
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		p.add(key, "%s is a directory; write the path of the file in it", path)
-		return path
-	} else if err == nil && !fi.Mode().IsRegular() {
-		p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, fileKind(fi.Mode()))
+	if p.notAFile(key, path, false) {
 		return path
 	}
 	f, err := os.Open(path)
@@ -119,19 +127,6 @@ func (p *Problems) readableFile(key, path, dir string) string {
 	}
 	f.Close()
 	return path
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	default:
-		return m.Type().String()
-	}
 }
 
 // absPath returns path taken from dir if relative; "" stays "". For the
