@@ -20,19 +20,13 @@ func TestAFileThatIsANamedPipeIsAProblem(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() {
+	err := loadsAtAll(t, "the named pipe", func() error {
 		_, err := loadToken(t, dir, "      auth_method: private_key_jwt\n      private_key_file: pipe\n")
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		want := "upstreams.api.token.private_key_file: " + filepath.Join(dir, "pipe") + " is not a regular file (a named pipe)"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("got %v\nwant %q", err, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("loading the config still blocked on the named pipe after 10s")
+		return err
+	})
+	want := "upstreams.api.token.private_key_file: " + filepath.Join(dir, "pipe") + " is not a regular file (a named pipe)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %q", err, want)
 	}
 }
 
@@ -44,26 +38,14 @@ func TestASecretFileThatIsANamedPipe(t *testing.T) {
 	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: pipe", 1)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
-	done := make(chan error, 1)
-	go func() {
+	path := writeSecretFileConfig(t, dir, "pipe")
+	err := loadsAtAll(t, "the named pipe", func() error {
 		_, err := Load(path, Options{NoEnvOverrides: true})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		want := "upstreams.api.token.client_secret_file: " + pipe + " is empty"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("got %v\nwant %q", err, want)
-		}
-	case <-time.After(10 * time.Second):
-		// Unblock the loader so that the test ends.
-		if f, err := os.OpenFile(pipe, os.O_WRONLY, 0); err == nil {
-			f.Close()
-		}
-		t.Fatal("loading the config still blocked on the named pipe after 10s")
+		return err
+	})
+	want := "upstreams.api.token.client_secret_file: " + pipe + " is empty"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %q", err, want)
 	}
 
 	// A pipe whose writer wrote the secret and left, as a shell's
@@ -78,9 +60,7 @@ func TestASecretFileThatIsANamedPipe(t *testing.T) {
 	defer r.Close()
 	w.WriteString("from-pipe\n")
 	w.Close()
-	file = strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: /proc/self/fd/"+strconv.Itoa(int(r.Fd())), 1)
-	os.WriteFile(path, []byte(file), 0o600)
-	cfg, err := Load(path, Options{NoEnvOverrides: true})
+	cfg, err := Load(writeSecretFileConfig(t, dir, "/proc/self/fd/"+strconv.Itoa(int(r.Fd()))), Options{NoEnvOverrides: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,22 +75,29 @@ func TestASecretFileThatIsADevice(t *testing.T) {
 	if _, err := os.Stat("/dev/zero"); err != nil {
 		t.Skip("no /dev/zero")
 	}
-	dir := t.TempDir()
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: /dev/zero", 1)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
-	done := make(chan error, 1)
-	go func() {
+	path := writeSecretFileConfig(t, t.TempDir(), "/dev/zero")
+	err := loadsAtAll(t, "/dev/zero", func() error {
 		_, err := Load(path, Options{NoEnvOverrides: true})
-		done <- err
-	}()
+		return err
+	})
+	want := "upstreams.api.token.client_secret_file: /dev/zero is not a regular file (a device)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %q", err, want)
+	}
+}
+
+// loadsAtAll returns load's error, and fails the test if load has not
+// returned 10 s after it began: it hangs on what (it is left running, as
+// nothing can stop a blocked open or an endless read).
+func loadsAtAll(t *testing.T, what string, load func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- load() }()
 	select {
 	case err := <-done:
-		want := "upstreams.api.token.client_secret_file: /dev/zero is not a regular file (a device)"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("got %v\nwant %q", err, want)
-		}
+		return err
 	case <-time.After(10 * time.Second):
-		t.Fatal("loading the config still reading /dev/zero after 10s")
+		t.Fatalf("loading the config still blocked on %s after 10s", what)
+		return nil
 	}
 }

@@ -57,12 +57,22 @@ upstreams:
 	}
 }
 
+// writeSecretFileConfig writes dir/proxy.yaml: the minimal config with
+// client_secret_file: secretFile; it returns its path.
+func writeSecretFileConfig(t *testing.T, dir, secretFile string) string {
+	t.Helper()
+	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: "+secretFile, 1)
+	path := filepath.Join(dir, "proxy.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestSecretFile(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600)
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
+	path := writeSecretFileConfig(t, dir, "secret")
 	cfg, err := Load(path, Options{NoEnvOverrides: true})
 	if err != nil {
 		t.Fatal(err)
@@ -127,10 +137,7 @@ func TestParamsMayNotSetTheProxysFields(t *testing.T) {
 func TestASecretFileIsSmall(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "secret"), []byte(strings.Repeat("s", 64<<10+1)), 0o600)
-	file := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret", 1)
-	path := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(path, []byte(file), 0o600)
-	_, err := Load(path, Options{NoEnvOverrides: true})
+	_, err := Load(writeSecretFileConfig(t, dir, "secret"), Options{NoEnvOverrides: true})
 	want := "upstreams.api.token.client_secret_file: " + filepath.Join(dir, "secret") + " is over 64 KiB"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v\nwant %q", err, want)
