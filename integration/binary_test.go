@@ -19,6 +19,7 @@ import (
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/fakeclock"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 // buildBinary builds authproxy as a user would.
@@ -125,7 +126,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	path := configFor(t, f, apiSrv, setup{})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, exit := make(chan string, 1), make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	go func() {
 		exit <- app.Run(ctx, app.Options{Args: []string{"--config", path}, Stderr: logs, Stdout: logs,
 			Ready: func(a string) { ready <- a }, Now: clock.Now})
@@ -170,7 +171,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 type binaryProxy struct {
 	addr, admin string // host:port of the proxy and of its admin endpoints
 	pid         int
-	logs        *syncBuffer
+	logs        *syncbuf.Buffer
 }
 
 // runBinary runs bin on config until the test ends, when SIGTERM must
@@ -184,7 +185,7 @@ func runBinary(t *testing.T, bin, config string, wrap ...string) *binaryProxy {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &binaryProxy{pid: cmd.Process.Pid, logs: &syncBuffer{}}
+	p := &binaryProxy{pid: cmd.Process.Pid, logs: &syncbuf.Buffer{}}
 	var logDone <-chan struct{}
 	p.addr, p.admin, logDone = listening(t, stderr, p.logs)
 	t.Cleanup(func() {

@@ -9,10 +9,11 @@ import (
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 func runCLI(args ...string) (int, string, string) {
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	code := app.Run(context.Background(), app.Options{Args: args, Stdout: &out, Stderr: &errOut,
 		LookupEnv: func(string) (string, bool) { return "", false }})
 	return code, out.String(), errOut.String()

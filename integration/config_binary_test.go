@@ -13,9 +13,10 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
-func waitForLogOf(t *testing.T, logs *syncBuffer, what string, n int) {
+func waitForLogOf(t *testing.T, logs *syncbuf.Buffer, what string, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d× %s", n, what), func() bool { return strings.Count(logs.String(), what) >= n })
 }

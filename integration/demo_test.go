@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/app"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 func TestDemoActsForAUserAndShowsALogin(t *testing.T) {
@@ -27,7 +28,7 @@ func TestDemoActsForAUserAndShowsALogin(t *testing.T) {
 	t.Setenv("AUTHPROXY_ADMIN_LISTEN", "127.0.0.1:0")
 	// Not the default 8085, which another test may hold.
 	t.Setenv("AUTHPROXY_UPSTREAMS_REDBOOTH_TOKEN_REDIRECT_URI", "http://127.0.0.1:"+redirectPort+"/callback")
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ready := make(chan string, 1)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -63,7 +64,7 @@ func TestDemoActsForAUserAndShowsALogin(t *testing.T) {
 	// The login, listening where a published port would lead (--listen),
 	// while the browser is sent to redirect_uri.
 	pr, pw := io.Pipe()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- app.Run(context.Background(), app.Options{

@@ -21,30 +21,13 @@ import (
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/fakeclock"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 const (
 	clientID     = "integration-client"
 	clientSecret = "integration-secret-d41d8cd98f00"
 )
-
-// syncBuffer collects the proxy's log output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env is one running proxy in front of one fake API.
 type env struct {
@@ -55,7 +38,7 @@ type env struct {
 	addr   string // the proxy's host:port
 	admin  string // the admin endpoints' base URL
 	clock  *fakeclock.Clock
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	client *http.Client
 
 	flavor    fakeapi.Flavor
@@ -161,7 +144,7 @@ func start(t *testing.T, f fakeapi.Flavor, s setup) *env {
 	apiURL := newServer(t, h)
 	path := configFor(t, f, apiURL, s)
 	tr := &http.Transport{MaxIdleConnsPerHost: 1000}
-	e := &env{t: t, api: api, apiURL: apiURL, clock: clock, logs: &syncBuffer{}, flavor: f, config: path,
+	e := &env{t: t, api: api, apiURL: apiURL, clock: clock, logs: &syncbuf.Buffer{}, flavor: f, config: path,
 		storePath: filepath.Join(filepath.Dir(path), "data", "tokens.json"),
 		client:    &http.Client{Transport: tr, Timeout: time.Minute}}
 	e.launch()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 // TestKill9DuringRefreshesAlwaysRecovers kills the real binary with
@@ -75,7 +76,7 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		addr, _, _ := listening(t, stderr, logs)
 		// Recovery: a request must succeed with what the store holds.
 		deadline := time.Now().Add(15 * time.Second)
@@ -149,7 +150,7 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 // and where its admin endpoints do, and keeps copying the rest into logs;
 // logDone is closed when the log ends (the process has exited, or is
 // about to).
-func listening(t *testing.T, stderr io.Reader, logs *syncBuffer) (addr, admin string, logDone <-chan struct{}) {
+func listening(t *testing.T, stderr io.Reader, logs *syncbuf.Buffer) (addr, admin string, logDone <-chan struct{}) {
 	t.Helper()
 	sc := bufio.NewScanner(stderr)
 	// A log line past Scanner's 64 KiB default would stop the reading,

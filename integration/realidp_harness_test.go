@@ -21,6 +21,7 @@ import (
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/oidctest"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 // introspector is the API's own client at the provider, which it asks
@@ -131,7 +132,7 @@ type proxyRun struct {
 	t     *testing.T
 	addr  string // host:port
 	admin string // the admin endpoints' base URL
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	stop  func()
 	// seen collects every response body and header value the test got,
 	// for the search for secrets.
@@ -147,7 +148,7 @@ func runProxy(t *testing.T, dir, configYAML string) *proxyRun {
 	if err := os.WriteFile(path, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &proxyRun{t: t, logs: &syncBuffer{}}
+	p := &proxyRun{t: t, logs: &syncbuf.Buffer{}}
 	ready, adminReady := make(chan string, 1), make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	exit := make(chan int, 1)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authproxy/authproxy/app"
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 func TestRefreshTokensRotateUnderConcurrentTrafficEachRedeemedOnce(t *testing.T) {
@@ -132,9 +133,9 @@ func browseAndAllow(t *testing.T, authURL string) string {
 // startLogin runs `authproxy login NAME` in process and returns the
 // authorize URL it printed ("" if none), its exit code once it ends, and
 // all it wrote.
-func startLogin(configPath, name string) (authURL string, exit <-chan int, out *syncBuffer) {
+func startLogin(configPath, name string) (authURL string, exit <-chan int, out *syncbuf.Buffer) {
 	pr, pw := io.Pipe()
-	out = &syncBuffer{}
+	out = &syncbuf.Buffer{}
 	code := make(chan int, 1)
 	go func() {
 		code <- app.Run(context.Background(), app.Options{
@@ -247,7 +248,7 @@ func TestCorruptStoreStopsTheProxyAndIsLeftUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := os.Stat(e.storePath)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	code := app.Run(context.Background(), app.Options{Args: []string{"--config", e.config}, Stdout: &out, Stderr: &out})
 	if code != 2 || !strings.Contains(out.String(), e.storePath) || !strings.Contains(out.String(), "left untouched") {
 		t.Errorf("exit %d\n%s", code, out.String())

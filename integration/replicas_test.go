@@ -22,6 +22,7 @@ import (
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
 	"github.com/authproxy/authproxy/internal/redistest"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 // fleetEnv is n replicas in front of one fake API, sharing one Redis.
@@ -40,7 +41,7 @@ type replicaProc struct {
 	cmd   *exec.Cmd
 	addr  string // the proxy's host:port
 	admin string // the admin endpoints' base URL
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	exit  chan error
 }
 
@@ -92,7 +93,7 @@ func startFleet(t *testing.T, f fakeapi.Flavor, n int, storeYAML string) *fleetE
 
 func (fe *fleetEnv) launch() *replicaProc {
 	fe.t.Helper()
-	r := &replicaProc{logs: &syncBuffer{}, exit: make(chan error, 1)}
+	r := &replicaProc{logs: &syncbuf.Buffer{}, exit: make(chan error, 1)}
 	r.cmd = exec.Command(fe.bin, "--config", fe.config)
 	r.cmd.Env = os.Environ()
 	stderr, err := r.cmd.StderrPipe()

@@ -23,13 +23,14 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
 // runBuilt runs the built binary on config until the test ends, then
 // stops it with SIGTERM and expects a clean exit.
 func runBuilt(t *testing.T, bin, config string) *replicaProc {
 	t.Helper()
-	r := &replicaProc{logs: &syncBuffer{}, exit: make(chan error, 1)}
+	r := &replicaProc{logs: &syncbuf.Buffer{}, exit: make(chan error, 1)}
 	r.cmd = exec.Command(bin, "--config", config)
 	r.cmd.Env = os.Environ()
 	stderr, err := r.cmd.StderrPipe()

@@ -12,28 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/internal/syncbuf"
 )
-
-// syncBuffer collects a background command's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // shell is where and how commands run: a directory and extra environment
 // (the compose project's name, the credentials a line expects).
@@ -77,7 +60,7 @@ func (s shell) try(line string) (string, error) {
 type background struct {
 	line string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -88,7 +71,7 @@ type background struct {
 func (s shell) start(t *testing.T, line string, lines chan<- string) *background {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &background{line: line, cmd: s.command(ctx, line), out: &syncBuffer{}, done: make(chan struct{})}
+	b := &background{line: line, cmd: s.command(ctx, line), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd.Stderr = b.out
 	if lines == nil {
 		b.cmd.Stdout = b.out
