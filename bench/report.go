@@ -84,23 +84,19 @@ func printSummary(out io.Writer, reports []scenarioReport, withNginx, withBefore
 	for i, rep := range reports {
 		sums[i] = summarize(rep)
 	}
-	fmt.Fprintln(out, "\n# medians over rounds of authproxy/bare+pool (allocs: authproxy minus bare) and authproxy/nginx")
-	fmt.Fprintln(out, "| scenario | throughput | p99 | CPU/req | allocs/req | throughput vs nginx | CPU/req vs nginx |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
-	for i, rep := range reports {
-		r := sums[i].ratios["authproxy"]
-		fmt.Fprintf(out, "| %s | %.3f | %.3f | %.3f | %+.1f | %s | %s |\n", rep.sc.name, r.rps, r.p99, r.cpu, r.allocs,
-			ratioString(r.rpsNginx), ratioString(r.cpuNginx))
-	}
-	if withBefore {
-		fmt.Fprintln(out, "\n# the same for the -before build, measured in the same rounds")
+	ratioTable := func(title, proxy string) {
+		fmt.Fprintln(out, title)
 		fmt.Fprintln(out, "| scenario | throughput | p99 | CPU/req | allocs/req | throughput vs nginx | CPU/req vs nginx |")
 		fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 		for i, rep := range reports {
-			r := sums[i].ratios["before"]
+			r := sums[i].ratios[proxy]
 			fmt.Fprintf(out, "| %s | %.3f | %.3f | %.3f | %+.1f | %s | %s |\n", rep.sc.name, r.rps, r.p99, r.cpu, r.allocs,
 				ratioString(r.rpsNginx), ratioString(r.cpuNginx))
 		}
+	}
+	ratioTable("\n# medians over rounds of authproxy/bare+pool (allocs: authproxy minus bare) and authproxy/nginx", "authproxy")
+	if withBefore {
+		ratioTable("\n# the same for the -before build, measured in the same rounds", "before")
 	}
 	fmt.Fprintln(out, "\n# medians over rounds per proxy process (peak RSS: the highest of the rounds)")
 	fmt.Fprintln(out, "| scenario | proxy | req/s | p99 | CPU/req | allocs/req | bytes/req | peak RSS | errors |")
