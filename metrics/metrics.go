@@ -55,7 +55,7 @@ func New(read func() Gauges) *Metrics {
 			Name: "authproxy_inflight_requests", Help: "Requests being answered now.",
 		}),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authproxy_token_requests_total", Help: "Requests to token endpoints, by upstream and result (success, error).",
+			Name: "authproxy_token_requests_total", Help: "Token fetches, by upstream and result: success, or error (refused, unreachable, a bad answer, or none sent, as with no refresh token stored yet).",
 		}, []string{"upstream", "result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_token_refreshes_total", Help: "Token fetches by reason: startup, expiry (ahead of time), expired, 401.",
