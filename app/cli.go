@@ -14,17 +14,26 @@ import (
 // that its --help shows only those.
 type command struct {
 	name string
-	// args follow the name in the synopsis; an upstream NAME first, if
-	// takesName.
-	args      string
-	takesName bool
-	summary   string // for the list of commands
-	about     string // for the command's own --help
-	example   string
+	// args follow the name in the synopsis; the operand first, if any.
+	args    string
+	operand operand
+	summary string // for the list of commands
+	about   string // for the command's own --help
+	example string
 	// flags defines the command's flags on fs and returns what runs it
-	// once they are parsed, with the upstream's name if takesName.
-	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, name string) int
+	// once they are parsed, with the operand ("" if none was given).
+	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, operand string) int
 }
+
+// operand is what a command takes besides its flags: one name, before
+// or after them.
+type operand int
+
+const (
+	noOperand    operand = iota
+	upstreamName         // required: the upstream that login or token acts on
+	commandName          // optional: the command that help is asked about
+)
 
 var commands = []command{
 	{
@@ -53,7 +62,7 @@ Exit 0 if there is no problem, 2 if there is.`,
 		},
 	},
 	{
-		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", takesName: true,
+		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", operand: upstreamName,
 		summary: "get the first refresh token for an upstream with grant_type: refresh_token",
 		about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
 on its redirect_uri for the browser to come back, exchange the code and
@@ -82,7 +91,7 @@ config's admin.listen, else 127.0.0.1:9090.`,
 		},
 	},
 	{
-		name: "token", args: "NAME --config FILE [--show]", takesName: true,
+		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName,
 		summary: "get an upstream's token and print its status; the token itself only with --show",
 		about: `Get the upstream NAME's token as the proxy would (the stored one while
 it is valid) and print its type and expiry as JSON.`,
@@ -114,6 +123,29 @@ demo-client, its secret demo-secret.`,
 	},
 }
 
+// helpCommand is in the table like the others, so that it is listed and
+// answers --help, and `help help`, as they do. init adds it: what it runs
+// reads the table, which the table's own initializer may not refer to.
+var helpCommand = command{
+	name: "help", args: "[COMMAND]", operand: commandName,
+	summary: "print this, or a command's flags and an example",
+	about: `Print the list of commands or, given a command, its synopsis, flags
+and an example, as "authproxy COMMAND --help" does.`,
+	example: "authproxy help login",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+		return func(ctx context.Context, name string) int {
+			if name == "" {
+				writeUsage(opts.Stdout)
+				return 0
+			}
+			opts.Args = []string{name, "--help"}
+			return runCommand(ctx, opts)
+		}
+	},
+}
+
+func init() { commands = append(commands, helpCommand) }
+
 // configFlag defines --config, which every command that reads the config
 // takes, defaulting to $AUTHPROXY_CONFIG.
 func configFlag(fs *flag.FlagSet, more string) *string {
@@ -130,16 +162,6 @@ func runCommand(ctx context.Context, opts Options) int {
 	if named {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" {
-		if len(args) == 0 {
-			writeUsage(opts.Stdout)
-			return 0
-		}
-		if len(args) > 1 {
-			return usageError(opts, nil, "authproxy help: name one command")
-		}
-		name, args = args[0], []string{"--help"}
-	}
 	cmd := findCommand(name)
 	if cmd == nil {
 		return usageError(opts, nil, "authproxy: unknown command %q", name)
@@ -148,9 +170,9 @@ func runCommand(ctx context.Context, opts Options) int {
 	fs.SetOutput(opts.Stderr) // flag's own error messages
 	fs.Usage = func() {}      // the help is written below, to stdout or stderr
 	run := cmd.flags(fs, opts)
-	var upstream string
-	if cmd.takesName && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		upstream, args = args[0], args[1:]
+	var operand string
+	if cmd.operand != noOperand && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		operand, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -165,16 +187,16 @@ func runCommand(ctx context.Context, opts Options) int {
 		return 0
 	}
 	rest := fs.Args()
-	if cmd.takesName && upstream == "" && len(rest) > 0 {
-		upstream, rest = rest[0], rest[1:]
+	if cmd.operand != noOperand && operand == "" && len(rest) > 0 {
+		operand, rest = rest[0], rest[1:]
 	}
 	switch {
 	case len(rest) > 0:
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: unexpected argument %q", cmd.name, rest[0])
-	case cmd.takesName && upstream == "":
+	case cmd.operand == upstreamName && operand == "":
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
 	}
-	return run(ctx, upstream)
+	return run(ctx, operand)
 }
 
 func findCommand(name string) *command {
@@ -217,9 +239,7 @@ func writeUsage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(synopsis+" "+c.args), c.summary)
 	}
-	fmt.Fprint(w, `  authproxy help [COMMAND]
-      print this, or a command's flags and an example
-
+	fmt.Fprint(w, `
 With no --config, authproxy serves its built-in demo: the fake APIs it
 ships for its tests, on loopback, behind the proxy on 127.0.0.1:8080.
 Run "authproxy COMMAND --help" for a command's flags and an example.
