@@ -17,9 +17,12 @@ type command struct {
 	// args follow the name in the synopsis; the operand first, if any.
 	args    string
 	operand operand
-	summary string // for the list of commands
-	about   string // for the command's own --help
-	example string
+	// needsConfig: the command cannot run without --config, and
+	// runCommand refuses it for all such commands alike.
+	needsConfig bool
+	summary     string // for the list of commands
+	about       string // for the command's own --help
+	example     string
 	// flags defines the command's flags on fs and returns what runs it
 	// once they are parsed, with the operand ("" if none was given).
 	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, operand string) int
@@ -49,7 +52,7 @@ on loopback, behind the proxy on 127.0.0.1:8080.`,
 		},
 	},
 	{
-		name: "check", args: "--config FILE", summary: "validate the config and exit",
+		name: "check", args: "--config FILE", needsConfig: true, summary: "validate the config and exit",
 		about: `Load the config as serve would, ${VAR}s and secret files included, parse
 the private keys and certificates it names, and report every problem,
 each with its key and what to write. Warn, without failing, of a key file
@@ -62,7 +65,7 @@ Exit 0 if there is no problem, 2 if there is.`,
 		},
 	},
 	{
-		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", operand: upstreamName,
+		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", operand: upstreamName, needsConfig: true,
 		summary: "get the first refresh token for an upstream with grant_type: refresh_token",
 		about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
 on its redirect_uri for the browser to come back, exchange the code and
@@ -91,7 +94,7 @@ config's admin.listen, else 127.0.0.1:9090.`,
 		},
 	},
 	{
-		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName,
+		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName, needsConfig: true,
 		summary: "get an upstream's token and print its status; the token itself only with --show",
 		about: `Get the upstream NAME's token as the proxy would (the stored one while
 it is valid) and print its type and expiry as JSON.`,
@@ -195,6 +198,8 @@ func runCommand(ctx context.Context, opts Options) int {
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: unexpected argument %q", cmd.name, rest[0])
 	case cmd.operand == upstreamName && operand == "":
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
+	case cmd.needsConfig && fs.Lookup("config").Value.String() == "":
+		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: give the config with --config FILE (or AUTHPROXY_CONFIG)", cmd.name)
 	}
 	return run(ctx, operand)
 }

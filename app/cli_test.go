@@ -29,3 +29,16 @@ func TestHelpHasHelp(t *testing.T) {
 		}
 	}
 }
+
+// Leaving out --config is the same mistake in every command that needs
+// it, and is told the same way: a usage error, with the command's usage,
+// exit 2.
+func TestMissingConfigIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{{"check"}, {"login", "redbooth"}, {"token", "redbooth"}, {"token", "redbooth", "--show"}} {
+		code, out, errOut := runCLI(t, args...)
+		want := "authproxy " + args[0] + ": give the config with --config FILE (or AUTHPROXY_CONFIG)"
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, want+"\n") || !strings.Contains(errOut, "\nUsage: authproxy "+args[0]+" ") {
+			t.Errorf("%q: exit %d, want 2 and %q with the usage\nstdout: %s\nstderr: %s", args, code, want, out, errOut)
+		}
+	}
+}

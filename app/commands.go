@@ -68,10 +68,6 @@ type tokenStatus struct {
 // token gets an upstream's token as the proxy would (the store's, if it
 // is still valid) and prints its status; the token itself only if asked.
 func token(ctx context.Context, name, path string, show bool, opts Options) int {
-	if path == "" || name == "" {
-		fmt.Fprintln(opts.Stderr, "authproxy token: usage: authproxy token NAME --config FILE [--show]")
-		return 2
-	}
 	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
 	if err != nil {
 		fmt.Fprintln(opts.Stderr, err)

@@ -35,9 +35,6 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
 		return 1
 	}
-	if path == "" {
-		return fail("give the config with --config")
-	}
 	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
 	if err != nil {
 		fmt.Fprintln(opts.Stderr, err)
