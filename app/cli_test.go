@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,4 +43,42 @@ func TestMissingConfigIsAUsageError(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2 and %q with the usage\nstdout: %s\nstderr: %s", args, code, want, out, errOut)
 		}
 	}
+}
+
+// An upstream the config does not have is the same mistake in login and
+// token, told the same way, with exit 2; so is one that login cannot log
+// in to.
+func TestUpstreamTheConfigDoesNotHave(t *testing.T) {
+	path := writeConfig(t, `
+store: {type: memory}
+upstreams:
+  redbooth:
+    target: http://127.0.0.1:1
+    token: {grant_type: refresh_token, url: http://127.0.0.1:1/token, authorize_url: http://127.0.0.1:1/authorize, client_id: c, client_secret: s}
+  redgifs:
+    target: http://127.0.0.1:1
+    token: {url: http://127.0.0.1:1/token, client_id: c, client_secret: s}
+`)
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"login", "nosuch", "--config", path, "--no-browser"}, `authproxy login: no upstream "nosuch" in ` + path + "; its upstreams: redbooth, redgifs\n"},
+		{[]string{"token", "nosuch", "--config", path}, `authproxy token: no upstream "nosuch" in ` + path + "; its upstreams: redbooth, redgifs\n"},
+		{[]string{"login", "redgifs", "--config", path, "--no-browser"}, "authproxy login redgifs: upstreams.redgifs.token.grant_type is client_credentials; login is for grant_type: refresh_token\n"},
+	} {
+		code, out, errOut := runCLI(t, tt.args...)
+		if code != 2 || out != "" || errOut != tt.says {
+			t.Errorf("%q: exit %d, want 2 and %q\nstdout: %s\nstderr: %s", tt.args, code, tt.says, out, errOut)
+		}
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/config"
@@ -68,10 +69,9 @@ type tokenStatus struct {
 // token gets an upstream's token as the proxy would (the store's, if it
 // is still valid) and prints its status; the token itself only if asked.
 func token(ctx context.Context, name, path string, show bool, opts Options) int {
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
+	cfg, u, exit := loadUpstream("token", name, path, opts)
+	if u == nil {
+		return exit
 	}
 	logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
 	st, err := openStore(ctx, cfg, logger)
@@ -80,36 +80,51 @@ func token(ctx context.Context, name, path string, show bool, opts Options) int 
 		return 1
 	}
 	defer st.close()
-	for _, u := range cfg.Upstreams {
-		if u.Name != name {
-			continue
-		}
-		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New(nil))
-		if err != nil {
-			fmt.Fprintln(opts.Stderr, err)
-			return 1
-		}
-		defer cache.Close()
-		ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
-		defer cancel()
-		tok, err := cache.Token(ctx)
-		if err != nil {
-			fmt.Fprintf(opts.Stderr, "authproxy token %s: %v\n", name, err)
-			return 1
-		}
-		out := tokenStatus{Upstream: name, TokenType: tok.Type()}
-		if !tok.Expiry.IsZero() {
-			out.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
-			out.ExpiresIn = time.Until(tok.Expiry).Round(time.Second).String()
-		}
-		if show {
-			out.AccessToken = tok.AccessToken
-		}
-		enc := json.NewEncoder(opts.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-		return 0
+	cache, err := newTokenSource(ctx, *u, st, logger.WithField("upstream", name), opts.Now, metrics.New(nil))
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return 1
 	}
-	fmt.Fprintf(opts.Stderr, "authproxy token: no upstream %q in %s\n", name, path)
-	return 2
+	defer cache.Close()
+	ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
+	defer cancel()
+	tok, err := cache.Token(ctx)
+	if err != nil {
+		fmt.Fprintf(opts.Stderr, "authproxy token %s: %v\n", name, err)
+		return 1
+	}
+	out := tokenStatus{Upstream: name, TokenType: tok.Type()}
+	if !tok.Expiry.IsZero() {
+		out.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+		out.ExpiresIn = time.Until(tok.Expiry).Round(time.Second).String()
+	}
+	if show {
+		out.AccessToken = tok.AccessToken
+	}
+	enc := json.NewEncoder(opts.Stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+	return 0
+}
+
+// loadUpstream loads the config for a command that acts on one upstream
+// (login, token) and finds the upstream it was asked about, or says why
+// not and returns the exit code. A config that does not load and a name
+// it does not have are mistakes in what was asked, not failures of what
+// was tried: exit 2, and the same words, whichever command met them.
+func loadUpstream(cmd, name, path string, opts Options) (*config.Config, *config.Upstream, int) {
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return nil, nil, 2
+	}
+	names := make([]string, len(cfg.Upstreams))
+	for i := range cfg.Upstreams {
+		if cfg.Upstreams[i].Name == name {
+			return cfg, &cfg.Upstreams[i], 0
+		}
+		names[i] = cfg.Upstreams[i].Name
+	}
+	fmt.Fprintf(opts.Stderr, "authproxy %s: no upstream %q in %s; its upstreams: %s\n", cmd, name, path, strings.Join(names, ", "))
+	return nil, nil, 2
 }
