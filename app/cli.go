@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -76,8 +79,11 @@ the host opens redirect_uri on 127.0.0.1.`,
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")
 			noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
-			listen := fs.String("listen", "", "where to listen for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
-			return func(ctx context.Context, name string) int { return login(ctx, name, *path, !*noBrowser, *listen, opts) }
+			var listen hostPortFlag
+			fs.Var(&listen, "listen", "the `ADDR`, host:port, to listen on for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
+			return func(ctx context.Context, name string) int {
+				return login(ctx, name, *path, !*noBrowser, string(listen), opts)
+			}
 		},
 	},
 	{
@@ -89,8 +95,9 @@ config's admin.listen, else 127.0.0.1:9090.`,
 		example: "authproxy health --url http://127.0.0.1:9090/healthz",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "; its admin.listen gives the address")
-			url := fs.String("url", "", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
-			return func(ctx context.Context, _ string) int { return health(ctx, *path, *url, opts) }
+			var url httpURLFlag
+			fs.Var(&url, "url", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
+			return func(ctx context.Context, _ string) int { return health(ctx, *path, string(url), opts) }
 		},
 	},
 	{
@@ -114,8 +121,9 @@ demo-client, its secret demo-secret.`,
 		example: "authproxy fakeapis --host 0.0.0.0 --base-port 9101",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			host := fs.String("host", "127.0.0.1", "the `address` to serve on")
-			port := fs.Int("base-port", 9101, "the first `port`; one per API (0: any free ports)")
-			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, *port, opts) }
+			port := portFlag(9101)
+			fs.Var(&port, "base-port", "the first `port`; one per API (0: any free ports)")
+			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, int(port), opts) }
 		},
 	},
 	{
@@ -153,6 +161,56 @@ func init() { commands = append(commands, helpCommand) }
 // takes, defaulting to $AUTHPROXY_CONFIG.
 func configFlag(fs *flag.FlagSet, more string) *string {
 	return fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "the config `FILE` (env AUTHPROXY_CONFIG)"+more)
+}
+
+// The flag types below check a value when the flag is parsed, so that one
+// that cannot be what the flag wants is a usage error (exit 2, with the
+// usage), as a word given to a number flag is, and not a failure met
+// later, after a config was loaded or a port listened on.
+
+// hostPortFlag is an address to listen on: host:port, the port a number.
+type hostPortFlag string
+
+func (f *hostPortFlag) String() string { return string(*f) }
+
+func (f *hostPortFlag) Set(s string) error {
+	if _, port, err := net.SplitHostPort(s); err != nil || !isPort(port) {
+		return errors.New("want host:port, e.g. 0.0.0.0:8085")
+	}
+	*f = hostPortFlag(s)
+	return nil
+}
+
+// portFlag is a TCP port number, 0 included.
+type portFlag int
+
+func (f *portFlag) String() string { return strconv.Itoa(int(*f)) }
+
+func (f *portFlag) Set(s string) error {
+	if !isPort(s) {
+		return errors.New("want a port, 0 to 65535")
+	}
+	p, _ := strconv.Atoi(s)
+	*f = portFlag(p)
+	return nil
+}
+
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}
+
+// httpURLFlag is an absolute http or https URL.
+type httpURLFlag string
+
+func (f *httpURLFlag) String() string { return string(*f) }
+
+func (f *httpURLFlag) Set(s string) error {
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http or https URL, e.g. http://127.0.0.1:9090/healthz")
+	}
+	*f = httpURLFlag(s)
+	return nil
 }
 
 // runCommand parses the command line and runs the command it names. Help

@@ -82,3 +82,33 @@ func writeConfig(t *testing.T, text string) string {
 	}
 	return path
 }
+
+// A flag's value that cannot be what the flag wants is a usage error when
+// the flag is parsed, as a word given to a number flag is: exit 2, with
+// the usage, before anything is loaded or listened on.
+func TestBadFlagValueIsAUsageError(t *testing.T) {
+	path := writeConfig(t, `
+store: {type: memory}
+upstreams:
+  redbooth:
+    target: http://127.0.0.1:1
+    token: {grant_type: refresh_token, url: http://127.0.0.1:1/token, authorize_url: http://127.0.0.1:1/authorize, client_id: c, client_secret: s}
+`)
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"fakeapis", "--base-port", "x"}, `invalid value "x" for flag -base-port`},
+		{[]string{"fakeapis", "--base-port", "70000"}, `invalid value "70000" for flag -base-port`},
+		{[]string{"fakeapis", "--base-port", "-5"}, `invalid value "-5" for flag -base-port`},
+		{[]string{"login", "redbooth", "--config", path, "--no-browser", "--listen", "bogus"}, `invalid value "bogus" for flag -listen`},
+		{[]string{"login", "redbooth", "--config", path, "--no-browser", "--listen", "127.0.0.1:99999"}, `invalid value "127.0.0.1:99999" for flag -listen`},
+		{[]string{"health", "--url", "127.0.0.1:9090"}, `invalid value "127.0.0.1:9090" for flag -url`},
+		{[]string{"health", "--url", ""}, `invalid value "" for flag -url`},
+	} {
+		code, out, errOut := runCLI(t, tt.args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, tt.says) || !strings.Contains(errOut, "\nUsage: authproxy "+tt.args[0]+" ") {
+			t.Errorf("%q: exit %d, want 2 and %q with the usage\nstdout: %s\nstderr: %s", tt.args, code, tt.says, out, errOut)
+		}
+	}
+}

@@ -42,7 +42,11 @@ func health(ctx context.Context, path, url string, opts Options) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(opts.Stderr, "authproxy health: %v\n", err)
+		return 2
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "authproxy health: %v\n", err)

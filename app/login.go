@@ -65,9 +65,6 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 			fmt.Fprintf(opts.Stderr, "authproxy login: this looks like a container, where %s is the container's own: the browser's redirect cannot reach it. Publish the port and give --listen 0.0.0.0:%s\n", redirect.Hostname(), redirect.Port())
 		}
 	}
-	if _, _, err := net.SplitHostPort(listen); err != nil {
-		return fail("--listen %q: want host:port, e.g. 0.0.0.0:%s", listen, redirect.Port())
-	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fail("cannot listen for the redirect on %s: %v", listen, err)
