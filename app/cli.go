@@ -90,8 +90,10 @@ the host opens redirect_uri on 127.0.0.1.`,
 		name: "health", args: "[--config FILE | --url URL]",
 		summary: "exit 0 if a running proxy's /healthz answers 200 (a HEALTHCHECK without a shell)",
 		about: `Ask a running proxy whether it is up: exit 0 if its /healthz answers
-200, 1 if not. The address is --url, else AUTHPROXY_ADMIN_LISTEN, else the
-config's admin.listen, else 127.0.0.1:9090.`,
+200, 1 if not. The address is --url, else admin.listen as serve reads it:
+AUTHPROXY_ADMIN_LISTEN over the config's, whose default is 127.0.0.1:9090
+(with no --config, the demo's). Exit 2 if admin.listen is off or the
+config does not load.`,
 		example: "authproxy health --url http://127.0.0.1:9090/healthz",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "; its admin.listen gives the address")

@@ -10,14 +10,14 @@ import (
 	"github.com/authproxy/authproxy/internal/syncbuf"
 )
 
-// runCLI runs the program as `authproxy args...` would, with no
+// runCLI runs the program as `authproxy args...` would, in the process's
+// environment (as config reads the AUTHPROXY_* overrides there), with no
 // AUTHPROXY_CONFIG to stand in for a --config the test leaves out.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	t.Setenv("AUTHPROXY_CONFIG", "")
 	var out, errOut syncbuf.Buffer
-	code = Run(context.Background(), Options{Args: args, Stdout: &out, Stderr: &errOut,
-		LookupEnv: func(string) (string, bool) { return "", false }})
+	code = Run(context.Background(), Options{Args: args, Stdout: &out, Stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
 

@@ -17,24 +17,16 @@ import (
 // Docker HEALTHCHECK, which needs no shell or curl in the image.
 func health(ctx context.Context, path, url string, opts Options) int {
 	if url == "" {
-		addr := config.DefaultAdminListen
-		// The environment first: it needs none of the credentials that
-		// loading the whole config would.
-		if env, ok := opts.LookupEnv(config.EnvPrefix + "_ADMIN_LISTEN"); ok && env != "" {
-			addr = env
-		} else if path != "" {
-			cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-			if err != nil {
-				fmt.Fprintln(opts.Stderr, err)
-				return 2
-			}
-			if cfg.AdminListen == "" {
-				fmt.Fprintln(opts.Stderr, "authproxy health: admin.listen is off in the config; give --url")
-				return 2
-			}
-			addr = cfg.AdminListen
+		addr, err := adminAddress(path, opts)
+		if err != nil {
+			fmt.Fprintln(opts.Stderr, err)
+			return 2
 		}
-		host, port, _ := net.SplitHostPort(addr)
+		if addr == "" {
+			fmt.Fprintln(opts.Stderr, "authproxy health: admin.listen is off (in the config or AUTHPROXY_ADMIN_LISTEN); give --url")
+			return 2
+		}
+		host, port, _ := net.SplitHostPort(addr) // validated by config
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
@@ -59,6 +51,30 @@ func health(ctx context.Context, path, url string, opts Options) int {
 	}
 	fmt.Fprintf(opts.Stdout, "healthy: %s\n", url)
 	return 0
+}
+
+// adminAddress is where the proxy that serve would run with this --config
+// and environment has its admin endpoints, "" if they are off: the
+// config's admin.listen as config reads it, AUTHPROXY_ADMIN_LISTEN over
+// the file's. health once read that variable itself, before the config,
+// and took "off" for an address; config is the one reader of both.
+//
+// With no --config serve runs the built-in demo, so its config is read,
+// with a stand-in for each address and secret that only the running demo
+// knows: none of them bears on admin.listen.
+func adminAddress(path string, opts Options) (string, error) {
+	var cfg *config.Config
+	var err error
+	if path == "" {
+		standIn := func(string) (string, bool) { return "http://127.0.0.1", true }
+		cfg, err = config.LoadData("built-in demo", demoConfig, config.Options{Lookup: standIn})
+	} else {
+		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	}
+	if err != nil {
+		return "", err
+	}
+	return cfg.AdminListen, nil
 }
 
 // tokenStatus is what `authproxy token` prints.
