@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -14,17 +17,29 @@ import (
 // that its --help shows only those.
 type command struct {
 	name string
-	// args follow the name in the synopsis; an upstream NAME first, if
-	// takesName.
-	args      string
-	takesName bool
-	summary   string // for the list of commands
-	about     string // for the command's own --help
-	example   string
+	// args follow the name in the synopsis; the operand first, if any.
+	args    string
+	operand operand
+	// needsConfig: the command cannot run without --config, and
+	// runCommand refuses it for all such commands alike.
+	needsConfig bool
+	summary     string // for the list of commands
+	about       string // for the command's own --help
+	example     string
 	// flags defines the command's flags on fs and returns what runs it
-	// once they are parsed, with the upstream's name if takesName.
-	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, name string) int
+	// once they are parsed, with the operand ("" if none was given).
+	flags func(fs *flag.FlagSet, opts Options) func(ctx context.Context, operand string) int
 }
+
+// operand is what a command takes besides its flags: one name, before
+// or after them.
+type operand int
+
+const (
+	noOperand    operand = iota
+	upstreamName         // required: the upstream that login or token acts on
+	commandName          // optional: the command that help is asked about
+)
 
 var commands = []command{
 	{
@@ -40,7 +55,7 @@ on loopback, behind the proxy on 127.0.0.1:8080.`,
 		},
 	},
 	{
-		name: "check", args: "--config FILE", summary: "validate the config and exit",
+		name: "check", args: "--config FILE", needsConfig: true, summary: "validate the config and exit",
 		about: `Load the config as serve would, ${VAR}s and secret files included, parse
 the private keys and certificates it names, and report every problem,
 each with its key and what to write. Warn, without failing, of a key file
@@ -53,7 +68,7 @@ Exit 0 if there is no problem, 2 if there is.`,
 		},
 	},
 	{
-		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", takesName: true,
+		name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", operand: upstreamName, needsConfig: true,
 		summary: "get the first refresh token for an upstream with grant_type: refresh_token",
 		about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
 on its redirect_uri for the browser to come back, exchange the code and
@@ -64,25 +79,31 @@ the host opens redirect_uri on 127.0.0.1.`,
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")
 			noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
-			listen := fs.String("listen", "", "where to listen for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
-			return func(ctx context.Context, name string) int { return login(ctx, name, *path, !*noBrowser, *listen, opts) }
+			var listen hostPortFlag
+			fs.Var(&listen, "listen", "the `ADDR`, host:port, to listen on for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
+			return func(ctx context.Context, name string) int {
+				return login(ctx, name, *path, !*noBrowser, string(listen), opts)
+			}
 		},
 	},
 	{
 		name: "health", args: "[--config FILE | --url URL]",
 		summary: "exit 0 if a running proxy's /healthz answers 200 (a HEALTHCHECK without a shell)",
 		about: `Ask a running proxy whether it is up: exit 0 if its /healthz answers
-200, 1 if not. The address is --url, else AUTHPROXY_ADMIN_LISTEN, else the
-config's admin.listen, else 127.0.0.1:9090.`,
+200, 1 if not. The address is --url, else admin.listen as serve reads it:
+AUTHPROXY_ADMIN_LISTEN over the config's, whose default is 127.0.0.1:9090
+(with no --config, the demo's). Exit 2 if admin.listen is off or the
+config does not load.`,
 		example: "authproxy health --url http://127.0.0.1:9090/healthz",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "; its admin.listen gives the address")
-			url := fs.String("url", "", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
-			return func(ctx context.Context, _ string) int { return health(ctx, *path, *url, opts) }
+			var url httpURLFlag
+			fs.Var(&url, "url", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
+			return func(ctx context.Context, _ string) int { return health(ctx, *path, string(url), opts) }
 		},
 	},
 	{
-		name: "token", args: "NAME --config FILE [--show]", takesName: true,
+		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName, needsConfig: true,
 		summary: "get an upstream's token and print its status; the token itself only with --show",
 		about: `Get the upstream NAME's token as the proxy would (the stored one while
 it is valid) and print its type and expiry as JSON.`,
@@ -102,8 +123,9 @@ demo-client, its secret demo-secret.`,
 		example: "authproxy fakeapis --host 0.0.0.0 --base-port 9101",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			host := fs.String("host", "127.0.0.1", "the `address` to serve on")
-			port := fs.Int("base-port", 9101, "the first `port`; one per API (0: any free ports)")
-			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, *port, opts) }
+			port := portFlag(9101)
+			fs.Var(&port, "base-port", "the first `port`; one per API (0: any free ports)")
+			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, int(port), opts) }
 		},
 	},
 	{
@@ -114,10 +136,83 @@ demo-client, its secret demo-secret.`,
 	},
 }
 
+// helpCommand is in the table like the others, so that it is listed and
+// answers --help, and `help help`, as they do. init adds it: what it runs
+// reads the table, which the table's own initializer may not refer to.
+var helpCommand = command{
+	name: "help", args: "[COMMAND]", operand: commandName,
+	summary: "print this, or a command's flags and an example",
+	about: `Print the list of commands or, given a command, its synopsis, flags
+and an example, as "authproxy COMMAND --help" does.`,
+	example: "authproxy help login",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+		return func(ctx context.Context, name string) int {
+			if name == "" {
+				writeUsage(opts.Stdout)
+				return 0
+			}
+			opts.Args = []string{name, "--help"}
+			return runCommand(ctx, opts)
+		}
+	},
+}
+
+func init() { commands = append(commands, helpCommand) }
+
 // configFlag defines --config, which every command that reads the config
 // takes, defaulting to $AUTHPROXY_CONFIG.
 func configFlag(fs *flag.FlagSet, more string) *string {
 	return fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "the config `FILE` (env AUTHPROXY_CONFIG)"+more)
+}
+
+// The flag types below check a value when the flag is parsed, so that one
+// that cannot be what the flag wants is a usage error (exit 2, with the
+// usage), as a word given to a number flag is, and not a failure met
+// later, after a config was loaded or a port listened on.
+
+// hostPortFlag is an address to listen on: host:port, the port a number.
+type hostPortFlag string
+
+func (f *hostPortFlag) String() string { return string(*f) }
+
+func (f *hostPortFlag) Set(s string) error {
+	if _, port, err := net.SplitHostPort(s); err != nil || !isPort(port) {
+		return errors.New("want host:port, e.g. 0.0.0.0:8085")
+	}
+	*f = hostPortFlag(s)
+	return nil
+}
+
+// portFlag is a TCP port number, 0 included.
+type portFlag int
+
+func (f *portFlag) String() string { return strconv.Itoa(int(*f)) }
+
+func (f *portFlag) Set(s string) error {
+	if !isPort(s) {
+		return errors.New("want a port, 0 to 65535")
+	}
+	p, _ := strconv.Atoi(s)
+	*f = portFlag(p)
+	return nil
+}
+
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}
+
+// httpURLFlag is an absolute http or https URL.
+type httpURLFlag string
+
+func (f *httpURLFlag) String() string { return string(*f) }
+
+func (f *httpURLFlag) Set(s string) error {
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http or https URL, e.g. http://127.0.0.1:9090/healthz")
+	}
+	*f = httpURLFlag(s)
+	return nil
 }
 
 // runCommand parses the command line and runs the command it names. Help
@@ -130,16 +225,6 @@ func runCommand(ctx context.Context, opts Options) int {
 	if named {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" {
-		if len(args) == 0 {
-			writeUsage(opts.Stdout)
-			return 0
-		}
-		if len(args) > 1 {
-			return usageError(opts, nil, "authproxy help: name one command")
-		}
-		name, args = args[0], []string{"--help"}
-	}
 	cmd := findCommand(name)
 	if cmd == nil {
 		return usageError(opts, nil, "authproxy: unknown command %q", name)
@@ -148,9 +233,9 @@ func runCommand(ctx context.Context, opts Options) int {
 	fs.SetOutput(opts.Stderr) // flag's own error messages
 	fs.Usage = func() {}      // the help is written below, to stdout or stderr
 	run := cmd.flags(fs, opts)
-	var upstream string
-	if cmd.takesName && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		upstream, args = args[0], args[1:]
+	var operand string
+	if cmd.operand != noOperand && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		operand, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -165,16 +250,18 @@ func runCommand(ctx context.Context, opts Options) int {
 		return 0
 	}
 	rest := fs.Args()
-	if cmd.takesName && upstream == "" && len(rest) > 0 {
-		upstream, rest = rest[0], rest[1:]
+	if cmd.operand != noOperand && operand == "" && len(rest) > 0 {
+		operand, rest = rest[0], rest[1:]
 	}
 	switch {
 	case len(rest) > 0:
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: unexpected argument %q", cmd.name, rest[0])
-	case cmd.takesName && upstream == "":
+	case cmd.operand == upstreamName && operand == "":
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
+	case cmd.needsConfig && fs.Lookup("config").Value.String() == "":
+		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: give the config with --config FILE (or AUTHPROXY_CONFIG)", cmd.name)
 	}
-	return run(ctx, upstream)
+	return run(ctx, operand)
 }
 
 func findCommand(name string) *command {
@@ -217,9 +304,7 @@ func writeUsage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(synopsis+" "+c.args), c.summary)
 	}
-	fmt.Fprint(w, `  authproxy help [COMMAND]
-      print this, or a command's flags and an example
-
+	fmt.Fprint(w, `
 With no --config, authproxy serves its built-in demo: the fake APIs it
 ships for its tests, on loopback, behind the proxy on 127.0.0.1:8080.
 Run "authproxy COMMAND --help" for a command's flags and an example.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/config"
@@ -16,24 +17,16 @@ import (
 // Docker HEALTHCHECK, which needs no shell or curl in the image.
 func health(ctx context.Context, path, url string, opts Options) int {
 	if url == "" {
-		addr := config.DefaultAdminListen
-		// The environment first: it needs none of the credentials that
-		// loading the whole config would.
-		if env, ok := opts.LookupEnv(config.EnvPrefix + "_ADMIN_LISTEN"); ok && env != "" {
-			addr = env
-		} else if path != "" {
-			cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-			if err != nil {
-				fmt.Fprintln(opts.Stderr, err)
-				return 2
-			}
-			if cfg.AdminListen == "" {
-				fmt.Fprintln(opts.Stderr, "authproxy health: admin.listen is off in the config; give --url")
-				return 2
-			}
-			addr = cfg.AdminListen
+		addr, err := adminAddress(path, opts)
+		if err != nil {
+			fmt.Fprintln(opts.Stderr, err)
+			return 2
 		}
-		host, port, _ := net.SplitHostPort(addr)
+		if addr == "" {
+			fmt.Fprintln(opts.Stderr, "authproxy health: admin.listen is off (in the config or AUTHPROXY_ADMIN_LISTEN); give --url")
+			return 2
+		}
+		host, port, _ := net.SplitHostPort(addr) // validated by config
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
@@ -41,7 +34,11 @@ func health(ctx context.Context, path, url string, opts Options) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(opts.Stderr, "authproxy health: %v\n", err)
+		return 2
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "authproxy health: %v\n", err)
@@ -56,6 +53,30 @@ func health(ctx context.Context, path, url string, opts Options) int {
 	return 0
 }
 
+// adminAddress is where the proxy that serve would run with this --config
+// and environment has its admin endpoints, "" if they are off: the
+// config's admin.listen as config reads it, AUTHPROXY_ADMIN_LISTEN over
+// the file's. health once read that variable itself, before the config,
+// and took "off" for an address; config is the one reader of both.
+//
+// With no --config serve runs the built-in demo, so its config is read,
+// with a stand-in for each address and secret that only the running demo
+// knows: none of them bears on admin.listen.
+func adminAddress(path string, opts Options) (string, error) {
+	var cfg *config.Config
+	var err error
+	if path == "" {
+		standIn := func(string) (string, bool) { return "http://127.0.0.1", true }
+		cfg, err = config.LoadData("built-in demo", demoConfig, config.Options{Lookup: standIn})
+	} else {
+		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	}
+	if err != nil {
+		return "", err
+	}
+	return cfg.AdminListen, nil
+}
+
 // tokenStatus is what `authproxy token` prints.
 type tokenStatus struct {
 	Upstream    string `json:"upstream"`
@@ -68,14 +89,9 @@ type tokenStatus struct {
 // token gets an upstream's token as the proxy would (the store's, if it
 // is still valid) and prints its status; the token itself only if asked.
 func token(ctx context.Context, name, path string, show bool, opts Options) int {
-	if path == "" || name == "" {
-		fmt.Fprintln(opts.Stderr, "authproxy token: usage: authproxy token NAME --config FILE [--show]")
-		return 2
-	}
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
+	cfg, u, exit := loadUpstream("token", name, path, opts)
+	if u == nil {
+		return exit
 	}
 	logger := newLogger(config.Log{Level: "warn", Format: "text"}, opts)
 	st, err := openStore(ctx, cfg, logger)
@@ -84,36 +100,51 @@ func token(ctx context.Context, name, path string, show bool, opts Options) int 
 		return 1
 	}
 	defer st.close()
-	for _, u := range cfg.Upstreams {
-		if u.Name != name {
-			continue
-		}
-		cache, err := newTokenSource(ctx, u, st, logger.WithField("upstream", name), opts.Now, metrics.New(nil))
-		if err != nil {
-			fmt.Fprintln(opts.Stderr, err)
-			return 1
-		}
-		defer cache.Close()
-		ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
-		defer cancel()
-		tok, err := cache.Token(ctx)
-		if err != nil {
-			fmt.Fprintf(opts.Stderr, "authproxy token %s: %v\n", name, err)
-			return 1
-		}
-		out := tokenStatus{Upstream: name, TokenType: tok.Type()}
-		if !tok.Expiry.IsZero() {
-			out.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
-			out.ExpiresIn = time.Until(tok.Expiry).Round(time.Second).String()
-		}
-		if show {
-			out.AccessToken = tok.AccessToken
-		}
-		enc := json.NewEncoder(opts.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-		return 0
+	cache, err := newTokenSource(ctx, *u, st, logger.WithField("upstream", name), opts.Now, metrics.New(nil))
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return 1
 	}
-	fmt.Fprintf(opts.Stderr, "authproxy token: no upstream %q in %s\n", name, path)
-	return 2
+	defer cache.Close()
+	ctx, cancel := context.WithTimeout(ctx, u.Token.Timeout+5*time.Second)
+	defer cancel()
+	tok, err := cache.Token(ctx)
+	if err != nil {
+		fmt.Fprintf(opts.Stderr, "authproxy token %s: %v\n", name, err)
+		return 1
+	}
+	out := tokenStatus{Upstream: name, TokenType: tok.Type()}
+	if !tok.Expiry.IsZero() {
+		out.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+		out.ExpiresIn = time.Until(tok.Expiry).Round(time.Second).String()
+	}
+	if show {
+		out.AccessToken = tok.AccessToken
+	}
+	enc := json.NewEncoder(opts.Stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+	return 0
+}
+
+// loadUpstream loads the config for a command that acts on one upstream
+// (login, token) and finds the upstream it was asked about, or says why
+// not and returns the exit code. A config that does not load and a name
+// it does not have are mistakes in what was asked, not failures of what
+// was tried: exit 2, and the same words, whichever command met them.
+func loadUpstream(cmd, name, path string, opts Options) (*config.Config, *config.Upstream, int) {
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
+		return nil, nil, 2
+	}
+	names := make([]string, len(cfg.Upstreams))
+	for i := range cfg.Upstreams {
+		if cfg.Upstreams[i].Name == name {
+			return cfg, &cfg.Upstreams[i], 0
+		}
+		names[i] = cfg.Upstreams[i].Name
+	}
+	fmt.Fprintf(opts.Stderr, "authproxy %s: no upstream %q in %s; its upstreams: %s\n", cmd, name, path, strings.Join(names, ", "))
+	return nil, nil, 2
 }

@@ -31,31 +31,27 @@ const loginTimeout = 10 * time.Minute
 // container's own, which the browser's redirect through a published port
 // never reaches.
 func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) int {
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
-		return 1
-	}
-	if path == "" {
-		return fail("give the config with --config")
-	}
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
-	}
-	var up *config.Upstream
-	for i := range cfg.Upstreams {
-		if cfg.Upstreams[i].Name == name {
-			up = &cfg.Upstreams[i]
+	say := func(exit int) func(format string, args ...any) int {
+		return func(format string, args ...any) int {
+			fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+			return exit
 		}
 	}
+	// refuse what this config cannot do (a usage or config mistake, as
+	// in every command); fail what it could, and did not.
+	refuse, fail := say(2), say(1)
+	cfg, up, exit := loadUpstream("login", name, path, opts)
+	if up == nil {
+		return exit
+	}
+	redirect, _ := url.Parse(up.Token.RedirectURI) // validated by config
 	switch {
-	case up == nil:
-		return fail("no upstream %q in %s", name, path)
 	case up.Token.GrantType != "refresh_token":
-		return fail("upstreams.%s.token.grant_type is %s; login is for grant_type: refresh_token", name, up.Token.GrantType)
+		return refuse("upstreams.%s.token.grant_type is %s; login is for grant_type: refresh_token", name, up.Token.GrantType)
 	case up.Token.AuthorizeURL == "":
-		return fail("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
+		return refuse("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
+	case redirect.Port() == "":
+		return refuse("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
 	}
 	stores, err := openStore(ctx, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
 	if err != nil {
@@ -63,18 +59,11 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}
 	defer stores.close()
 	st := stores.store
-	redirect, _ := url.Parse(up.Token.RedirectURI) // validated by config
-	if redirect.Port() == "" {
-		return fail("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
-	}
 	if listen == "" {
 		listen = redirect.Host
 		if _, err := os.Stat("/.dockerenv"); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
 			fmt.Fprintf(opts.Stderr, "authproxy login: this looks like a container, where %s is the container's own: the browser's redirect cannot reach it. Publish the port and give --listen 0.0.0.0:%s\n", redirect.Hostname(), redirect.Port())
 		}
-	}
-	if _, _, err := net.SplitHostPort(listen); err != nil {
-		return fail("--listen %q: want host:port, e.g. 0.0.0.0:%s", listen, redirect.Port())
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {

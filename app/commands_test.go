@@ -1,0 +1,96 @@
+package app
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// health finds the admin address as serve would: admin.listen from the
+// config with AUTHPROXY_ADMIN_LISTEN over it, "off" meaning off whichever
+// of the two says it.
+func TestHealthAsksWhereServeListens(t *testing.T) {
+	var probes atomic.Int32
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		probes.Add(1)
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer admin.Close()
+	adminAddr := strings.TrimPrefix(admin.URL, "http://")
+	_, adminPort, _ := strings.Cut(adminAddr, ":")
+	const upstream = `
+store: {type: memory}
+upstreams:
+  a:
+    target: http://127.0.0.1:1
+    token: {url: http://127.0.0.1:1/token, client_id: c, client_secret: s}
+`
+	listening := writeConfig(t, "admin: {listen: \""+adminAddr+"\"}"+upstream)
+	elsewhere := writeConfig(t, "admin: {listen: \"127.0.0.1:1\"}"+upstream)
+	off := writeConfig(t, "admin: {listen: \"off\"}"+upstream)
+	const isOff = "authproxy health: admin.listen is off (in the config or AUTHPROXY_ADMIN_LISTEN); give --url\n"
+	healthy := "healthy: " + admin.URL + "/healthz\n"
+	for _, tt := range []struct {
+		env  string // AUTHPROXY_ADMIN_LISTEN; "" leaves it unset
+		args []string
+		exit int
+		says string // all of stdout, or of stderr if exit is not 0
+	}{
+		{"", []string{"--config", listening}, 0, healthy},
+		{"", []string{"--config", off}, 2, isOff},
+		{"off", []string{"--config", listening}, 2, isOff},
+		{"off", nil, 2, isOff},
+		{adminAddr, []string{"--config", elsewhere}, 0, healthy},
+		{adminAddr, []string{"--config", off}, 0, healthy},
+		{adminAddr, nil, 0, healthy},
+		{":" + adminPort, []string{"--config", elsewhere}, 0, healthy}, // every interface: asked on loopback
+		{"", []string{"--config", elsewhere, "--url", admin.URL + "/healthz"}, 0, healthy},
+		{"off", []string{"--config", listening, "--url", admin.URL + "/healthz"}, 0, healthy},
+	} {
+		t.Run(tt.env+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("AUTHPROXY_ADMIN_LISTEN", tt.env)
+			}
+			before := probes.Load()
+			code, out, errOut := runCLI(t, append([]string{"health"}, tt.args...)...)
+			got := out
+			if tt.exit != 0 {
+				got = errOut
+			}
+			if code != tt.exit || got != tt.says {
+				t.Errorf("exit %d, want %d and %q\nstdout: %s\nstderr: %s", code, tt.exit, tt.says, out, errOut)
+			}
+			wantProbes := int32(0) // a refusal asks nobody
+			if tt.exit == 0 {
+				wantProbes = 1
+			}
+			if probed := probes.Load() - before; probed != wantProbes {
+				t.Errorf("the admin listener was asked %d times, want %d", probed, wantProbes)
+			}
+		})
+	}
+}
+
+// An AUTHPROXY_ADMIN_LISTEN that is not an address is told as config
+// tells it in the file, naming admin.listen, not probed somewhere else.
+func TestHealthRefusesAnAdminListenThatIsNotAnAddress(t *testing.T) {
+	path := writeConfig(t, `
+store: {type: memory}
+upstreams:
+  a:
+    target: http://127.0.0.1:1
+    token: {url: http://127.0.0.1:1/token, client_id: c, client_secret: s}
+`)
+	t.Setenv("AUTHPROXY_ADMIN_LISTEN", "9999")
+	for _, args := range [][]string{{"health", "--config", path}, {"health"}} {
+		code, out, errOut := runCLI(t, args...)
+		// Not the whole line: config may say which variable set the key.
+		if code != 2 || out != "" || !strings.Contains(errOut, "  admin.listen") || !strings.Contains(errOut, `"9999" is not host:port`) {
+			t.Errorf("%q: exit %d, want 2 naming admin.listen\nstdout: %s\nstderr: %s", args, code, out, errOut)
+		}
+	}
+}
