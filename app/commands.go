@@ -54,15 +54,25 @@ func health(ctx context.Context, path, url string, opts Options) int {
 }
 
 // adminAddress is where the proxy that serve would run with this --config
-// and environment has its admin endpoints, "" if they are off: the
-// config's admin.listen as config reads it, AUTHPROXY_ADMIN_LISTEN over
-// the file's. health once read that variable itself, before the config,
-// and took "off" for an address; config is the one reader of both.
+// and environment has its admin endpoints, "" if they are off.
+// AUTHPROXY_ADMIN_LISTEN, which overrides the file, is read alone, by
+// config's reader of the key: a healthcheck answers for the process,
+// which goes on with its last good config when the file is edited into
+// one that does not load, and needs none of the credentials the file
+// names. Without the variable, admin.listen is the config's.
 //
 // With no --config serve runs the built-in demo, so its config is read,
 // with a stand-in for each address and secret that only the running demo
 // knows: none of them bears on admin.listen.
 func adminAddress(path string, opts Options) (string, error) {
+	const env = config.EnvPrefix + "_ADMIN_LISTEN"
+	if v, ok := opts.LookupEnv(env); ok && v != "" {
+		addr, err := config.AdminListen(v)
+		if err != nil {
+			return "", fmt.Errorf("authproxy health: admin.listen (from %s): %w", env, err)
+		}
+		return addr, nil
+	}
 	var cfg *config.Config
 	var err error
 	if path == "" {

@@ -88,9 +88,23 @@ upstreams:
 	t.Setenv("AUTHPROXY_ADMIN_LISTEN", "9999")
 	for _, args := range [][]string{{"health", "--config", path}, {"health"}} {
 		code, out, errOut := runCLI(t, args...)
-		// Not the whole line: config may say which variable set the key.
-		if code != 2 || out != "" || !strings.Contains(errOut, "  admin.listen") || !strings.Contains(errOut, `"9999" is not host:port`) {
+		if code != 2 || out != "" || !strings.Contains(errOut, "admin.listen (from AUTHPROXY_ADMIN_LISTEN): \"9999\" is not host:port; write e.g. 127.0.0.1:9090, or off") {
 			t.Errorf("%q: exit %d, want 2 naming admin.listen\nstdout: %s\nstderr: %s", args, code, out, errOut)
 		}
+	}
+}
+
+// With AUTHPROXY_ADMIN_LISTEN set, as the Docker image sets it, health
+// asks the running proxy and does not load the config file: a bad edit of
+// the file, which a reload refuses while the proxy goes on with its last
+// good config, or a ${VAR} the healthcheck's environment lacks, must not
+// make a healthy proxy look unhealthy.
+func TestHealthWithTheAddressInTheEnvironmentLoadsNoConfig(t *testing.T) {
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer admin.Close()
+	broken := writeConfig(t, "upstreams: {a: {targt: http://127.0.0.1:1}}\nlisten: x\n")
+	t.Setenv("AUTHPROXY_ADMIN_LISTEN", strings.TrimPrefix(admin.URL, "http://"))
+	if code, out, errOut := runCLI(t, "health", "--config", broken); code != 0 || out != "healthy: "+admin.URL+"/healthz\n" {
+		t.Errorf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }

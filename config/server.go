@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"time"
 )
@@ -56,6 +57,21 @@ type fileLimits struct {
 	BodyReadTimeout   *duration `mapstructure:"body_read_timeout"`
 }
 
+// AdminListen reads a value of admin.listen: the address, or "" for
+// "off". health reads AUTHPROXY_ADMIN_LISTEN through it without loading
+// the rest of the config, which the running proxy may no longer accept
+// (a reload keeps the last good config), so that a healthcheck answers
+// for the process and not for the file.
+func AdminListen(v string) (string, error) {
+	if v == "off" {
+		return "", nil
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return v, fmt.Errorf("%q is not host:port; write e.g. 127.0.0.1:9090, or off", v)
+	}
+	return v, nil
+}
+
 // server checks the top-level keys and starts the Config with them.
 func (p *Problems) server(fc *fileConfig) *Config {
 	cfg := &Config{
@@ -65,10 +81,9 @@ func (p *Problems) server(fc *fileConfig) *Config {
 		AdminListen:     orDefault(fc.Admin.Listen, DefaultAdminListen),
 		Limits:          p.limits(fc.Limits),
 	}
-	if cfg.AdminListen == "off" {
-		cfg.AdminListen = ""
-	} else if _, _, err := net.SplitHostPort(cfg.AdminListen); err != nil {
-		p.add("admin.listen", "%q is not host:port; write e.g. 127.0.0.1:9090, or off", cfg.AdminListen)
+	var err error
+	if cfg.AdminListen, err = AdminListen(cfg.AdminListen); err != nil {
+		p.add("admin.listen", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		p.add("listen", "%q is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface", cfg.Listen)
