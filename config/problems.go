@@ -15,6 +15,9 @@ type Problem struct {
 	// not set, a value the decoder could not make into the key's type):
 	// whatever else is wrong with it follows from that.
 	unread bool
+	// meant is, for an unknown key, the known key it is likely a
+	// misspelling of (see required).
+	meant string
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -58,6 +61,48 @@ func (p *Problems) unread(key string, err error) {
 	}
 	*p = append(*p, Problem{Key: key, Message: err.Error(), unread: true})
 }
+
+// misspelt records key as unknown, and likely a misspelling of meant,
+// the known key beside it that is nearest.
+func (p *Problems) misspelt(key, meant string) {
+	if p.unreadAt(key) {
+		return
+	}
+	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf("unknown key; did you mean %q?", lastPart(meant)), meant: meant})
+}
+
+// required records that key must be set and is not; alts are keys that
+// would do instead (client_secret_file for client_secret). A user who
+// misspelt the key wrote it all the same: when an unknown key is the
+// likely misspelling of key, of an alt, or of the section that holds key,
+// its line says so, and key's "required" would only be the same mistake
+// said twice.
+func (p *Problems) required(key string, alts []string, format string, args ...any) {
+	if p.unreadAt(key) {
+		return
+	}
+	said, keys := false, append([]string{key}, alts...)
+	for i, q := range *p {
+		for _, k := range keys {
+			switch {
+			case q.meant == "":
+			case q.meant == k:
+				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, which is required and not set?", lastPart(q.meant))
+				said = true
+			case strings.HasPrefix(k, q.meant+"."):
+				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, whose required keys are not set?", lastPart(q.meant))
+				said = true
+			}
+		}
+	}
+	if !said {
+		p.add(key, format, args...)
+	}
+}
+
+// lastPart is the last part of a dotted key: the name written in the
+// file, beside the others of its section.
+func lastPart(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
 
 // unreadAt reports whether key's value, or one that holds it (a section
 // written as a number), could not be read.

@@ -43,3 +43,43 @@ func TestARefusedURLWithAKeyIsNotQuoted(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A required key written with a typo is one mistake, said once: on the
+// unknown key's line, which names the key meant and says it is required,
+// and not again as that key's "required".
+func TestAMisspeltRequiredKeyIsOneProblem(t *testing.T) {
+	for _, tt := range []struct {
+		name, file string
+		want       []string // every line of the report
+	}{
+		{"a key", strings.Replace(minimal, "target:", "targt:", 1),
+			[]string{`upstreams.api.targt: unknown key; did you mean "target", which is required and not set?`}},
+		{"a secret", strings.Replace(minimal, "client_secret:", "clientsecret:", 1),
+			[]string{`upstreams.api.token.clientsecret: unknown key; did you mean "client_secret", which is required and not set?`}},
+		{"a secret's file, which would do instead", strings.Replace(minimal, "client_secret:", "client_secret_fle:", 1),
+			[]string{`upstreams.api.token.client_secret_fle: unknown key; did you mean "client_secret_file", which is required and not set?`}},
+		{"a section of required keys", strings.Replace(minimal, "token:", "tokn:", 1),
+			[]string{`upstreams.api.tokn: unknown key; did you mean "token", whose required keys are not set?`}},
+		{"the upstreams", strings.Replace(minimal, "upstreams:", "upstream:", 1),
+			[]string{`upstream: unknown key; did you mean "upstreams", which is required and not set?`}},
+		// A typo of a key that is set, or not required, is only that.
+		{"a key that is set", strings.Replace(minimal, "target: https://api.example", "target: https://api.example\n    targt: x", 1),
+			[]string{`upstreams.api.targt: unknown key; did you mean "target"?`}},
+		{"a key that is not required", strings.Replace(minimal, "target:", "path_prefx: /x\n    target:", 1),
+			[]string{`upstreams.api.path_prefx: unknown key; did you mean "path_prefix"?`}},
+	} {
+		_, err := Parse([]byte(tt.file), Options{NoEnvOverrides: true})
+		var problems Problems
+		if !errors.As(err, &problems) {
+			t.Errorf("%s: got %v", tt.name, err)
+			continue
+		}
+		var got []string
+		for _, p := range problems {
+			got = append(got, line(p))
+		}
+		if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("%s: got\n  %s\nwant\n  %s", tt.name, strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+		}
+	}
+}

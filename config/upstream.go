@@ -56,7 +56,7 @@ type fileUpstream struct {
 // share: a path prefix.
 func (p *Problems) upstreams(fus map[string]fileUpstream, dir string) []Upstream {
 	if len(fus) == 0 {
-		p.add("upstreams", "no upstream is configured; add one under upstreams: (see proxy.yaml)")
+		p.required("upstreams", nil, "no upstream is configured; add one under upstreams: (see proxy.yaml)")
 	}
 	names := make([]string, 0, len(fus))
 	for name := range fus {

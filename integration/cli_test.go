@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -118,5 +120,30 @@ func TestCheckReportsEachMissingVariableOnce(t *testing.T) {
 				t.Errorf("does not say once %q:\n%s", want, errOut)
 			}
 		}
+	}
+}
+
+// The README's validation example is what check prints for its
+// proxy.yaml, line for line, with no variable set.
+func TestCheckPrintsTheREADMEsValidationExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(readme), "**Validation.**")
+	if !ok {
+		t.Fatal("README.md has no **Validation.** paragraph")
+	}
+	blocks := regexp.MustCompile("(?s)```(yaml)?\n(.*?)```").FindAllStringSubmatch(example, 2)
+	if len(blocks) != 2 || blocks[0][1] != "yaml" || blocks[1][1] != "" {
+		t.Fatalf("the paragraph does not go on with a yaml block and the output: %q", blocks)
+	}
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	if err := os.WriteFile(path, []byte(blocks[0][2]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("check", "--config", path)
+	if got, want := strings.ReplaceAll(errOut, path, "proxy.yaml"), blocks[1][2]; code != 2 || out != "" || got != want {
+		t.Errorf("exit %d, stdout %q; check prints\n%s\nthe README shows\n%s", code, out, got, want)
 	}
 }
