@@ -26,6 +26,12 @@ type Options struct {
 	Lookup func(name string) (string, bool)
 	// NoEnvOverrides ignores AUTHPROXY_* variables.
 	NoEnvOverrides bool
+	// CheckUpstream, if set, is asked about each upstream once config has
+	// checked it, for what config cannot judge: whether the key a file
+	// holds parses, whether a secret is long enough for its algorithm.
+	// Its problems, named by key, are reported with config's own, so that
+	// one run shows them all. nil asks nothing.
+	CheckUpstream func(Upstream) Problems
 }
 
 // Load reads and validates the config file at path.
@@ -70,6 +76,11 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	var problems Problems
 	fc := problems.decodeFile(settings, opts.Lookup)
 	cfg := problems.validate(fc, dir)
+	if opts.CheckUpstream != nil {
+		for _, u := range cfg.Upstreams {
+			problems.checked(opts.CheckUpstream(u))
+		}
+	}
 	if err := problems.err(); err != nil {
 		return nil, err
 	}

@@ -115,6 +115,34 @@ func (p Problems) unreadAt(key string) bool {
 	return false
 }
 
+// checked adds the problems found by Options.CheckUpstream, except in a
+// section (upstreams.NAME.token, upstreams.NAME.tls) where config found a
+// problem already, or that could not be read: a value there may be a
+// default left in place of a bad one, and what the check says of it would
+// repeat config's problem or follow from it.
+func (p *Problems) checked(found Problems) {
+	mine := len(*p)
+	for _, f := range found {
+		section := f.Key
+		if parts := strings.SplitN(f.Key, ".", 4); len(parts) > 3 {
+			section = strings.Join(parts[:3], ".")
+		}
+		if !(*p)[:mine].in(section) && !p.unreadAt(f.Key) {
+			*p = append(*p, Problem{Key: f.Key, Message: f.Message})
+		}
+	}
+}
+
+// in reports whether a problem is at key or at a key it holds.
+func (p Problems) in(key string) bool {
+	for _, q := range p {
+		if q.Key == key || strings.HasPrefix(q.Key, key+".") || strings.HasPrefix(q.Key, key+"[") {
+			return true
+		}
+	}
+	return false
+}
+
 // err returns the problems sorted by key, so that the report reads the
 // same on every run and a key's problems stand together.
 func (p Problems) err() error {

@@ -83,3 +83,50 @@ func TestAMisspeltRequiredKeyIsOneProblem(t *testing.T) {
 		}
 	}
 }
+
+// What Options.CheckUpstream finds is reported with config's own problems,
+// in one list, for every upstream; but not in a section where config found
+// a problem already: a value there may be a default left in place of a
+// bad one, and what the check says of it would repeat config.
+func TestCheckUpstreamProblemsAreReportedWithTheOthers(t *testing.T) {
+	file := `
+upstreams:
+  one:
+    target: ftp://api.example
+    token: {url: "https://api.example/token", client_id: id, client_secret: s}
+  two:
+    target: https://api.example
+    path_prefix: /two
+    token: {url: "https://api.example/token", client_id: id, client_secret: s, timeout: 0s}
+`
+	asked := map[string]bool{}
+	check := func(u Upstream) Problems {
+		asked[u.Name] = true
+		return Problems{
+			{Key: "upstreams." + u.Name + ".token.client_secret", Message: "too short"},
+			{Key: "upstreams." + u.Name + ".tls", Message: "unusable"},
+		}
+	}
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true, CheckUpstream: check})
+	var problems Problems
+	if !errors.As(err, &problems) {
+		t.Fatalf("got %v", err)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, line(p))
+	}
+	want := []string{
+		`upstreams.one.target: "ftp://api.example" is not an absolute http(s) URL; write e.g. https://api.example.com`,
+		"upstreams.one.tls: unusable",
+		"upstreams.one.token.client_secret: too short",
+		"upstreams.two.tls: unusable",
+		"upstreams.two.token.timeout: must be more than 0; write e.g. 10s",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if !asked["one"] || !asked["two"] {
+		t.Errorf("asked about %v", asked)
+	}
+}

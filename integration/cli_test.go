@@ -147,3 +147,50 @@ func TestCheckPrintsTheREADMEsValidationExample(t *testing.T) {
 		t.Errorf("exit %d, stdout %q; check prints\n%s\nthe README shows\n%s", code, out, got, want)
 	}
 }
+
+// check reports at once what config finds and what only auth can say (a
+// client_secret_jwt secret too short for HS256), for every upstream whose
+// section config found nothing wrong in; before, the short secret came up
+// only once the other problems were fixed.
+func TestCheckReportsCredentialProblemsWithTheOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(`upstreams:
+  one:
+    target: ftp://api.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      client_secret: s
+      timeout: 0s
+  two:
+    target: https://api2.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      auth_method: client_secret_jwt
+      client_secret: ShortS3cretABC
+  three:
+    target: https://api3.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      auth_method: client_secret_jwt
+      client_secret: ShortS3cretABC
+      signing_alg: RS256
+`), 0o600)
+	code, out, errOut := runCLI("check", "--config", path)
+	// three's signing_alg is config's problem; auth would say it again,
+	// of the client secret, and is not asked.
+	want := "config " + path + `: 4 problems:
+  upstreams.one.target: "ftp://api.example.com" is not an absolute http(s) URL; write e.g. https://api.example.com
+  upstreams.one.token.timeout: must be more than 0; write e.g. 10s
+  upstreams.three.token.signing_alg: client_secret_jwt signs with the client secret: write HS256 (the default), HS384 or HS512
+  upstreams.two.token.client_secret: the client secret is 14 bytes; HS256 needs 32 or more (RFC 7518 3.2): ask the provider for a longer secret, or use private_key_jwt
+`
+	if code != 2 || out != "" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errOut, want)
+	}
+	if strings.Contains(errOut, "ShortS3cretABC") {
+		t.Error("check shows the client secret")
+	}
+}
