@@ -56,6 +56,24 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 	return problems
 }
 
+// credentialError names the config keys behind err, an error of building
+// the proxy for cfg. Building meets what check refuses (a key that does
+// not parse, a secret too short for its algorithm) as auth says it, which
+// knows nothing of proxy.yaml; asking credentialProblems, as check does,
+// keeps which key is at fault decided in one place. It is asked only
+// once building has failed, so that a good config's keys are parsed once.
+// An error it does not account for is returned as it is.
+func credentialError(cfg *config.Config, err error) error {
+	var problems config.Problems
+	for _, u := range cfg.Upstreams {
+		problems = append(problems, credentialProblems(u)...)
+	}
+	if len(problems) == 0 {
+		return err
+	}
+	return cfg.Report(problems)
+}
+
 // credentialWarnings is what is only risky, for check and for serve's
 // start: a key that others can read, and a token file the platform has
 // not written yet (the proxy reads those for every request, so they may

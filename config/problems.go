@@ -143,6 +143,13 @@ func (p Problems) in(key string) bool {
 	return false
 }
 
+// Report returns p, problems found in c after it was loaded (when the
+// proxy is built from it, say), as Load reports its own; nil if there are
+// none.
+func (c *Config) Report(p Problems) error {
+	return p.err()
+}
+
 // err returns the problems sorted by key, so that the report reads the
 // same on every run and a key's problems stand together.
 func (p Problems) err() error {

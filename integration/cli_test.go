@@ -194,3 +194,35 @@ func TestCheckReportsCredentialProblemsWithTheOthers(t *testing.T) {
 		t.Error("check shows the client secret")
 	}
 }
+
+// serve refuses what check refuses, and names the key as check does: the
+// proxy meets the short secret as auth says it ("client assertion: the
+// client secret is 14 bytes"), which knows nothing of proxy.yaml. So does
+// a reload.
+func TestServeNamesTheKeyOfAnUnusableCredential(t *testing.T) {
+	const short = "      auth_method: client_secret_jwt\n      client_secret: ShortS3cretABC\n"
+	const want = "upstreams.two.token.client_secret: the client secret is 14 bytes; HS256 needs 32 or more"
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(realIdPConfig("")+upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token", "      client_id: c\n"+short)), 0o600)
+	logs := &syncbuf.Buffer{}
+	code := app.Run(context.Background(), app.Options{Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if code != 2 || !strings.Contains(logs.String(), "cannot build the proxy") || !strings.Contains(logs.String(), want) {
+		t.Errorf("serve: exit %d, the log does not say %q:\n%s", code, want, logs)
+	}
+
+	f := fakeapi.RedGIFs()
+	e := start(t, f, setup{})
+	e.rewriteConfig(func(c string) string {
+		return c + upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token", "      client_id: c\n"+short)
+	})
+	e.waitForLog(`"msg":"config reload rejected; the running config stays"`, 1)
+	if !strings.Contains(e.logs.String(), want) {
+		t.Errorf("the reload's rejection does not say %q:\n%s", want, e.logs)
+	}
+	for _, l := range []string{logs.String(), e.logs.String()} {
+		if strings.Contains(l, "ShortS3cretABC") {
+			t.Error("the log shows the client secret")
+		}
+	}
+}
