@@ -89,7 +89,7 @@ func TestAnUnknownKeyListsTheKnownOnes(t *testing.T) {
 func TestEnvironmentListsAreCheckedItemByItem(t *testing.T) {
 	t.Setenv("AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS", "401, abc")
 	_, err := Parse([]byte(minimal), Options{})
-	if err == nil || !strings.Contains(err.Error(), `upstreams.api.replay.on_status[1]: "abc" is not a number`) {
+	if err == nil || !strings.Contains(err.Error(), `upstreams.api.replay.on_status[1] (from AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS): "abc" is not a number`) {
 		t.Errorf("got %v", err)
 	}
 }
@@ -116,7 +116,7 @@ func line(p Problem) string { return p.Key + ": " + p.Message }
 func TestAMappingSetToTextByTheEnvironment(t *testing.T) {
 	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_PARAMS", "x")
 	_, err := Parse([]byte(minimal+"      params: {Resource: r}\n"), Options{})
-	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.params: must be a mapping of keys, not text") {
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.params (from AUTHPROXY_UPSTREAMS_API_TOKEN_PARAMS): must be a mapping of keys, not text") {
 		t.Errorf("got %v", err)
 	}
 }

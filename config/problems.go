@@ -18,6 +18,9 @@ type Problem struct {
 	// meant is, for an unknown key, the known key it is likely a
 	// misspelling of (see required).
 	meant string
+	// env is the AUTHPROXY_ variable that set the value, if one did: the
+	// file says otherwise, and the reader must be told where to look.
+	env string
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -35,6 +38,9 @@ func (p Problems) Error() string {
 		b.WriteString("\n  ")
 		if pr.Key != "" {
 			b.WriteString(pr.Key)
+			if pr.env != "" {
+				fmt.Fprintf(&b, " (from %s)", pr.env)
+			}
 			b.WriteString(": ")
 		}
 		b.WriteString(pr.Message)
@@ -143,19 +149,35 @@ func (p Problems) in(key string) bool {
 	return false
 }
 
-// Report returns p, problems found in c after it was loaded (when the
-// proxy is built from it, say), as Load reports its own; nil if there are
-// none.
+// Report returns p, problems found in c (by Load, or after it, when the
+// proxy is built), as Load reports them: sorted by key, so that the
+// report reads the same on every run and a key's problems stand
+// together, and each naming the AUTHPROXY_ variable its value came from,
+// if one did. nil if there are none.
 func (c *Config) Report(p Problems) error {
-	return p.err()
-}
-
-// err returns the problems sorted by key, so that the report reads the
-// same on every run and a key's problems stand together.
-func (p Problems) err() error {
 	if len(p) == 0 {
 		return nil
 	}
+	for i := range p {
+		p[i].env = envOf(c.fromEnv, p[i].Key)
+	}
 	sort.SliceStable(p, func(i, j int) bool { return p[i].Key < p[j].Key })
 	return p
+}
+
+// envOf is the variable in fromEnv that set key, or the value that holds
+// it (a list's item, a map's entry); "" if none did. viper's keys are in
+// lower case; a param's name keeps its case (see keepParamCase).
+func envOf(fromEnv map[string]string, key string) string {
+	key = strings.ToLower(key)
+	for {
+		if name, ok := fromEnv[key]; ok {
+			return name
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return ""
+		}
+		key = key[:i]
+	}
 }

@@ -130,3 +130,38 @@ upstreams:
 		t.Errorf("asked about %v", asked)
 	}
 }
+
+// A value set by an AUTHPROXY_ variable is not the file's: its problem
+// names the variable beside the key, or the reader looks for "x" in a
+// file that says 127.0.0.1:8080. Only the name: a secret's value is never
+// shown.
+func TestAProblemWithAValueFromTheEnvironmentNamesItsVariable(t *testing.T) {
+	file := "listen: 127.0.0.1:8080\nlog: {level: loud}\n" + strings.Replace(minimal, "client_secret: s3cret", "auth_method: none", 1)
+	t.Setenv("AUTHPROXY_LISTEN", "x")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_TIMEOUT", "5")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS", "401,abc")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET", "Env-S3cret-value")
+	_, err := Parse([]byte(file), Options{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080`,
+		`upstreams.api.token.timeout (from AUTHPROXY_UPSTREAMS_API_TOKEN_TIMEOUT): "5" is not a duration; write it with a unit`,
+		`upstreams.api.replay.on_status[1] (from AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS): "abc" is not a number`,
+		"upstreams.api.token.client_secret (from AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET): auth_method none sends no client secret",
+		// The file's own value is the file's.
+		"\n  log.level: \"loud\" is not allowed",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if strings.Contains(msg, "Env-S3cret-value") {
+		t.Error("the error shows the secret")
+	}
+	if t.Failed() {
+		t.Log(msg)
+	}
+}

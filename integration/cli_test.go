@@ -226,3 +226,36 @@ func TestServeNamesTheKeyOfAnUnusableCredential(t *testing.T) {
 		}
 	}
 }
+
+// A problem with a value that an AUTHPROXY_ variable set names the
+// variable: the file says otherwise. check and serve say it alike, for
+// config's problems and for the credentials only auth can judge.
+func TestAProblemFromAnOverrideNamesTheVariable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(realIdPConfig("")+upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token",
+		"      client_id: c\n      auth_method: client_secret_jwt\n      client_secret: a-file-secret-of-32-bytes-or-more\n")), 0o600)
+	t.Setenv("AUTHPROXY_LISTEN", "x")
+	code, _, errOut := runCLI("check", "--config", path)
+	want := "config " + path + ": 1 problem:\n" +
+		`  listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface` + "\n"
+	if code != 2 || errOut != want {
+		t.Errorf("exit %d:\n%s\nwant\n%s", code, errOut, want)
+	}
+
+	t.Setenv("AUTHPROXY_LISTEN", "127.0.0.1:0")
+	t.Setenv("AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET", "ShortS3cretABC")
+	const says = "upstreams.two.token.client_secret (from AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET): the client secret is 14 bytes"
+	code, _, checkOut := runCLI("check", "--config", path)
+	if code != 2 || !strings.Contains(checkOut, says) {
+		t.Errorf("check: exit %d, does not say %q:\n%s", code, says, checkOut)
+	}
+	logs := &syncbuf.Buffer{}
+	code = app.Run(context.Background(), app.Options{Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if code != 2 || !strings.Contains(logs.String(), says) {
+		t.Errorf("serve: exit %d, does not say %q:\n%s", code, says, logs)
+	}
+	if strings.Contains(checkOut+logs.String(), "ShortS3cretABC") {
+		t.Error("the secret is shown")
+	}
+}
