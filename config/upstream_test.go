@@ -74,3 +74,15 @@ func TestSuggestedNamesAndPrefixesAreValid(t *testing.T) {
 		}
 	}
 }
+
+// Names are folded to lower case, as viper folds every key; README says
+// so. This is the behaviour it describes, not a choice made here.
+func TestUpstreamNamesAreFoldedToLowerCase(t *testing.T) {
+	cfg, err := Parse([]byte(strings.Replace(minimal, "  api:", "  RedGifs:", 1)), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := cfg.Upstreams[0]; u.Name != "redgifs" || u.PathPrefix != "/redgifs" {
+		t.Errorf("name %q, prefix %q", u.Name, u.PathPrefix)
+	}
+}
