@@ -1,8 +1,8 @@
 package app
 
 import (
+	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -18,84 +18,96 @@ import (
 //
 // This is app's, not config's: config knows the keys and nothing of what
 // the files mean, auth knows keys and certificates and nothing of
-// proxy.yaml, and app is where the two meet. The proxy itself meets the
-// same errors when it builds the token sources, so serve does not ask.
-func credentialProblems(cfg *config.Config) (problems config.Problems) {
+// proxy.yaml, and app is where the two meet. check hands it to config
+// (config.Options.CheckUpstream), which reports its problems with its
+// own. The proxy itself meets the same errors when it builds the token
+// sources, so serve does not ask, unless building fails (see
+// credentialError).
+func credentialProblems(u config.Upstream) (problems config.Problems) {
 	problem := func(key string, err error) {
 		problems = append(problems, config.Problem{Key: key, Message: err.Error()})
 	}
-	for _, u := range cfg.Upstreams {
-		t, tk := u.Token, "upstreams."+u.Name+".token"
-		if t.PrivateKeyFile != "" {
-			if key, cert, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
+	t, tk := u.Token, "upstreams."+u.Name+".token"
+	if t.PrivateKeyFile != "" {
+		if key, cert, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
+			problem(tk+".private_key_file", err)
+		} else {
+			if t.SigningAlg != "" {
+				if err := auth.CheckSigningAlg(key, auth.SigningAlg(t.SigningAlg)); err != nil {
+					problem(tk+".signing_alg", err)
+				}
+			}
+			if err := auth.CheckValidity(t.PrivateKeyFile, cert, time.Now()); err != nil {
 				problem(tk+".private_key_file", err)
-			} else {
-				if t.SigningAlg != "" {
-					if err := auth.CheckSigningAlg(key, auth.SigningAlg(t.SigningAlg)); err != nil {
-						problem(tk+".signing_alg", err)
-					}
-				}
-				if err := auth.CheckValidity(t.PrivateKeyFile, cert, time.Now()); err != nil {
-					problem(tk+".private_key_file", err)
-				}
 			}
 		}
-		if t.AuthMethod == string(auth.ClientSecretJWT) {
-			alg := auth.SigningAlg(t.SigningAlg)
-			if alg == "" {
-				alg = auth.HS256
-			}
-			if err := auth.CheckSecretAlg(alg, len(t.ClientSecret.Reveal())); err != nil {
-				problem(tk+".client_secret", err)
-			}
-		}
-		checkTLS(tk+".tls", t.TLS, problem)
-		checkTLS("upstreams."+u.Name+".tls", u.TLS, problem)
 	}
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
+	if t.AuthMethod == string(auth.ClientSecretJWT) {
+		alg := auth.SigningAlg(t.SigningAlg)
+		if alg == "" {
+			alg = auth.HS256
+		}
+		if err := auth.CheckSecretAlg(alg, len(t.ClientSecret.Reveal())); err != nil {
+			problem(tk+".client_secret", err)
+		}
+	}
+	checkTLS(tk+".tls", t.TLS, problem)
+	checkTLS("upstreams."+u.Name+".tls", u.TLS, problem)
 	return problems
+}
+
+// credentialError names the config keys behind err, an error of building
+// the proxy for cfg. Building meets what check refuses (a key that does
+// not parse, a secret too short for its algorithm) as auth says it, which
+// knows nothing of proxy.yaml; asking credentialProblems, as check does,
+// keeps which key is at fault decided in one place. It is asked only
+// once building has failed, so that a good config's keys are parsed once.
+// An error it does not account for is returned as it is.
+func credentialError(cfg *config.Config, err error) error {
+	var problems config.Problems
+	for _, u := range cfg.Upstreams {
+		problems = append(problems, credentialProblems(u)...)
+	}
+	if len(problems) == 0 {
+		return err
+	}
+	return cfg.Report(problems)
 }
 
 // credentialWarnings is what is only risky, for check and for serve's
 // start: a key that others can read, and a token file the platform has
 // not written yet (the proxy reads those for every request, so they may
-// come later). It parses nothing.
-func credentialWarnings(cfg *config.Config) (warnings []string) {
+// come later). It parses nothing. A key file that cannot be looked at is
+// not risky but unusable, which config or credentialProblems reports.
+func credentialWarnings(u config.Upstream) (warnings []string) {
 	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
-	for _, u := range cfg.Upstreams {
-		t, tk := u.Token, "upstreams."+u.Name+".token"
-		if t.PrivateKeyFile != "" {
-			if err := auth.CheckKeyFileMode(t.PrivateKeyFile); err != nil {
-				warn(tk+".private_key_file", err)
-			}
-		}
-		for _, f := range []struct{ key, path string }{
-			{"client_assertion_file", t.ClientAssertionFile}, {"assertion_file", t.AssertionFile},
-		} {
-			if f.path != "" {
-				if _, err := auth.AssertionFile(f.path).Assertion(); err != nil {
-					warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
-				}
-			}
-		}
-		for _, f := range []struct{ key, path string }{{"subject_token_file", t.SubjectTokenFile}, {"actor_token_file", t.ActorTokenFile}} {
-			if f.path != "" {
-				if _, err := auth.ReadTokenFile(f.path); err != nil {
-					warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
-				}
-			}
-		}
-		for _, s := range []struct {
-			key string
-			tls config.TLS
-		}{{tk + ".tls", t.TLS}, {"upstreams." + u.Name + ".tls", u.TLS}} {
-			if s.tls.KeyFile != "" {
-				if err := auth.CheckKeyFileMode(s.tls.KeyFile); err != nil {
-					warn(s.key+".key_file", err)
-				}
+	keyFileMode := func(key, path string) {
+		if path != "" {
+			if err := auth.CheckKeyFileMode(path); err != nil && !errors.Is(err, auth.ErrKey) {
+				warn(key, err)
 			}
 		}
 	}
+	t, tk := u.Token, "upstreams."+u.Name+".token"
+	keyFileMode(tk+".private_key_file", t.PrivateKeyFile)
+	for _, f := range []struct{ key, path string }{
+		{"client_assertion_file", t.ClientAssertionFile}, {"assertion_file", t.AssertionFile},
+	} {
+		if f.path != "" {
+			if _, err := auth.AssertionFile(f.path).Assertion(); err != nil {
+				warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
+			}
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"subject_token_file", t.SubjectTokenFile}, {"actor_token_file", t.ActorTokenFile}} {
+		if f.path != "" {
+			if _, err := auth.ReadTokenFile(f.path); err != nil {
+				warn(tk+"."+f.key, fmt.Errorf("%w (the proxy reads it for every token request: fine if the platform writes it later)", err))
+			}
+		}
+	}
+	keyFileMode(tk+".tls.key_file", t.TLS.KeyFile)
+	keyFileMode("upstreams."+u.Name+".tls.key_file", u.TLS.KeyFile)
 	return warnings
 }
 

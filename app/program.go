@@ -41,10 +41,12 @@ type upstreamRuntime struct {
 	cache *auth.Cache
 }
 
-// build makes the handler for cfg. Caches of prev whose upstream has the
-// same name and token identity (auth.Identity: any change to the token
-// endpoint, client, secret, scopes or target makes another) are kept,
-// with their tokens, so an old token never reaches a changed upstream.
+// build makes the handler for cfg; an unusable credential is reported by
+// its key, as check reports it (see credentialError). Caches of prev
+// whose upstream has the same name and token identity (auth.Identity: any
+// change to the token endpoint, client, secret, scopes or target makes
+// another) are kept, with their tokens, so an old token never reaches a
+// changed upstream.
 func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxyState) (_ *proxyState, err error) {
 	kept := map[string]*auth.Cache{}
 	if prev != nil {
@@ -64,7 +66,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
 			cache, err = newTokenSource(ctx, u, rt.stores, rt.log.WithField("upstream", u.Name), rt.now, rt.metrics)
 			if err != nil {
-				return nil, err
+				return nil, credentialError(cfg, err)
 			}
 		}
 		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
@@ -77,7 +79,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		upstreamTransport.DialContext = proxy.WithPooledCopy(upstreamTransport.DialContext)
 		var transport http.RoundTripper
 		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS, rt.log.WithField("upstream", u.Name)); err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+			return nil, credentialError(cfg, fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
 		ups = append(ups, proxy.Upstream{
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,

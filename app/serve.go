@@ -32,17 +32,19 @@ func check(path string, opts Options) int {
 		fmt.Fprintln(opts.Stderr, "authproxy check: give the file to check with --config")
 		return 2
 	}
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
-	}
-	problems := credentialProblems(cfg)
-	for _, w := range credentialWarnings(cfg) {
+	// Config asks about each upstream's credentials as it checks the
+	// rest, so that every problem is said in one run; what is only risky
+	// is said beside them.
+	var warnings []string
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
+		warnings = append(warnings, credentialWarnings(u)...)
+		return credentialProblems(u)
+	}})
+	for _, w := range warnings {
 		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(opts.Stderr, "config %s: %v\n", path, problems)
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, err)
 		return 2
 	}
 	fmt.Fprintf(opts.Stdout, "%s: OK, %d upstream(s)\n", path, len(cfg.Upstreams))
@@ -69,8 +71,10 @@ func serve(ctx context.Context, path string, opts Options) int {
 	logger := newLogger(cfg.Log, opts)
 	// What check warns of is said at start too, for whoever never runs
 	// check; what it would refuse, building the proxy refuses below.
-	for _, w := range credentialWarnings(cfg) {
-		logger.Warn(w)
+	for _, u := range cfg.Upstreams {
+		for _, w := range credentialWarnings(u) {
+			logger.Warn(w)
+		}
 	}
 	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
 	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")

@@ -17,7 +17,7 @@ import (
 // url reads an absolute http(s) URL; key is required.
 func (p *Problems) url(key, s string) *url.URL {
 	if s == "" {
-		p.add(key, "required; write an absolute URL such as https://api.example.com")
+		p.required(key, nil, "required; write an absolute URL such as https://api.example.com")
 		return nil
 	}
 	u, err := url.Parse(s)
@@ -56,7 +56,7 @@ func (p *Problems) secretValue(prefix, key, value, file, dir string, required bo
 			p.add(kf, "%s is empty", file)
 		}
 	case value == "" && required:
-		p.add(k, "required; write %s: ${ENV_VAR} or %s_file: /run/secrets/NAME", key, key)
+		p.required(k, []string{kf}, "required; write %s: ${ENV_VAR} or %s_file: /run/secrets/NAME", key, key)
 	}
 	return Secret(value)
 }

@@ -37,6 +37,10 @@ type Config struct {
 	// so that a watcher can tell a changed file from an event that
 	// changed nothing.
 	Digest string
+
+	// fromEnv maps each key an AUTHPROXY_ variable set to the variable,
+	// for Report; nil: none did.
+	fromEnv map[string]string
 }
 
 // Secret is a string that never prints itself, so that a config dumped

@@ -131,12 +131,11 @@ upstreams:
 		`listen: "nonsense" is not host:port`,
 		`log.level: "loud" is not allowed; write one of debug, info, warn, error`,
 		`upstreams.api.colour: unknown key`,
-		`upstreams.api.token.clientsecret: unknown key; did you mean "client_secret"?`,
+		`upstreams.api.token.clientsecret: unknown key; did you mean "client_secret", which is required and not set?`,
 		`upstreams.api.target: "ftp://x" is not an absolute http(s) URL`,
 		`upstreams.api.path_prefix: "/a/../b" is not a plain path`,
 		`upstreams.api.token.url: "/relative" is not an absolute http(s) URL`,
 		`upstreams.api.token.client_id: required`,
-		`upstreams.api.token.client_secret: required`,
 		`upstreams.api.token.timeout: "10" is not a duration; write it with a unit, like 30s`,
 		`upstreams.api.token.auth_method: "basic" is not allowed; write one of client_secret_post, client_secret_basic`,
 		`upstreams.api.token.params.grant_type: is set by the proxy`,
@@ -150,6 +149,9 @@ upstreams:
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not say %q", want)
 		}
+	}
+	if strings.Contains(msg, "upstreams.api.token.client_secret:") {
+		t.Error("the misspelt client_secret is reported twice: as unknown, and as required")
 	}
 	if strings.Contains(msg, "oops") {
 		t.Error("the error shows the value of a misspelt secret key")

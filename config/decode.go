@@ -99,7 +99,7 @@ func decodeValue(from, to reflect.Type, data any) (any, error) {
 	case to.Kind() == reflect.Slice:
 		return listValue(data)
 	case to.Kind() == reflect.Int:
-		return intValue(data)
+		return intValue(to, data)
 	}
 	return data, nil
 }
@@ -164,17 +164,24 @@ func listValue(data any) (any, error) {
 	return []any{data}, nil
 }
 
-// intValue reads a whole number, which from the environment is text.
-func intValue(data any) (any, error) {
+// intValue reads a whole number for a key of type to; from the
+// environment it is text. The key's type may say what number it wants
+// (status: an HTTP status such as 401), for the problem to say what to
+// write.
+func intValue(to reflect.Type, data any) (any, error) {
+	want := "a whole number such as 10"
+	if w, ok := reflect.Zero(to).Interface().(interface{ wanted() string }); ok {
+		want = w.wanted()
+	}
 	if s, ok := data.(string); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
-			return nil, valuef("%q is not a number", s)
+			return nil, valuef("%q is not a number; write %s", s, want)
 		}
 		return n, nil
 	}
 	if what := describe(data); what != "a number" {
-		return nil, valuef("must be a number, not %s", what)
+		return nil, valuef("must be a number, not %s; write %s", what, want)
 	}
 	return data, nil
 }

@@ -30,7 +30,7 @@ func TestAValueOfTheWrongShapeIsOneProblem(t *testing.T) {
 		{"upstreams:\n  a:\n    target: https://x\n    token: 5\n", "upstreams.a.token", "must be a mapping of keys, not a number"},
 		{strings.Replace(minimal, "client_secret: s3cret", "client_secret: [s3cret]", 1), "upstreams.api.token.client_secret", "must be one value, not a list"},
 		{minimal + "      scopes: {a: 1}\n", "upstreams.api.token.scopes", "must be a list, not a mapping"},
-		{minimal + "    replay: {on_status: [true]}\n", "upstreams.api.replay.on_status[0]", "must be a number, not a boolean"},
+		{minimal + "    replay: {on_status: [true]}\n", "upstreams.api.replay.on_status[0]", "must be a number, not a boolean; write an HTTP status such as 401"},
 	} {
 		_, err := Parse([]byte(tt.file), Options{Lookup: lookup(nil), NoEnvOverrides: true})
 		var problems Problems
@@ -89,7 +89,7 @@ func TestAnUnknownKeyListsTheKnownOnes(t *testing.T) {
 func TestEnvironmentListsAreCheckedItemByItem(t *testing.T) {
 	t.Setenv("AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS", "401, abc")
 	_, err := Parse([]byte(minimal), Options{})
-	if err == nil || !strings.Contains(err.Error(), `upstreams.api.replay.on_status[1]: "abc" is not a number`) {
+	if err == nil || !strings.Contains(err.Error(), `upstreams.api.replay.on_status[1] (from AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS): "abc" is not a number`) {
 		t.Errorf("got %v", err)
 	}
 }
@@ -116,7 +116,22 @@ func line(p Problem) string { return p.Key + ": " + p.Message }
 func TestAMappingSetToTextByTheEnvironment(t *testing.T) {
 	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_PARAMS", "x")
 	_, err := Parse([]byte(minimal+"      params: {Resource: r}\n"), Options{})
-	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.params: must be a mapping of keys, not text") {
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.params (from AUTHPROXY_UPSTREAMS_API_TOKEN_PARAMS): must be a mapping of keys, not text") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// A status that is not a number says what to write: an HTTP status.
+func TestAStatusThatIsNotANumberSaysWhatToWrite(t *testing.T) {
+	for _, tt := range []struct{ replay, says string }{
+		{"{on_status: [401, abc]}", `upstreams.api.replay.on_status[1]: "abc" is not a number; write an HTTP status such as 401`},
+		{"{on_status: [true]}", "upstreams.api.replay.on_status[0]: must be a number, not a boolean; write an HTTP status such as 401"},
+		{"{on_status: abc}", `upstreams.api.replay.on_status[0]: "abc" is not a number; write an HTTP status such as 401`},
+	} {
+		_, err := Parse([]byte(minimal+"    replay: "+tt.replay+"\n"), Options{NoEnvOverrides: true})
+		var problems Problems
+		if !errors.As(err, &problems) || len(problems) != 1 || line(problems[0]) != tt.says {
+			t.Errorf("%s: got %v, want %s", tt.replay, err, tt.says)
+		}
 	}
 }

@@ -27,7 +27,7 @@ func (p *Problems) unknownKeys(key string, in any, t reflect.Type) {
 		}
 		names := fieldNames(typeAt(t, parent))
 		if s := closest(k, names); s != "" {
-			p.add(joinKey(key, name), "unknown key; did you mean %q?", s)
+			p.misspelt(joinKey(key, name), joinKey(key, joinKey(parent, s)))
 		} else {
 			p.add(joinKey(key, name), "unknown key; the keys here are %s", strings.Join(names, ", "))
 		}

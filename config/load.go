@@ -26,6 +26,12 @@ type Options struct {
 	Lookup func(name string) (string, bool)
 	// NoEnvOverrides ignores AUTHPROXY_* variables.
 	NoEnvOverrides bool
+	// CheckUpstream, if set, is asked about each upstream once config has
+	// checked it, for what config cannot judge: whether the key a file
+	// holds parses, whether a secret is long enough for its algorithm.
+	// Its problems, named by key, are reported with config's own, so that
+	// one run shows them all. nil asks nothing.
+	CheckUpstream func(Upstream) Problems
 }
 
 // Load reads and validates the config file at path.
@@ -63,14 +69,20 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if opts.Lookup == nil {
 		opts.Lookup = os.LookupEnv
 	}
-	settings, err := read(data, typ, opts)
+	settings, fromEnv, err := read(data, typ, opts)
 	if err != nil {
 		return nil, err
 	}
 	var problems Problems
 	fc := problems.decodeFile(settings, opts.Lookup)
 	cfg := problems.validate(fc, dir)
-	if err := problems.err(); err != nil {
+	if opts.CheckUpstream != nil {
+		for _, u := range cfg.Upstreams {
+			problems.checked(opts.CheckUpstream(u))
+		}
+	}
+	cfg.fromEnv = fromEnv
+	if err := cfg.Report(problems); err != nil {
 		return nil, err
 	}
 	cfg.Digest = Digest(data)
@@ -78,27 +90,30 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 }
 
 // read returns viper's settings: the file's keys, folded to lower case,
-// with the environment's overrides.
-func read(data []byte, typ string, opts Options) (map[string]any, error) {
+// with the environment's overrides; and the variable that set each key
+// overridden, so that a problem with its value can name it.
+func read(data []byte, typ string, opts Options) (map[string]any, map[string]string, error) {
 	v := viper.New()
 	v.SetConfigType(typ)
 	if typ == "yaml" {
 		settings, err := readYAML(data)
 		if err != nil {
-			return nil, fmt.Errorf("not valid YAML: %w", err)
+			return nil, nil, fmt.Errorf("not valid YAML: %w", err)
 		}
 		v.MergeConfigMap(settings)
 	} else if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
+		return nil, nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
 	}
+	var fromEnv map[string]string
 	if !opts.NoEnvOverrides {
 		bindEnv(v)
+		fromEnv = overridden(v.AllKeys())
 	}
 	settings := v.AllSettings()
 	if typ == "yaml" {
 		keepParamCase(data, settings)
 	}
-	return settings, nil
+	return settings, fromEnv, nil
 }
 
 // Digest identifies config text: two texts with the same digest are the
@@ -114,16 +129,41 @@ func Digest(data []byte) string {
 // client_secret given only by env) would otherwise be missed.
 func bindEnv(v *viper.Viper) {
 	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.SetEnvKeyReplacer(envKeyReplacer)
 	v.AutomaticEnv()
 	for _, key := range leafKeys(reflect.TypeFor[fileConfig](), "") {
-		v.BindEnv(key)
+		v.BindEnv(key, envName(key))
 	}
 	for name := range v.GetStringMap("upstreams") {
 		for _, key := range leafKeys(reflect.TypeFor[fileUpstream](), "upstreams."+name+".") {
-			v.BindEnv(key)
+			v.BindEnv(key, envName(key))
 		}
 	}
+}
+
+var envKeyReplacer = strings.NewReplacer(".", "_", "-", "_")
+
+// envName is the variable that overrides key. It is the name viper's
+// AutomaticEnv gives the keys not bound (SetEnvPrefix, then
+// SetEnvKeyReplacer), and bindEnv binds the others to it: one name for
+// reading a key and for reporting where its value came from.
+func envName(key string) string {
+	return envKeyReplacer.Replace(strings.ToUpper(EnvPrefix + "_" + key))
+}
+
+// overridden maps each of keys that an AUTHPROXY_ variable sets to the
+// variable. viper takes an empty variable as unset, and so does this.
+func overridden(keys []string) map[string]string {
+	var vars map[string]string
+	for _, key := range keys {
+		if name := envName(key); os.Getenv(name) != "" {
+			if vars == nil {
+				vars = map[string]string{}
+			}
+			vars[key] = name
+		}
+	}
+	return vars
 }
 
 // leafKeys lists the dotted keys of the scalar, list and map fields of t,

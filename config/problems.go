@@ -15,6 +15,12 @@ type Problem struct {
 	// not set, a value the decoder could not make into the key's type):
 	// whatever else is wrong with it follows from that.
 	unread bool
+	// meant is, for an unknown key, the known key it is likely a
+	// misspelling of (see required).
+	meant string
+	// env is the AUTHPROXY_ variable that set the value, if one did: the
+	// file says otherwise, and the reader must be told where to look.
+	env string
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -32,6 +38,9 @@ func (p Problems) Error() string {
 		b.WriteString("\n  ")
 		if pr.Key != "" {
 			b.WriteString(pr.Key)
+			if pr.env != "" {
+				fmt.Fprintf(&b, " (from %s)", pr.env)
+			}
 			b.WriteString(": ")
 		}
 		b.WriteString(pr.Message)
@@ -59,6 +68,48 @@ func (p *Problems) unread(key string, err error) {
 	*p = append(*p, Problem{Key: key, Message: err.Error(), unread: true})
 }
 
+// misspelt records key as unknown, and likely a misspelling of meant,
+// the known key beside it that is nearest.
+func (p *Problems) misspelt(key, meant string) {
+	if p.unreadAt(key) {
+		return
+	}
+	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf("unknown key; did you mean %q?", lastPart(meant)), meant: meant})
+}
+
+// required records that key must be set and is not; alts are keys that
+// would do instead (client_secret_file for client_secret). A user who
+// misspelt the key wrote it all the same: when an unknown key is the
+// likely misspelling of key, of an alt, or of the section that holds key,
+// its line says so, and key's "required" would only be the same mistake
+// said twice.
+func (p *Problems) required(key string, alts []string, format string, args ...any) {
+	if p.unreadAt(key) {
+		return
+	}
+	said, keys := false, append([]string{key}, alts...)
+	for i, q := range *p {
+		for _, k := range keys {
+			switch {
+			case q.meant == "":
+			case q.meant == k:
+				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, which is required and not set?", lastPart(q.meant))
+				said = true
+			case strings.HasPrefix(k, q.meant+"."):
+				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, whose required keys are not set?", lastPart(q.meant))
+				said = true
+			}
+		}
+	}
+	if !said {
+		p.add(key, format, args...)
+	}
+}
+
+// lastPart is the last part of a dotted key: the name written in the
+// file, beside the others of its section.
+func lastPart(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
+
 // unreadAt reports whether key's value, or one that holds it (a section
 // written as a number), could not be read.
 func (p Problems) unreadAt(key string) bool {
@@ -70,12 +121,63 @@ func (p Problems) unreadAt(key string) bool {
 	return false
 }
 
-// err returns the problems sorted by key, so that the report reads the
-// same on every run and a key's problems stand together.
-func (p Problems) err() error {
+// checked adds the problems found by Options.CheckUpstream, except in a
+// section (upstreams.NAME.token, upstreams.NAME.tls) where config found a
+// problem already, or that could not be read: a value there may be a
+// default left in place of a bad one, and what the check says of it would
+// repeat config's problem or follow from it.
+func (p *Problems) checked(found Problems) {
+	mine := len(*p)
+	for _, f := range found {
+		section := f.Key
+		if parts := strings.SplitN(f.Key, ".", 4); len(parts) > 3 {
+			section = strings.Join(parts[:3], ".")
+		}
+		if !(*p)[:mine].in(section) && !p.unreadAt(f.Key) {
+			*p = append(*p, Problem{Key: f.Key, Message: f.Message})
+		}
+	}
+}
+
+// in reports whether a problem is at key or at a key it holds.
+func (p Problems) in(key string) bool {
+	for _, q := range p {
+		if q.Key == key || strings.HasPrefix(q.Key, key+".") || strings.HasPrefix(q.Key, key+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Report returns p, problems found in c (by Load, or after it, when the
+// proxy is built), as Load reports them: sorted by key, so that the
+// report reads the same on every run and a key's problems stand
+// together, and each naming the AUTHPROXY_ variable its value came from,
+// if one did. nil if there are none.
+func (c *Config) Report(p Problems) error {
 	if len(p) == 0 {
 		return nil
 	}
+	for i := range p {
+		p[i].env = envOf(c.fromEnv, p[i].Key)
+	}
 	sort.SliceStable(p, func(i, j int) bool { return p[i].Key < p[j].Key })
 	return p
+}
+
+// envOf is the variable in fromEnv that set key, or the value that holds
+// it (a list's item, a map's entry); "" if none did. viper's keys are in
+// lower case; a param's name keeps its case (see keepParamCase).
+func envOf(fromEnv map[string]string, key string) string {
+	key = strings.ToLower(key)
+	for {
+		if name, ok := fromEnv[key]; ok {
+			return name
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return ""
+		}
+		key = key[:i]
+	}
 }

@@ -43,3 +43,125 @@ func TestARefusedURLWithAKeyIsNotQuoted(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A required key written with a typo is one mistake, said once: on the
+// unknown key's line, which names the key meant and says it is required,
+// and not again as that key's "required".
+func TestAMisspeltRequiredKeyIsOneProblem(t *testing.T) {
+	for _, tt := range []struct {
+		name, file string
+		want       []string // every line of the report
+	}{
+		{"a key", strings.Replace(minimal, "target:", "targt:", 1),
+			[]string{`upstreams.api.targt: unknown key; did you mean "target", which is required and not set?`}},
+		{"a secret", strings.Replace(minimal, "client_secret:", "clientsecret:", 1),
+			[]string{`upstreams.api.token.clientsecret: unknown key; did you mean "client_secret", which is required and not set?`}},
+		{"a secret's file, which would do instead", strings.Replace(minimal, "client_secret:", "client_secret_fle:", 1),
+			[]string{`upstreams.api.token.client_secret_fle: unknown key; did you mean "client_secret_file", which is required and not set?`}},
+		{"a section of required keys", strings.Replace(minimal, "token:", "tokn:", 1),
+			[]string{`upstreams.api.tokn: unknown key; did you mean "token", whose required keys are not set?`}},
+		{"the upstreams", strings.Replace(minimal, "upstreams:", "upstream:", 1),
+			[]string{`upstream: unknown key; did you mean "upstreams", which is required and not set?`}},
+		// A typo of a key that is set, or not required, is only that.
+		{"a key that is set", strings.Replace(minimal, "target: https://api.example", "target: https://api.example\n    targt: x", 1),
+			[]string{`upstreams.api.targt: unknown key; did you mean "target"?`}},
+		{"a key that is not required", strings.Replace(minimal, "target:", "path_prefx: /x\n    target:", 1),
+			[]string{`upstreams.api.path_prefx: unknown key; did you mean "path_prefix"?`}},
+	} {
+		_, err := Parse([]byte(tt.file), Options{NoEnvOverrides: true})
+		var problems Problems
+		if !errors.As(err, &problems) {
+			t.Errorf("%s: got %v", tt.name, err)
+			continue
+		}
+		var got []string
+		for _, p := range problems {
+			got = append(got, line(p))
+		}
+		if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("%s: got\n  %s\nwant\n  %s", tt.name, strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+		}
+	}
+}
+
+// What Options.CheckUpstream finds is reported with config's own problems,
+// in one list, for every upstream; but not in a section where config found
+// a problem already: a value there may be a default left in place of a
+// bad one, and what the check says of it would repeat config.
+func TestCheckUpstreamProblemsAreReportedWithTheOthers(t *testing.T) {
+	file := `
+upstreams:
+  one:
+    target: ftp://api.example
+    token: {url: "https://api.example/token", client_id: id, client_secret: s}
+  two:
+    target: https://api.example
+    path_prefix: /two
+    token: {url: "https://api.example/token", client_id: id, client_secret: s, timeout: 0s}
+`
+	asked := map[string]bool{}
+	check := func(u Upstream) Problems {
+		asked[u.Name] = true
+		return Problems{
+			{Key: "upstreams." + u.Name + ".token.client_secret", Message: "too short"},
+			{Key: "upstreams." + u.Name + ".tls", Message: "unusable"},
+		}
+	}
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true, CheckUpstream: check})
+	var problems Problems
+	if !errors.As(err, &problems) {
+		t.Fatalf("got %v", err)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, line(p))
+	}
+	want := []string{
+		`upstreams.one.target: "ftp://api.example" is not an absolute http(s) URL; write e.g. https://api.example.com`,
+		"upstreams.one.tls: unusable",
+		"upstreams.one.token.client_secret: too short",
+		"upstreams.two.tls: unusable",
+		"upstreams.two.token.timeout: must be more than 0; write e.g. 10s",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if !asked["one"] || !asked["two"] {
+		t.Errorf("asked about %v", asked)
+	}
+}
+
+// A value set by an AUTHPROXY_ variable is not the file's: its problem
+// names the variable beside the key, or the reader looks for "x" in a
+// file that says 127.0.0.1:8080. Only the name: a secret's value is never
+// shown.
+func TestAProblemWithAValueFromTheEnvironmentNamesItsVariable(t *testing.T) {
+	file := "listen: 127.0.0.1:8080\nlog: {level: loud}\n" + strings.Replace(minimal, "client_secret: s3cret", "auth_method: none", 1)
+	t.Setenv("AUTHPROXY_LISTEN", "x")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_TIMEOUT", "5")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS", "401,abc")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET", "Env-S3cret-value")
+	_, err := Parse([]byte(file), Options{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080`,
+		`upstreams.api.token.timeout (from AUTHPROXY_UPSTREAMS_API_TOKEN_TIMEOUT): "5" is not a duration; write it with a unit`,
+		`upstreams.api.replay.on_status[1] (from AUTHPROXY_UPSTREAMS_API_REPLAY_ON_STATUS): "abc" is not a number`,
+		"upstreams.api.token.client_secret (from AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET): auth_method none sends no client secret",
+		// The file's own value is the file's.
+		"\n  log.level: \"loud\" is not allowed",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if strings.Contains(msg, "Env-S3cret-value") {
+		t.Error("the error shows the secret")
+	}
+	if t.Failed() {
+		t.Log(msg)
+	}
+}

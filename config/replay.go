@@ -11,15 +11,24 @@ type Replay struct {
 }
 
 type fileReplay struct {
-	OnStatus []int `mapstructure:"on_status"` // nil: unset, so [401]
-	MaxBody  *size `mapstructure:"max_body"`
+	OnStatus []status `mapstructure:"on_status"` // nil: unset, so [401]
+	MaxBody  *size    `mapstructure:"max_body"`
 }
+
+// status is an HTTP status, as on_status lists them: a type of its own,
+// so that a value that is not a number says what to write (see intValue).
+type status int
+
+func (status) wanted() string { return "an HTTP status such as 401" }
 
 // replay checks upstreams.NAME.replay, whose key is rk.
 func (p *Problems) replay(rk string, fr fileReplay) Replay {
-	r := Replay{OnStatus: fr.OnStatus, MaxBody: fr.MaxBody.or(defaultMaxBody)}
-	if fr.OnStatus == nil {
-		r.OnStatus = []int{401}
+	r := Replay{OnStatus: []int{401}, MaxBody: fr.MaxBody.or(defaultMaxBody)}
+	if fr.OnStatus != nil {
+		r.OnStatus = make([]int, len(fr.OnStatus))
+		for i, s := range fr.OnStatus {
+			r.OnStatus[i] = int(s)
+		}
 	}
 	for i, s := range r.OnStatus {
 		if s < 400 || s > 599 {

@@ -40,9 +40,9 @@ func (p *Problems) tls(key string, f fileUpstreamTLS, dir string) TLS {
 	}
 	switch {
 	case f.CertFile != "" && f.KeyFile == "":
-		p.add(key+".key_file", "required with cert_file: write the path of the certificate's private key (PEM)")
+		p.required(key+".key_file", nil, "required with cert_file: write the path of the certificate's private key (PEM)")
 	case f.CertFile == "" && f.KeyFile != "":
-		p.add(key+".cert_file", "required with key_file: write the path of the client certificate (PEM) the key belongs to")
+		p.required(key+".cert_file", nil, "required with key_file: write the path of the client certificate (PEM) the key belongs to")
 	}
 	return t
 }

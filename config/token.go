@@ -146,7 +146,7 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		t.URL = tu.String()
 	}
 	if ft.ClientID == "" {
-		p.add(tk+".client_id", "required; write the client id the API gave you, or ${ENV_VAR}")
+		p.required(tk+".client_id", nil, "required; write the client id the API gave you, or ${ENV_VAR}")
 	}
 	refreshGrant := t.GrantType == "refresh_token"
 	t.ClientSecret = p.clientSecret(tk, t.GrantType, t.AuthMethod, ft, dir)
@@ -220,7 +220,7 @@ func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 	case ft.PrivateKeyFile != "" && !keyUsed:
 		p.add(tk+".private_key_file", "is used with auth_method: private_key_jwt, or to sign the assertion of grant_type: %s; remove it, or set one of those", grantJWTBearer)
 	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile == "" && ft.ClientAssertionFile == "":
-		p.add(tk+".private_key_file", "private_key_jwt needs a key to sign with: write private_key_file: /path/key.pem, or client_assertion_file: the platform's token (e.g. a projected service-account token)")
+		p.required(tk+".private_key_file", []string{tk + ".client_assertion_file"}, "private_key_jwt needs a key to sign with: write private_key_file: /path/key.pem, or client_assertion_file: the platform's token (e.g. a projected service-account token)")
 	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile != "" && ft.ClientAssertionFile != "" && !keySignsGrant:
 		p.add(tk+".client_assertion_file", "set either private_key_file (assertions signed here) or client_assertion_file (written by the platform), not both")
 	}
@@ -247,7 +247,7 @@ func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 		p.add(tk+".tls", "is for an https token url; %s is http", t.URL)
 	}
 	if t.AuthMethod == methodTLSClientAuth && ft.TLS.CertFile == "" {
-		p.add(tk+".tls.cert_file", "tls_client_auth presents a client certificate: write tls.cert_file and tls.key_file (PEM), e.g. the files cert-manager writes")
+		p.required(tk+".tls.cert_file", nil, "tls_client_auth presents a client certificate: write tls.cert_file and tls.key_file (PEM), e.g. the files cert-manager writes")
 	}
 }
 
@@ -271,14 +271,14 @@ func (p *Problems) grantSettings(tk string, t *Token, ft fileToken, dir string) 
 	case grantJWTBearer:
 		t.AssertionFile = absPath(ft.AssertionFile, dir)
 		if ft.AssertionFile == "" && ft.PrivateKeyFile == "" {
-			p.add(tk+".assertion_file", "the jwt-bearer grant presents an assertion: write assertion_file (one the platform writes), or private_key_file to sign one")
+			p.required(tk+".assertion_file", []string{tk + ".private_key_file"}, "the jwt-bearer grant presents an assertion: write assertion_file (one the platform writes), or private_key_file to sign one")
 		}
 	case grantTokenExchange:
 		t.SubjectTokenFile, t.ActorTokenFile = absPath(ft.SubjectTokenFile, dir), absPath(ft.ActorTokenFile, dir)
 		t.SubjectTokenType = orDefault(ft.SubjectTokenType, tokenTypeJWT)
 		t.RequestedTokenType = ft.RequestedTokenType
 		if ft.SubjectTokenFile == "" {
-			p.add(tk+".subject_token_file", "required for token exchange: the file the platform writes its token to, e.g. /var/run/secrets/tokens/token")
+			p.required(tk+".subject_token_file", nil, "required for token exchange: the file the platform writes its token to, e.g. /var/run/secrets/tokens/token")
 		}
 		switch {
 		case ft.ActorTokenFile != "":
@@ -294,7 +294,7 @@ func (p *Problems) grantSettings(tk string, t *Token, ft fileToken, dir string) 
 	case grantPassword:
 		t.Username = ft.Username
 		if ft.Username == "" {
-			p.add(tk+".username", "required for grant_type: password; write the user's name, or ${ENV_VAR}")
+			p.required(tk+".username", nil, "required for grant_type: password; write the user's name, or ${ENV_VAR}")
 		}
 		t.Password = p.secretValue(tk, "password", ft.Password, ft.PasswordFile, dir, true)
 	}

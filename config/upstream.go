@@ -56,7 +56,7 @@ type fileUpstream struct {
 // share: a path prefix.
 func (p *Problems) upstreams(fus map[string]fileUpstream, dir string) []Upstream {
 	if len(fus) == 0 {
-		p.add("upstreams", "no upstream is configured; add one under upstreams: (see proxy.yaml)")
+		p.required("upstreams", nil, "no upstream is configured; add one under upstreams: (see proxy.yaml)")
 	}
 	names := make([]string, 0, len(fus))
 	for name := range fus {
@@ -76,10 +76,33 @@ func (p *Problems) upstreams(fus map[string]fileUpstream, dir string) []Upstream
 	return ups
 }
 
+// nameLike returns name if it is allowed, or else an allowed name like
+// it, for a problem to suggest: each run of other characters becomes -,
+// and a name starts and ends with a letter or digit.
+func nameLike(name string) string {
+	if namePattern.MatchString(name) {
+		return name
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		case !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	if s := strings.Trim(b.String(), "-_"); s != "" {
+		return s
+	}
+	return "api"
+}
+
 func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 	key := "upstreams." + name
-	if !namePattern.MatchString(name) {
-		p.add(key, "the name may hold only lower-case letters, digits, - and _")
+	validName := namePattern.MatchString(name)
+	if !validName {
+		p.add(key, "the name may hold only lower-case letters, digits, - and _, and starts with a letter or digit; write e.g. %s", nameLike(name))
 	}
 	u := Upstream{
 		Name:        name,
@@ -94,8 +117,11 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 	if fu.PathPrefix != nil {
 		prefix = *fu.PathPrefix
 	}
-	if prefix != "" && !prefixPattern.MatchString(prefix) || strings.Contains(prefix, "/./") || strings.Contains(prefix+"/", "/../") {
-		p.add(key+".path_prefix", "%q is not a plain path; write e.g. /%s, or \"\" to send every request here", prefix, name)
+	// The default prefix is the name's: if the name is refused, so is
+	// the prefix, and the name's problem says it once.
+	plain := prefix == "" || prefixPattern.MatchString(prefix) && !strings.Contains(prefix, "/./") && !strings.Contains(prefix+"/", "/../")
+	if !plain && (fu.PathPrefix != nil || validName) {
+		p.add(key+".path_prefix", "%q is not a plain path; write e.g. /%s, or \"\" to send every request here", prefix, nameLike(name))
 	}
 	u.PathPrefix = strings.TrimSuffix(prefix, "/")
 	u.TLS = p.tls(key+".tls", fu.TLS, dir)

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -17,5 +20,69 @@ func TestPathPrefixes(t *testing.T) {
 		if got := cfg.Upstreams[0].PathPrefix; got != tt.want {
 			t.Errorf("%q: prefix %q, want %q", tt.yaml, got, tt.want)
 		}
+	}
+}
+
+// What a problem suggests writing must itself be accepted: a name that is
+// not allowed is not suggested as a path (it was: "write e.g. /b@d"). And
+// a name that is not allowed is one problem; the default path_prefix it
+// makes is not another.
+func TestSuggestedNamesAndPrefixesAreValid(t *testing.T) {
+	suggestion := regexp.MustCompile(`write e\.g\. (\S+?),? `)
+	upstream := func(name, prefix string) string {
+		file := strings.Replace(minimal, "  api:", fmt.Sprintf("  %q:", name), 1)
+		if prefix != "" {
+			file = strings.Replace(file, "target:", "path_prefix: "+prefix+"\n    target:", 1)
+		}
+		return file
+	}
+	problems := func(file string) map[string]string {
+		_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+		got := map[string]string{}
+		var ps Problems
+		errors.As(err, &ps)
+		for _, p := range ps {
+			got[p.Key] = p.Message
+		}
+		return got
+	}
+	for _, name := range []string{"B@d", "b d", "@@", "_x", "a+b", "x~y", "ünï", "b@"} {
+		folded := strings.ToLower(name)
+		got := problems(upstream(name, ""))
+		msg, ok := got["upstreams."+folded]
+		if len(got) != 1 || !ok {
+			t.Errorf("%q: want one problem, for the name: %v", name, got)
+			continue
+		}
+		m := suggestion.FindStringSubmatch(msg + " ")
+		if m == nil {
+			t.Errorf("%q: %q suggests no name", name, msg)
+			continue
+		}
+		if again := problems(upstream(m[1], "")); len(again) != 0 {
+			t.Errorf("%q: the suggested name %q is refused: %v", name, m[1], again)
+		}
+		got = problems(upstream(name, `"/a b"`))
+		msg = got["upstreams."+folded+".path_prefix"]
+		m = suggestion.FindStringSubmatch(msg)
+		if m == nil {
+			t.Errorf("%q: %q suggests no path", name, msg)
+			continue
+		}
+		if again := problems(upstream(name, m[1])); again["upstreams."+folded+".path_prefix"] != "" {
+			t.Errorf("%q: the suggested path %q is refused: %v", name, m[1], again)
+		}
+	}
+}
+
+// Names are folded to lower case, as viper folds every key; README says
+// so. This is the behaviour it describes, not a choice made here.
+func TestUpstreamNamesAreFoldedToLowerCase(t *testing.T) {
+	cfg, err := Parse([]byte(strings.Replace(minimal, "  api:", "  RedGifs:", 1)), Options{NoEnvOverrides: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := cfg.Upstreams[0]; u.Name != "redgifs" || u.PathPrefix != "/redgifs" {
+		t.Errorf("name %q, prefix %q", u.Name, u.PathPrefix)
 	}
 }

@@ -107,10 +107,13 @@ func TestCheckCommand(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("listen: x\nupstreams:\n  a:\n    targt: https://x\n"), 0o600)
 	code, out = run(bad, nil)
-	for _, want := range []string{`listen: "x" is not host:port`, `upstreams.a.targt: unknown key; did you mean "target"?`, "upstreams.a.token.client_id: required"} {
+	for _, want := range []string{`listen: "x" is not host:port`, `upstreams.a.targt: unknown key; did you mean "target", which is required and not set?`, "upstreams.a.token.client_id: required"} {
 		if code != 2 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, output does not say %q:\n%s", code, want, out)
 		}
+	}
+	if strings.Contains(out, "upstreams.a.target:") {
+		t.Errorf("the misspelt target is reported twice:\n%s", out)
 	}
 }
 

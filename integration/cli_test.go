@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -118,5 +120,142 @@ func TestCheckReportsEachMissingVariableOnce(t *testing.T) {
 				t.Errorf("does not say once %q:\n%s", want, errOut)
 			}
 		}
+	}
+}
+
+// The README's validation example is what check prints for its
+// proxy.yaml, line for line, with no variable set.
+func TestCheckPrintsTheREADMEsValidationExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(readme), "**Validation.**")
+	if !ok {
+		t.Fatal("README.md has no **Validation.** paragraph")
+	}
+	blocks := regexp.MustCompile("(?s)```(yaml)?\n(.*?)```").FindAllStringSubmatch(example, 2)
+	if len(blocks) != 2 || blocks[0][1] != "yaml" || blocks[1][1] != "" {
+		t.Fatalf("the paragraph does not go on with a yaml block and the output: %q", blocks)
+	}
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	if err := os.WriteFile(path, []byte(blocks[0][2]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("check", "--config", path)
+	if got, want := strings.ReplaceAll(errOut, path, "proxy.yaml"), blocks[1][2]; code != 2 || out != "" || got != want {
+		t.Errorf("exit %d, stdout %q; check prints\n%s\nthe README shows\n%s", code, out, got, want)
+	}
+}
+
+// check reports at once what config finds and what only auth can say (a
+// client_secret_jwt secret too short for HS256), for every upstream whose
+// section config found nothing wrong in; before, the short secret came up
+// only once the other problems were fixed.
+func TestCheckReportsCredentialProblemsWithTheOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(`upstreams:
+  one:
+    target: ftp://api.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      client_secret: s
+      timeout: 0s
+  two:
+    target: https://api2.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      auth_method: client_secret_jwt
+      client_secret: ShortS3cretABC
+  three:
+    target: https://api3.example.com
+    token:
+      url: https://idp.example.com/token
+      client_id: c
+      auth_method: client_secret_jwt
+      client_secret: ShortS3cretABC
+      signing_alg: RS256
+`), 0o600)
+	code, out, errOut := runCLI("check", "--config", path)
+	// three's signing_alg is config's problem; auth would say it again,
+	// of the client secret, and is not asked.
+	want := "config " + path + `: 4 problems:
+  upstreams.one.target: "ftp://api.example.com" is not an absolute http(s) URL; write e.g. https://api.example.com
+  upstreams.one.token.timeout: must be more than 0; write e.g. 10s
+  upstreams.three.token.signing_alg: client_secret_jwt signs with the client secret: write HS256 (the default), HS384 or HS512
+  upstreams.two.token.client_secret: the client secret is 14 bytes; HS256 needs 32 or more (RFC 7518 3.2): ask the provider for a longer secret, or use private_key_jwt
+`
+	if code != 2 || out != "" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr\n%s\nwant\n%s", code, out, errOut, want)
+	}
+	if strings.Contains(errOut, "ShortS3cretABC") {
+		t.Error("check shows the client secret")
+	}
+}
+
+// serve refuses what check refuses, and names the key as check does: the
+// proxy meets the short secret as auth says it ("client assertion: the
+// client secret is 14 bytes"), which knows nothing of proxy.yaml. So does
+// a reload.
+func TestServeNamesTheKeyOfAnUnusableCredential(t *testing.T) {
+	const short = "      auth_method: client_secret_jwt\n      client_secret: ShortS3cretABC\n"
+	const want = "upstreams.two.token.client_secret: the client secret is 14 bytes; HS256 needs 32 or more"
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(realIdPConfig("")+upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token", "      client_id: c\n"+short)), 0o600)
+	logs := &syncbuf.Buffer{}
+	code := app.Run(context.Background(), app.Options{Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if code != 2 || !strings.Contains(logs.String(), "cannot build the proxy") || !strings.Contains(logs.String(), want) {
+		t.Errorf("serve: exit %d, the log does not say %q:\n%s", code, want, logs)
+	}
+
+	f := fakeapi.RedGIFs()
+	e := start(t, f, setup{})
+	e.rewriteConfig(func(c string) string {
+		return c + upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token", "      client_id: c\n"+short)
+	})
+	e.waitForLog(`"msg":"config reload rejected; the running config stays"`, 1)
+	if !strings.Contains(e.logs.String(), want) {
+		t.Errorf("the reload's rejection does not say %q:\n%s", want, e.logs)
+	}
+	for _, l := range []string{logs.String(), e.logs.String()} {
+		if strings.Contains(l, "ShortS3cretABC") {
+			t.Error("the log shows the client secret")
+		}
+	}
+}
+
+// A problem with a value that an AUTHPROXY_ variable set names the
+// variable: the file says otherwise. check and serve say it alike, for
+// config's problems and for the credentials only auth can judge.
+func TestAProblemFromAnOverrideNamesTheVariable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(path, []byte(realIdPConfig("")+upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token",
+		"      client_id: c\n      auth_method: client_secret_jwt\n      client_secret: a-file-secret-of-32-bytes-or-more\n")), 0o600)
+	t.Setenv("AUTHPROXY_LISTEN", "x")
+	code, _, errOut := runCLI("check", "--config", path)
+	want := "config " + path + ": 1 problem:\n" +
+		`  listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface` + "\n"
+	if code != 2 || errOut != want {
+		t.Errorf("exit %d:\n%s\nwant\n%s", code, errOut, want)
+	}
+
+	t.Setenv("AUTHPROXY_LISTEN", "127.0.0.1:0")
+	t.Setenv("AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET", "ShortS3cretABC")
+	const says = "upstreams.two.token.client_secret (from AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET): the client secret is 14 bytes"
+	code, _, checkOut := runCLI("check", "--config", path)
+	if code != 2 || !strings.Contains(checkOut, says) {
+		t.Errorf("check: exit %d, does not say %q:\n%s", code, says, checkOut)
+	}
+	logs := &syncbuf.Buffer{}
+	code = app.Run(context.Background(), app.Options{Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if code != 2 || !strings.Contains(logs.String(), says) {
+		t.Errorf("serve: exit %d, does not say %q:\n%s", code, says, logs)
+	}
+	if strings.Contains(checkOut+logs.String(), "ShortS3cretABC") {
+		t.Error("the secret is shown")
 	}
 }

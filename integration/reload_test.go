@@ -65,7 +65,7 @@ func TestReloadRejectsAnInvalidConfigAndKeepsTheRunningOne(t *testing.T) {
 	e := start(t, f, setup{})
 	e.rewriteConfig(func(c string) string { return strings.Replace(c, "client_id:", "clientid:", 1) })
 	e.waitForLog(`"msg":"config reload rejected; the running config stays"`, 1)
-	if !strings.Contains(e.logs.String(), `unknown key; did you mean \"client_id\"?`) {
+	if !strings.Contains(e.logs.String(), `unknown key; did you mean \"client_id\", which is required and not set?`) {
 		t.Error("the rejection does not say what is wrong")
 	}
 	if status, _, _ := e.do("GET", f.APIPath, nil); status != 200 {
