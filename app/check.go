@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -62,11 +63,18 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 // knows nothing of proxy.yaml; asking credentialProblems, as check does,
 // keeps which key is at fault decided in one place. It is asked only
 // once building has failed, so that a good config's keys are parsed once.
-// An error it does not account for is returned as it is.
+// Only the problems that are err's cause (auth said the same words) are
+// reported: another one, such as an expired certificate, which serve
+// tolerates, must not stand in for the real cause. An error it does not
+// account for is returned as it is.
 func credentialError(cfg *config.Config, err error) error {
 	var problems config.Problems
 	for _, u := range cfg.Upstreams {
-		problems = append(problems, credentialProblems(u)...)
+		for _, p := range credentialProblems(u) {
+			if strings.Contains(err.Error(), p.Message) {
+				problems = append(problems, p)
+			}
+		}
 	}
 	if len(problems) == 0 {
 		return err
