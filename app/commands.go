@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -54,37 +55,19 @@ func health(ctx context.Context, path, url string, opts Options) int {
 }
 
 // adminAddress is where the proxy that serve would run with this --config
-// and environment has its admin endpoints, "" if they are off.
-// AUTHPROXY_ADMIN_LISTEN, which overrides the file, is read alone, by
-// config's reader of the key: a healthcheck answers for the process,
-// which goes on with its last good config when the file is edited into
-// one that does not load, and needs none of the credentials the file
-// names. Without the variable, admin.listen is the config's.
-//
-// With no --config serve runs the built-in demo, so its config is read,
-// with a stand-in for each address and secret that only the running demo
-// knows: none of them bears on admin.listen.
+// and environment has its admin endpoints, "" if they are off: the
+// config's admin.listen, read alone (config.AdminListenOf). With no
+// --config serve runs the built-in demo, so it is the demo's.
 func adminAddress(path string, opts Options) (string, error) {
-	const env = config.EnvPrefix + "_ADMIN_LISTEN"
-	if v, ok := opts.LookupEnv(env); ok && v != "" {
-		addr, err := config.AdminListen(v)
-		if err != nil {
-			return "", fmt.Errorf("authproxy health: admin.listen (from %s): %w", env, err)
+	name, data := "built-in demo", demoConfig
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return "", fmt.Errorf("read config: %w", err)
 		}
-		return addr, nil
+		name = path
 	}
-	var cfg *config.Config
-	var err error
-	if path == "" {
-		standIn := func(string) (string, bool) { return "http://127.0.0.1", true }
-		cfg, err = config.LoadData("built-in demo", demoConfig, config.Options{Lookup: standIn})
-	} else {
-		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	}
-	if err != nil {
-		return "", err
-	}
-	return cfg.AdminListen, nil
+	return config.AdminListenOf(name, data, config.Options{Lookup: opts.LookupEnv})
 }
 
 // tokenStatus is what `authproxy token` prints.

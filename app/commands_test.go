@@ -108,3 +108,28 @@ func TestHealthWithTheAddressInTheEnvironmentLoadsNoConfig(t *testing.T) {
 		t.Errorf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// serve expands ${VAR} in AUTHPROXY_ADMIN_LISTEN, as in every value;
+// health asks where serve listens.
+func TestHealthExpandsVariablesInTheAddress(t *testing.T) {
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer admin.Close()
+	host, port, _ := strings.Cut(strings.TrimPrefix(admin.URL, "http://"), ":")
+	t.Setenv("ADMIN_PORT", port)
+	t.Setenv("AUTHPROXY_ADMIN_LISTEN", host+":${ADMIN_PORT}")
+	if code, out, errOut := runCLI(t, "health"); code != 0 {
+		t.Errorf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// With admin.listen in the file, a bad edit elsewhere in it (which a
+// reload refuses while the proxy goes on) does not make the running proxy
+// look unhealthy: health reads admin.listen alone.
+func TestHealthReadsOnlyAdminListenFromTheFile(t *testing.T) {
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer admin.Close()
+	broken := writeConfig(t, "admin: {listen: \""+strings.TrimPrefix(admin.URL, "http://")+"\"}\nupstreams: {a: {targt: http://127.0.0.1:1}}\nlisten: x\n")
+	if code, out, errOut := runCLI(t, "health", "--config", broken); code != 0 || out != "healthy: "+admin.URL+"/healthz\n" {
+		t.Errorf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}

@@ -48,15 +48,51 @@ func Load(path string, opts Options) (*Config, error) {
 // watcher that has read the file to see whether it changed validates
 // what it read, not what the file holds a moment later.
 func LoadData(path string, data []byte, opts Options) (*Config, error) {
-	typ := strings.TrimPrefix(filepath.Ext(path), ".")
-	if typ == "yml" || !slices.Contains(viper.SupportedExts, typ) {
-		typ = "yaml"
-	}
-	cfg, err := parse(data, typ, filepath.Dir(path), opts)
+	cfg, err := parse(data, typeOf(path), filepath.Dir(path), opts)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// typeOf is the format of the config file at path, from its extension.
+func typeOf(path string) string {
+	typ := strings.TrimPrefix(filepath.Ext(path), ".")
+	if typ == "yml" || !slices.Contains(viper.SupportedExts, typ) {
+		typ = "yaml"
+	}
+	return typ
+}
+
+// AdminListenOf is admin.listen as LoadData would read it from data, the
+// text of the config file at path (its AUTHPROXY_ADMIN_LISTEN override
+// and ${VAR}s included), "" if off, with no regard to the rest of the
+// file. health asks it: a running proxy goes on with its last good
+// config when the file is edited into one that does not load, and the
+// healthcheck answers for the process, not for the file.
+func AdminListenOf(path string, data []byte, opts Options) (string, error) {
+	if opts.Lookup == nil {
+		opts.Lookup = os.LookupEnv
+	}
+	settings, fromEnv, err := read(data, typeOf(path), opts)
+	if err != nil {
+		return "", fmt.Errorf("config %s: %w", path, err)
+	}
+	var all, problems Problems
+	fc := all.decodeFile(settings, opts.Lookup)
+	for _, q := range all {
+		if q.Key == "admin" || strings.HasPrefix(q.Key, "admin.") {
+			problems = append(problems, q)
+		}
+	}
+	addr, err := AdminListen(orDefault(fc.Admin.Listen, DefaultAdminListen))
+	if err != nil && !problems.unreadAt("admin.listen") {
+		problems = append(problems, Problem{Key: "admin.listen", Message: err.Error()})
+	}
+	if err := (&Config{fromEnv: fromEnv}).Report(problems); err != nil {
+		return "", fmt.Errorf("config %s: %w", path, err)
+	}
+	return addr, nil
 }
 
 // Parse reads and validates YAML config text. Relative secret file paths

@@ -58,10 +58,7 @@ type fileLimits struct {
 }
 
 // AdminListen reads a value of admin.listen: the address, or "" for
-// "off". health reads AUTHPROXY_ADMIN_LISTEN through it without loading
-// the rest of the config, which the running proxy may no longer accept
-// (a reload keeps the last good config), so that a healthcheck answers
-// for the process and not for the file.
+// "off". Load and AdminListenOf ask it.
 func AdminListen(v string) (string, error) {
 	if v == "off" {
 		return "", nil
