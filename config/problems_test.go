@@ -165,3 +165,17 @@ func TestAProblemWithAValueFromTheEnvironmentNamesItsVariable(t *testing.T) {
 		t.Log(msg)
 	}
 }
+
+// A misspelt key beside the key it resembles, which is there, is only
+// unknown: it must not stand in for what is missing from the real one.
+func TestMisspeltKeyBesideTheRealOneHidesNothing(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"upstream: x\n" + strings.Replace(minimal, "    target: https://api.example\n", "", 1), "upstreams.api.target: required"},
+		{strings.Replace(strings.Replace(minimal, "      client_id: id\n", "", 1), "    token:", "    tokn: {x: 1}\n    token:", 1), "upstreams.api.token.client_id: required"},
+	} {
+		_, err := Parse([]byte(tt.file), Options{NoEnvOverrides: true})
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "which is required") || strings.Contains(err.Error(), "whose required keys") {
+			t.Errorf("want %q, and the typo only unknown:\n%v", tt.want, err)
+		}
+	}
+}
