@@ -244,7 +244,8 @@ func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 	}
 	t.TLS = p.tls(tk+".tls", fileUpstreamTLS{CAFile: ft.TLS.CAFile, CertFile: ft.TLS.CertFile, KeyFile: ft.TLS.KeyFile}, dir)
 	if t.TLS != (TLS{}) && strings.HasPrefix(t.URL, "http:") {
-		p.add(tk+".tls", "is for an https token url; %s is http", t.URL)
+		// Not quoted: a URL's query may hold a credential.
+		p.add(tk+".tls", "is for an https token url, and url is http: write an https:// url, or remove tls")
 	}
 	if t.AuthMethod == methodTLSClientAuth && ft.TLS.CertFile == "" {
 		p.required(tk+".tls.cert_file", nil, "tls_client_auth presents a client certificate: write tls.cert_file and tls.key_file (PEM), e.g. the files cert-manager writes")

@@ -126,7 +126,8 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 	u.PathPrefix = strings.TrimSuffix(prefix, "/")
 	u.TLS = p.tls(key+".tls", fu.TLS, dir)
 	if u.Target != nil && u.Target.Scheme != "https" && u.TLS != (TLS{}) {
-		p.add(key+".tls", "is for an https target; %s is http", u.Target)
+		// Not quoted: a URL's userinfo or query may hold a credential.
+		p.add(key+".tls", "is for an https target, and target is %s: write an https:// target, or remove tls", u.Target.Scheme)
 	}
 	u.Token = p.token(key+".token", fu.Token, dir)
 	u.Inject = p.inject(key+".inject", fu.Inject)

@@ -86,3 +86,17 @@ func TestUpstreamNamesAreFoldedToLowerCase(t *testing.T) {
 		t.Errorf("name %q, prefix %q", u.Name, u.PathPrefix)
 	}
 }
+
+// The problem of tls on a plain-http URL does not quote the URL: its
+// userinfo or query may hold a credential.
+func TestTLSOnHTTPDoesNotQuoteTheURL(t *testing.T) {
+	file := strings.NewReplacer("target: https://api.example", "target: http://u:TargetPassw0rd@api.example\n    tls: {server_name: x}",
+		"url: https://api.example/token", "url: http://api.example/token?api_key=TokenK3Y\n      tls: {ca_file: /etc/hostname}").Replace(minimal)
+	_, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.tls: ") || !strings.Contains(err.Error(), "upstreams.api.token.tls: ") {
+		t.Fatalf("want both tls problems:\n%v", err)
+	}
+	if strings.Contains(err.Error(), "TargetPassw0rd") || strings.Contains(err.Error(), "TokenK3Y") {
+		t.Errorf("a credential is shown:\n%v", err)
+	}
+}
