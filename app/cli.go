@@ -92,8 +92,9 @@ the host opens redirect_uri on 127.0.0.1.`,
 		about: `Ask a running proxy whether it is up: exit 0 if its /healthz answers
 200, 1 if not. The address is --url, else admin.listen as serve reads it:
 AUTHPROXY_ADMIN_LISTEN over the config's, whose default is 127.0.0.1:9090
-(with no --config, the demo's). Exit 2 if admin.listen is off or the
-config does not load.`,
+(with no --config, the demo's). Only admin.listen is read from the file,
+so a bad edit elsewhere, which a reload refuses while the proxy goes on,
+does not fail the check. Exit 2 if admin.listen is off or no address.`,
 		example: "authproxy health --url http://127.0.0.1:9090/healthz",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "; its admin.listen gives the address")
