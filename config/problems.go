@@ -174,6 +174,15 @@ func envOf(fromEnv map[string]string, key string) string {
 		if name, ok := fromEnv[key]; ok {
 			return name
 		}
+		// A secret and its _file are one setting written two ways: a
+		// problem is named by one, and the variable may have set the other.
+		other := key + "_file"
+		if base, ok := strings.CutSuffix(key, "_file"); ok {
+			other = base
+		}
+		if name, ok := fromEnv[other]; ok {
+			return name
+		}
 		i := strings.LastIndexAny(key, ".[")
 		if i < 0 {
 			return ""

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -177,5 +179,25 @@ func TestMisspeltKeyBesideTheRealOneHidesNothing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "which is required") || strings.Contains(err.Error(), "whose required keys") {
 			t.Errorf("want %q, and the typo only unknown:\n%v", tt.want, err)
 		}
+	}
+}
+
+// A secret and its _file are one setting written two ways: a problem
+// named by one of them names the variable that set the other.
+func TestProblemOfASecretNamesTheVariableThatSetItsFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(secret, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET_FILE", secret)
+	_, err := Parse([]byte(strings.Replace(minimal, "client_secret: s3cret", "auth_method: none", 1)), Options{})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.client_secret (from AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET_FILE): ") {
+		t.Errorf("the variable is not named:\n%v", err)
+	}
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET_FILE", "")
+	t.Setenv("AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET", "from-env")
+	_, err = Parse([]byte(strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: "+secret, 1)), Options{})
+	if err == nil || !strings.Contains(err.Error(), "upstreams.api.token.client_secret_file (from AUTHPROXY_UPSTREAMS_API_TOKEN_CLIENT_SECRET): set either") || strings.Contains(err.Error(), "from-env") {
+		t.Errorf("the variable is not named:\n%v", err)
 	}
 }
