@@ -27,11 +27,8 @@ var demoConfig []byte
 // credential, but is treated as one all the same.
 const demoSecret = "demo-secret"
 
+// check runs `authproxy check`; runCommand has refused a missing --config.
 func check(path string, opts Options) int {
-	if path == "" {
-		fmt.Fprintln(opts.Stderr, "authproxy check: give the file to check with --config")
-		return 2
-	}
 	// Config asks about each upstream's credentials as it checks the
 	// rest, so that every problem is said in one run; what is only risky
 	// is said beside them.
