@@ -30,31 +30,23 @@ func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (stri
 		p.decode("upstreams."+name, raw, &fu)
 		fc.Upstreams[name] = fu
 	}
+	if upstreams != nil {
+		settings["upstreams"] = upstreams // back, as the file has them
+	}
 	// A misspelt key whose look-alike is there too is only unknown: it
 	// must not stand in for what that key lacks (see Problems.required).
 	for i, q := range *p {
-		if q.meant == "" {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(q.meant, "upstreams"); ok && (rest == "" || rest[0] == '.') {
-			if upstreams != nil && has(upstreams, strings.TrimPrefix(rest, ".")) {
-				(*p)[i].meant = ""
-			}
-		} else if has(settings, q.meant) {
+		if q.meant != "" && has(settings, q.meant) {
 			(*p)[i].meant = ""
 		}
 	}
 	return &fc
 }
 
-// has reports whether settings, viper's nested maps, hold the dotted key
-// ("" is settings itself).
-func has(settings any, key string) bool {
-	v := settings
+// has reports whether settings, viper's nested maps, hold the dotted key.
+func has(settings map[string]any, key string) bool {
+	var v any = settings
 	for part := range strings.SplitSeq(key, ".") {
-		if part == "" {
-			continue
-		}
 		m, ok := v.(map[string]any)
 		if !ok {
 			return false
