@@ -82,10 +82,10 @@ func credentialError(cfg *config.Config, err error) error {
 	return cfg.Report(problems)
 }
 
-// credentialWarnings is what is only risky, for check and for serve's
-// start: a key that others can read, and a token file the platform has
-// not written yet (the proxy reads those for every request, so they may
-// come later). It parses nothing. A key file that cannot be looked at is
+// credentialWarnings is what is only risky or ignored, for check and
+// for serve's start: a key no longer used, a key that others can read,
+// and a token file the platform has not written yet (the proxy reads
+// those for every request, so they may come later). It parses nothing. A key file that cannot be looked at is
 // not risky but unusable, which config or credentialProblems reports.
 func credentialWarnings(u config.Upstream) (warnings []string) {
 	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
@@ -97,6 +97,9 @@ func credentialWarnings(u config.Upstream) (warnings []string) {
 		}
 	}
 	t, tk := u.Token, "upstreams."+u.Name+".token"
+	for _, o := range t.Obsolete {
+		warnings = append(warnings, o.Key+": "+o.Message)
+	}
 	keyFileMode(tk+".private_key_file", t.PrivateKeyFile)
 	for _, f := range []struct{ key, path string }{
 		{"client_assertion_file", t.ClientAssertionFile}, {"assertion_file", t.AssertionFile},

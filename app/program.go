@@ -128,7 +128,7 @@ func tokenSettings(u config.Upstream) auth.Settings {
 			AuthMethod: auth.AuthMethod(t.AuthMethod), BodyFormat: auth.BodyFormat(t.BodyFormat), Scopes: t.Scopes, Params: t.Params,
 			Audience: t.Audience, Resource: t.Resource,
 		},
-		RefreshBefore: t.RefreshBefore, DefaultLifetime: t.DefaultLifetime, MinLifetime: t.MinLifetime, Timeout: t.Timeout,
+		RefreshBefore: t.RefreshBefore, DefaultLifetime: t.DefaultLifetime, MinRefreshInterval: t.MinRefreshInterval, Timeout: t.Timeout,
 		Target:         u.Target.String(),
 		PrivateKeyFile: t.PrivateKeyFile, KeyID: t.KeyID, SigningAlg: auth.SigningAlg(t.SigningAlg),
 		AssertionAudience: t.AssertionAudience, ClientAssertionFile: t.ClientAssertionFile, TLS: tlsFiles(t.TLS),

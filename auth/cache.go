@@ -25,10 +25,13 @@ type CacheOptions struct {
 	// DefaultLifetime is given to tokens whose response had no expiry.
 	// Zero keeps such a token until Invalidate.
 	DefaultLifetime time.Duration
-	// MinLifetime is the shortest lifetime believed: a token said to
-	// expire sooner (expires_in 0.2) is kept this long, or until a 401,
-	// rather than refetched for nearly every request. Zero means 30s.
-	MinLifetime time.Duration
+	// MinRefreshInterval is the least time between the starts of two
+	// token requests made because a token was due or expired. A token
+	// that lives shorter (expires_in 0.2) is used until its issuer's
+	// expiry, never longer, and the requests after it wait out the
+	// interval instead of costing a token request each. A rejected token
+	// (Invalidate) is replaced at once. Zero: no bound.
+	MinRefreshInterval time.Duration
 	// FetchTimeout bounds one token request; zero means 10s.
 	FetchTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed fetch before
@@ -103,7 +106,8 @@ type Cache struct {
 	cur        atomic.Pointer[cachedToken]
 	group      singleflight.Group
 	refreshing atomic.Bool
-	floored    atomic.Bool // the MinLifetime warning was logged
+	shortLived atomic.Bool  // the short-lifetime warning was logged
+	lastFetch  atomic.Int64 // when the last token request began, Unix ns; 0: none yet
 
 	// The background refresh goroutine is the Cache's own: bg counts it,
 	// and once closed is set (under bgMu, so no Add follows Close's
@@ -133,9 +137,6 @@ var _ Source = (*Cache)(nil)
 func NewCache(src Source, opts CacheOptions) *Cache {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 10 * time.Second
-	}
-	if opts.MinLifetime <= 0 {
-		opts.MinLifetime = 30 * time.Second
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
@@ -262,6 +263,12 @@ func (c *Cache) wait(ctx context.Context, reason string) (*Token, error) {
 		if e := c.cur.Load(); e != nil && e.tok.ValidAt(c.opts.Now()) {
 			return e.tok, nil
 		}
+		// A token that expired before its refresh could start (it lived
+		// shorter than MinRefreshInterval) is replaced once the interval
+		// allows; one that was rejected, or none yet, at once.
+		if reason == "expired" {
+			c.holdForInterval()
+		}
 		// Detached: the fetch serves every waiter, not only this caller.
 		return c.fetch(context.WithoutCancel(ctx), reason)
 	})
@@ -309,6 +316,7 @@ func (c *Cache) fetch(ctx context.Context, reason string) (*Token, error) {
 		st  *SharedToken // nil unless the token is in the shared store
 		err error
 	)
+	c.lastFetch.Store(c.opts.Now().UnixNano())
 	if c.opts.Shared != nil {
 		tok, st, err = c.fetchShared(ctx, reason, c.cur.Load())
 	} else {
@@ -360,7 +368,7 @@ func (c *Cache) request(ctx context.Context, reason string) (*Token, error) {
 		t.Expiry = now.Add(c.opts.DefaultLifetime)
 		tok = &t
 	}
-	tok = c.floor(tok, now)
+	c.noteLifetime(tok, now)
 	fields := logrus.Fields{"reason": reason}
 	if !tok.Expiry.IsZero() {
 		fields["expires_in"] = tok.Expiry.Sub(now).Round(time.Second).String()

@@ -192,6 +192,15 @@ func (e tokenEndpoint) post(ctx context.Context, a *attempt, red redactor) (*Tok
 	}
 	noRedirects := *client
 	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	now := time.Now
+	if e.now != nil {
+		now = e.now
+	}
+	// A lifetime is counted from when the request was sent: the endpoint
+	// may have issued the token as early as that, and counted from its
+	// answer a slow endpoint's token would be believed its delay longer
+	// than its issuer says, and sent upstream expired.
+	sent := now()
 	resp, err := noRedirects.Do(req)
 	if err != nil {
 		// Redacted here, before wrapping: the *url.Error is rebuilt
@@ -215,11 +224,7 @@ func (e tokenEndpoint) post(ctx context.Context, a *attempt, red redactor) (*Tok
 		return nil, &RetrieveError{StatusCode: resp.StatusCode,
 			ErrorDescription: "redirect not followed: credentials are only sent to the configured token url"}
 	}
-	now := time.Now
-	if e.now != nil {
-		now = e.now
-	}
-	tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, now())
+	tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, sent)
 	var re *RetrieveError
 	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
 		re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())

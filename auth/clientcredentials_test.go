@@ -192,3 +192,30 @@ func TestClientCredentialsBodyThatStallsPastTheDeadlineIsATimeout(t *testing.T) 
 		t.Errorf("got %v, want an error that is context.DeadlineExceeded", err)
 	}
 }
+
+// A token endpoint that takes its time answers with a lifetime counted
+// from when it issued the token, which may be as early as when the
+// request arrived: counted from the answer, the proxy would believe the
+// token the endpoint's delay longer than its issuer, and send it expired
+// (issue 21 item 1, a slow endpoint with 3 s tokens). The lifetime is
+// counted from when the request was sent: never later than the issuer.
+func TestTokenLifetimeCountsFromTheRequestNotTheAnswer(t *testing.T) {
+	clk := newFakeClock()
+	sent := clk.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(1500 * time.Millisecond) // the endpoint's delay, on the proxy's clock
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"a","token_type":"Bearer","expires_in":3}`)
+	}))
+	defer srv.Close()
+	tok, err := (&ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s", Now: clk.Now}}).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sent.Add(3 * time.Second); !tok.Expiry.Equal(want) {
+		t.Errorf("expiry %v after the request was sent, want 3s", tok.Expiry.Sub(sent))
+	}
+	if !tok.Obtained.Equal(sent) {
+		t.Errorf("obtained %v after the request was sent, want when it was sent (the lifetime's start)", tok.Obtained.Sub(sent))
+	}
+}

@@ -33,7 +33,7 @@ func (s Settings) Identity() Identity {
 	c := s.Client
 	sum := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%q|%q|%q|%q|%q|%q|%q|%q|%v|%v|%v|%v",
 		s.Grant, c.TokenURL, c.ClientID, c.ClientSecret, c.AuthMethod, c.BodyFormat, s.RefreshToken,
-		sortedScopes(c.Scopes), paramScopes(c.Params), s.Target, s.RefreshBefore, s.DefaultLifetime, s.MinLifetime, s.Timeout))
+		sortedScopes(c.Scopes), paramScopes(c.Params), s.Target, s.RefreshBefore, s.DefaultLifetime, s.MinRefreshInterval, s.Timeout))
 	if more := s.authSettings(); more != "" {
 		// Only when set, so that an upstream with none keeps the identity
 		// it had before these settings existed, and its token across the

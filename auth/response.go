@@ -35,7 +35,7 @@ type tokenJSON struct {
 
 // parseTokenResponse turns a token endpoint's answer into a Token, or into
 // a *RetrieveError (the endpoint refused) or an ErrBadResponse (the answer
-// is unusable). now is when the response arrived.
+// is unusable). now is when the request was sent: the lifetime starts there.
 func parseTokenResponse(status int, contentType string, body []byte, now time.Time) (*Token, error) {
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	var tj tokenJSON
@@ -94,8 +94,8 @@ func parseTokenResponse(status int, contentType string, body []byte, now time.Ti
 	// the endpoint: it wins over an absolute "expires" when both are sent.
 	// Lifetimes past maxLifetime are clamped: converting a larger float to
 	// a Duration would overflow into the past. One under a nanosecond is
-	// kept positive, so that it is not expired on arrival: the cache
-	// raises every short lifetime to its floor.
+	// kept positive, so that it reads as a (tiny) lifetime and not as
+	// none: the cache spaces the token requests of short lifetimes.
 	if secs, ok := numberField(tj.ExpiresIn); ok && secs > 0 {
 		tok.Expiry = now.Add(max(time.Nanosecond, time.Duration(min(secs, maxLifetime.Seconds())*float64(time.Second))))
 	} else if unix, ok := numberField(tj.Expires); ok && unix > float64(now.Unix()) {

@@ -37,9 +37,9 @@ type Settings struct {
 	// RefreshToken seeds a Store that holds no refresh token for this
 	// client yet (GrantRefreshToken only); a stored one always wins.
 	RefreshToken string
-	// RefreshBefore, DefaultLifetime and MinLifetime are the
+	// RefreshBefore, DefaultLifetime and MinRefreshInterval are the
 	// CacheOptions of the same names; Timeout is its FetchTimeout.
-	RefreshBefore, DefaultLifetime, MinLifetime, Timeout time.Duration
+	RefreshBefore, DefaultLifetime, MinRefreshInterval, Timeout time.Duration
 	// Target is where the tokens are sent. It is never sent to the token
 	// endpoint: it is part of the Identity only, so that a token is not
 	// kept for an upstream whose address changed.
@@ -118,13 +118,13 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 	}
 	id := s.Identity()
 	copts := CacheOptions{
-		RefreshBefore:   s.RefreshBefore,
-		DefaultLifetime: s.DefaultLifetime,
-		MinLifetime:     s.MinLifetime,
-		FetchTimeout:    s.Timeout,
-		Now:             o.Now,
-		Log:             o.Log,
-		OnFetch:         o.OnFetch,
+		RefreshBefore:      s.RefreshBefore,
+		DefaultLifetime:    s.DefaultLifetime,
+		MinRefreshInterval: s.MinRefreshInterval,
+		FetchTimeout:       s.Timeout,
+		Now:                o.Now,
+		Log:                o.Log,
+		OnFetch:            o.OnFetch,
 	}
 	refresh := s.Grant == GrantRefreshToken
 	if o.Shared != nil {

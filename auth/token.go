@@ -36,8 +36,9 @@ type Token struct {
 	// endpoint gave no lifetime: the token is used until a 401 says it is
 	// dead (Product Hunt's client tokens behave this way).
 	Expiry time.Time
-	// Obtained is when the token response arrived; with Expiry it gives
-	// the lifetime that early refresh is clamped to.
+	// Obtained is when the token request that got it was sent, where
+	// its lifetime starts at the latest; with Expiry it gives the
+	// lifetime that early refresh is clamped to.
 	Obtained time.Time
 }
 

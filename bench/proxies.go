@@ -72,7 +72,7 @@ upstreams:
     path_prefix: ""
     upstream_timeout: 60s
     upstream_idle_timeout: 5m
-    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m, min_lifetime: 1s}
+    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
     replay: {max_body: "%s"}
 `, addr, admin, up.url, up.url, ps.replayMaxBody)
 	path := filepath.Join(dir, "proxy.yaml")

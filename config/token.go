@@ -28,8 +28,13 @@ var signingAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 const (
 	defaultRefreshBefore = 10 * time.Minute
 	defaultTokenTimeout  = 10 * time.Second
-	defaultMinLifetime   = 30 * time.Second
-	defaultRedirectURI   = "http://127.0.0.1:8085/callback"
+	// defaultMinRefreshInterval is auth.DefaultMinRefreshInterval
+	// (config does not import auth): under half the shortest honest
+	// lifetime, 1 s, so that such a token is still refreshed ahead of its
+	// expiry.
+	defaultMinRefreshInterval = 500 * time.Millisecond
+	maxMinRefreshInterval     = time.Minute
+	defaultRedirectURI        = "http://127.0.0.1:8085/callback"
 )
 
 // reservedParam are the token request's fields that the proxy sets, for
@@ -58,7 +63,10 @@ type Token struct {
 	Audience, Resource []string
 	RefreshBefore      time.Duration
 	DefaultLifetime    time.Duration // zero: keep a token without expiry until a 401
-	MinLifetime        time.Duration // a shorter lifetime is raised to it; a 401 still replaces the token
+	// MinRefreshInterval spaces the token requests made for expiry; a
+	// token is never used past its expiry, and one that lives shorter
+	// makes the requests after it wait. Zero: no bound.
+	MinRefreshInterval time.Duration
 	Timeout            time.Duration
 	// RefreshToken seeds the refresh_token grant; a stored one wins.
 	RefreshToken Secret
@@ -86,6 +94,12 @@ type Token struct {
 	// Username and Password are the password grant's.
 	Username string
 	Password Secret
+
+	// Obsolete are keys the file sets that are accepted but no longer
+	// used, each with what to do: warnings, for check and serve's start,
+	// not problems, so that a config written for an older version still
+	// loads.
+	Obsolete []Problem
 }
 
 type fileToken struct {
@@ -100,7 +114,8 @@ type fileToken struct {
 	Params           map[string]string `mapstructure:"params"` // names keep their case: see keepParamCase
 	RefreshBefore    *duration         `mapstructure:"refresh_before"`
 	DefaultLifetime  *duration         `mapstructure:"default_lifetime"`
-	MinLifetime      *duration         `mapstructure:"min_lifetime"`
+	MinLifetime      *duration         `mapstructure:"min_lifetime"` // obsolete: see Token.Obsolete
+	MinRefresh       *duration         `mapstructure:"min_refresh_interval"`
 	Timeout          *duration         `mapstructure:"timeout"`
 	RefreshToken     string            `mapstructure:"refresh_token"`
 	RefreshTokenFile string            `mapstructure:"refresh_token_file"`
@@ -138,8 +153,9 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		Params:          ft.Params,
 		RefreshBefore:   ft.RefreshBefore.or(defaultRefreshBefore),
 		DefaultLifetime: ft.DefaultLifetime.or(0),
-		MinLifetime:     ft.MinLifetime.or(defaultMinLifetime),
 		Timeout:         ft.Timeout.or(defaultTokenTimeout),
+
+		MinRefreshInterval: ft.MinRefresh.or(defaultMinRefreshInterval),
 	}
 	p.oneOf(tk+".grant_type", t.GrantType, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
 	if tu := p.url(tk+".url", ft.URL); tu != nil {
@@ -176,8 +192,14 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 	if t.Timeout <= 0 {
 		p.add(tk+".timeout", "must be more than 0; write e.g. 10s")
 	}
-	if t.MinLifetime < time.Second {
-		p.add(tk+".min_lifetime", "must be at least 1s; write e.g. 30s")
+	if t.MinRefreshInterval < 0 || t.MinRefreshInterval > maxMinRefreshInterval {
+		p.add(tk+".min_refresh_interval", "must be between 0 and %s; write e.g. 500ms", maxMinRefreshInterval)
+	}
+	if ft.MinLifetime != nil {
+		// It raised every shorter lifetime to itself (30 s by default), so
+		// a 3 s token was sent for 27 s after the API stopped taking it.
+		t.Obsolete = append(t.Obsolete, Problem{Key: tk + ".min_lifetime",
+			Message: "no longer used: a token is used only until it expires; remove it (token requests are spaced by min_refresh_interval, default 500ms)"})
 	}
 	return t
 }

@@ -91,16 +91,23 @@ func TestSecretFile(t *testing.T) {
 	}
 }
 
-func TestTokenMinLifetime(t *testing.T) {
+// min_refresh_interval spaces the token requests made for expiry (issue
+// 21 item 1); min_lifetime, the floor that made a 3 s token be sent for
+// 30 s, is accepted with a warning that says to remove it, so that a
+// config written for the release that had it still loads.
+func TestTokenMinRefreshInterval(t *testing.T) {
 	for _, tt := range []struct {
-		yaml    string // the line under token:, if any
-		want    time.Duration
-		problem string
+		yaml     string // the line under token:, if any
+		want     time.Duration
+		problem  string
+		obsolete string
 	}{
-		{"", 30 * time.Second, ""},
-		{"      min_lifetime: 1s\n", time.Second, ""},
-		{"      min_lifetime: 5m\n", 5 * time.Minute, ""},
-		{"      min_lifetime: 500ms\n", 0, "upstreams.api.token.min_lifetime: must be at least 1s"},
+		{"", 500 * time.Millisecond, "", ""},
+		{"      min_refresh_interval: 0s\n", 0, "", ""},
+		{"      min_refresh_interval: 2s\n", 2 * time.Second, "", ""},
+		{"      min_refresh_interval: 2m\n", 0, "upstreams.api.token.min_refresh_interval: must be between 0 and 1m0s; write e.g. 500ms", ""},
+		{"      min_lifetime: 30s\n", 500 * time.Millisecond, "",
+			"upstreams.api.token.min_lifetime: no longer used: a token is used only until it expires; remove it"},
 	} {
 		cfg, err := Parse([]byte(minimal+tt.yaml), Options{NoEnvOverrides: true})
 		switch {
@@ -108,10 +115,21 @@ func TestTokenMinLifetime(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.problem) {
 				t.Errorf("%q: got %v, want %q", tt.yaml, err, tt.problem)
 			}
+			continue
 		case err != nil:
 			t.Errorf("%q: %v", tt.yaml, err)
-		case cfg.Upstreams[0].Token.MinLifetime != tt.want:
-			t.Errorf("%q: min_lifetime %v, want %v", tt.yaml, cfg.Upstreams[0].Token.MinLifetime, tt.want)
+			continue
+		}
+		tok := cfg.Upstreams[0].Token
+		if tok.MinRefreshInterval != tt.want {
+			t.Errorf("%q: min_refresh_interval %v, want %v", tt.yaml, tok.MinRefreshInterval, tt.want)
+		}
+		var obsolete string
+		for _, o := range tok.Obsolete {
+			obsolete += o.Key + ": " + o.Message
+		}
+		if tt.obsolete == "" && obsolete != "" || !strings.Contains(obsolete, tt.obsolete) {
+			t.Errorf("%q: obsolete %q, want %q", tt.yaml, obsolete, tt.obsolete)
 		}
 	}
 }

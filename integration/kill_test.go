@@ -40,7 +40,7 @@ func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 	api := fakeapi.New(f, clientID, clientSecret, nil)
 	api.SetRevokeOnUse(true)
 	apiURL := newServer(t, api)
-	config := configFor(t, f, apiURL, setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      refresh_before: 10m\n      min_lifetime: 1s\n"})
+	config := configFor(t, f, apiURL, setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      refresh_before: 10m\n"})
 
 	var (
 		running       atomic.Pointer[os.Process]

@@ -80,7 +80,7 @@ func TestRealServerCertificateAndAssertionRotationUnderLoad(t *testing.T) {
 	certFile, keyFile := idp.write(t, "tls.crt", v1.CertPEM, 0o644), idp.write(t, "tls.key", v1.KeyPEM, 0o600)
 	firstAssertion := platformJWT(t, platformKey, jose.ES256, "platform", "platform", idp.TokenURL)
 	saToken := idp.write(t, "sa-token", []byte(firstAssertion), 0o600)
-	short := "      min_lifetime: 1s\n      refresh_before: 1s\n"
+	short := "      refresh_before: 1s\n"
 	cfg := "listen: 127.0.0.1:0\nadmin: {listen: off}\nlog: {level: info, format: json}\nstore: {type: memory}\nupstreams:\n" +
 		upstream("mtls", idp.api(t, "mtls"), idp.TokenURL, "      client_id: mtls\n      auth_method: tls_client_auth\n"+
 			"      tls: {ca_file: "+idp.caFile+", cert_file: "+certFile+", key_file: "+keyFile+"}\n"+short) +

@@ -199,7 +199,7 @@ func TestRealServerLoginWithPKCEThenRotation(t *testing.T) {
 	}})
 	keyFile := idp.write(t, "user.pem", keyPEM(t, key), 0o600)
 	common := "      grant_type: refresh_token\n      authorize_url: " + idp.AuthorizeURL + "\n      scopes: [openid, offline_access]\n" +
-		"      min_lifetime: 1s\n      refresh_before: 1s\n      tls: {ca_file: " + idp.caFile + "}\n"
+		"      refresh_before: 1s\n      tls: {ca_file: " + idp.caFile + "}\n"
 	cfg := realIdPConfig("") +
 		upstream("user", idp.api(t, "user"), idp.TokenURL, "      client_id: user\n      auth_method: private_key_jwt\n      private_key_file: "+keyFile+
 			"\n      key_id: k\n      redirect_uri: "+redirects["user"]+"\n"+common) +

@@ -50,7 +50,7 @@ type replicaProc struct {
 const lockTTL = 3 * time.Second
 
 // startFleet runs n replicas of the binary. storeYAML adds keys under
-// store:; the token timeout is 2s, min_lifetime 1s.
+// store:; the token timeout is 2s; the default min_refresh_interval (500ms) leaves such tokens alone.
 func startFleet(t *testing.T, f fakeapi.Flavor, n int, storeYAML string) *fleetEnv {
 	t.Helper()
 	fe := &fleetEnv{t: t, flavor: f, redis: redistest.Start(t), bin: buildBinary(t)}
@@ -61,7 +61,7 @@ func startFleet(t *testing.T, f fakeapi.Flavor, n int, storeYAML string) *fleetE
 		topYAML: fmt.Sprintf("store:\n  type: redis\n  url: %s\n  lock_ttl: %s\n  encryption_key: %s\n%s",
 			fe.redis.URL(), lockTTL, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", storeYAML),
 		// The tests' tokens live 1-2s: short lifetimes are believed.
-		tokenYAML: "      timeout: 2s\n      min_lifetime: 1s\n",
+		tokenYAML: "      timeout: 2s\n",
 	}
 	if f.ThreeLegged {
 		s.tokenYAML += "      refresh_token: " + fe.api.SeedRefreshToken() + "\n"

@@ -322,7 +322,7 @@ func TestBuiltBinaryAndTokenCommandRedeemEachRefreshTokenOnce(t *testing.T) {
 			close(r.second)
 		}
 	})
-	config := configFor(t, f, newServer(t, api), setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n      min_lifetime: 1s\n"})
+	config := configFor(t, f, newServer(t, api), setup{tokenYAML: "      refresh_token: " + api.SeedRefreshToken() + "\n"})
 	storePath := filepath.Join(filepath.Dir(config), "data", "tokens.json")
 	p := runBuilt(t, bin, config)
 	apiURL := "http://" + p.addr + "/" + f.Name + f.APIPath
