@@ -126,7 +126,7 @@ func tokenSettings(u config.Upstream) auth.Settings {
 		Client: auth.Client{
 			TokenURL: t.URL, ClientID: t.ClientID, ClientSecret: t.ClientSecret.Reveal(),
 			AuthMethod: auth.AuthMethod(t.AuthMethod), BodyFormat: auth.BodyFormat(t.BodyFormat), Scopes: t.Scopes, Params: t.Params,
-			Audience: t.Audience, Resource: t.Resource,
+			Audience: t.Audience, Resource: t.Resource, TokenType: t.TokenType,
 		},
 		RefreshBefore: t.RefreshBefore, DefaultLifetime: t.DefaultLifetime, MinRefreshInterval: t.MinRefreshInterval, Timeout: t.Timeout,
 		Target:         u.Target.String(),

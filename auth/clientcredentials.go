@@ -80,6 +80,12 @@ type Client struct {
 	// value as a field of its own (RFC 8693 2.1, RFC 8707 2): unlike
 	// Params, they may repeat. Set each either here or in Params.
 	Audience, Resource []string
+	// TokenType is the type of token the upstream takes; "" means
+	// Bearer. A response of another type is unusable (ErrBadResponse):
+	// RFC 6749 7.1 says a client must not use a token whose type it does
+	// not understand, and a sender-constrained (DPoP) token sent as a
+	// Bearer one would fail, or worse, work where it should not.
+	TokenType string
 	// HTTPClient sends the request; nil means http.DefaultClient's
 	// transport. Redirects are never followed whatever the client says,
 	// so the secret is only ever sent to TokenURL.
@@ -91,7 +97,7 @@ type Client struct {
 func (c Client) endpoint() tokenEndpoint {
 	return tokenEndpoint{
 		url: c.TokenURL, auth: c.clientAuth(), params: c.Params, audience: c.Audience, resource: c.Resource,
-		json: c.BodyFormat == JSONBody, client: c.HTTPClient, now: c.Now,
+		json: c.BodyFormat == JSONBody, client: c.HTTPClient, now: c.Now, tokenType: c.TokenType,
 	}
 }
 
@@ -144,6 +150,7 @@ type tokenEndpoint struct {
 	json               bool
 	client             *http.Client
 	now                func() time.Time
+	tokenType          string // "" means Bearer
 }
 
 // exchange builds one attempt from the grant's fields and posts it. Every
@@ -225,6 +232,9 @@ func (e tokenEndpoint) post(ctx context.Context, a *attempt, red redactor) (*Tok
 			ErrorDescription: "redirect not followed: credentials are only sent to the configured token url"}
 	}
 	tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, sent)
+	if err == nil {
+		err = e.checkType(tok, resp.StatusCode)
+	}
 	var re *RetrieveError
 	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
 		re.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now())
@@ -268,4 +278,18 @@ func (e tokenEndpoint) newRequest(ctx context.Context, a *attempt) (*http.Reques
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "authproxy")
 	return req, nil
+}
+
+// checkType refuses a token of another type than the one configured,
+// naming the type the endpoint sent (the type is not a secret).
+func (e tokenEndpoint) checkType(tok *Token, status int) error {
+	want := Token{TokenType: e.tokenType}.Type()
+	if strings.EqualFold(tok.Type(), want) {
+		return nil
+	}
+	if strings.EqualFold(tok.TokenType, "DPoP") {
+		return badResponse("status %d with token_type %q: a DPoP-bound token (RFC 9449) is useless without a proof of its key on every request, and is not sent as a %s token", status, tok.TokenType, want)
+	}
+	return badResponse("status %d with token_type %q, but the upstream is set up for %s tokens (RFC 6749 7.1: a client does not use a token of a type it does not understand)",
+		status, tok.TokenType, want)
 }

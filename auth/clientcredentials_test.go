@@ -219,3 +219,42 @@ func TestTokenLifetimeCountsFromTheRequestNotTheAnswer(t *testing.T) {
 		t.Errorf("obtained %v after the request was sent, want when it was sent (the lifetime's start)", tok.Obtained.Sub(sent))
 	}
 }
+
+// RFC 6749 7.1: a client must not use a token whose type it does not
+// understand. A DPoP-bound (RFC 9449), MAC or N_A (RFC 8693) token was
+// sent as "Authorization: Bearer ..." (issue 21 item 5). A type other
+// than the one the upstream is configured for (Bearer, in any case, or
+// none said) is an unusable response that names the type; a configured
+// type is taken.
+func TestTokenTypeMustBeTheConfiguredOne(t *testing.T) {
+	for _, tt := range []struct {
+		sent, configured string
+		bad              bool
+	}{
+		{`"Bearer"`, "", false},
+		{`"bearer"`, "", false},
+		{`"BEARER"`, "Bearer", false},
+		{`null`, "", false}, // none said: RFC 6749's common case
+		{`"DPoP"`, "", true},
+		{`"MAC"`, "", true},
+		{`"N_A"`, "", true},
+		{`"N_A"`, "N_A", false},
+		{`"n_a"`, "N_A", false},
+		{`"Bearer"`, "N_A", true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-value","token_type":`+tt.sent+`,"expires_in":60}`)
+		}))
+		_, err := (&ClientCredentials{Client: Client{TokenURL: srv.URL, ClientID: "id", ClientSecret: "s", TokenType: tt.configured}}).Token(context.Background())
+		srv.Close()
+		switch {
+		case tt.bad && (!errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "token_type "+tt.sent)):
+			t.Errorf("token_type %s, configured %q: got %v, want an unusable response naming the type", tt.sent, tt.configured, err)
+		case !tt.bad && err != nil:
+			t.Errorf("token_type %s, configured %q: %v", tt.sent, tt.configured, err)
+		case err != nil && strings.Contains(err.Error(), "tok-value"):
+			t.Errorf("the error holds the token: %v", err)
+		}
+	}
+}

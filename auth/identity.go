@@ -52,12 +52,20 @@ func (s Settings) authSettings() string {
 		fileDigest(s.PrivateKeyFile), s.KeyID, string(s.SigningAlg), s.AssertionAudience, s.ClientAssertionFile,
 		fileDigest(t.CAFile), t.CertFile, t.KeyFile, t.ServerName,
 		s.AssertionFile, s.SubjectTokenFile, s.SubjectTokenType, s.ActorTokenFile, s.ActorTokenType, s.RequestedTokenType,
-		s.Username, s.Password,
+		s.Username, s.Password, s.tokenTypeSetting(),
 	}
 	if !slices.ContainsFunc(fields, func(f string) bool { return f != "" }) {
 		return ""
 	}
 	return fmt.Sprintf("%q", fields)
+}
+
+// tokenTypeSetting is the type the upstream takes, if not Bearer ("").
+func (s Settings) tokenTypeSetting() string {
+	if t := s.Client.TokenType; t != "" && !strings.EqualFold(t, "bearer") {
+		return t
+	}
+	return ""
 }
 
 // clientFingerprint is Identity's Client part: the client's Fingerprint

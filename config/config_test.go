@@ -60,7 +60,7 @@ func TestDefaults(t *testing.T) {
 		Upstreams: []Upstream{{
 			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
 			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
-				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, MinRefreshInterval: 500 * time.Millisecond,
+				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, TokenType: "Bearer", MinRefreshInterval: 500 * time.Millisecond,
 				Timeout: 10 * time.Second},
 			Inject: Inject{Header: "Authorization", Format: "Bearer {token}"},
 			Replay: Replay{OnStatus: []int{401}, MaxBody: 1 << 20},

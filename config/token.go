@@ -63,6 +63,9 @@ type Token struct {
 	Audience, Resource []string
 	RefreshBefore      time.Duration
 	DefaultLifetime    time.Duration // zero: keep a token without expiry until a 401
+	// TokenType is the type of token the upstream takes, Bearer by
+	// default; a token endpoint's answer of another type is not used.
+	TokenType string
 	// MinRefreshInterval spaces the token requests made for expiry; a
 	// token is never used past its expiry, and one that lives shorter
 	// makes the requests after it wait. Zero: no bound.
@@ -117,6 +120,7 @@ type fileToken struct {
 	MinLifetime      *duration         `mapstructure:"min_lifetime"` // obsolete: see Token.Obsolete
 	MinRefresh       *duration         `mapstructure:"min_refresh_interval"`
 	Timeout          *duration         `mapstructure:"timeout"`
+	TokenType        string            `mapstructure:"token_type"`
 	RefreshToken     string            `mapstructure:"refresh_token"`
 	RefreshTokenFile string            `mapstructure:"refresh_token_file"`
 	AuthorizeURL     string            `mapstructure:"authorize_url"`
@@ -154,6 +158,7 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		RefreshBefore:   ft.RefreshBefore.or(defaultRefreshBefore),
 		DefaultLifetime: ft.DefaultLifetime.or(0),
 		Timeout:         ft.Timeout.or(defaultTokenTimeout),
+		TokenType:       orDefault(ft.TokenType, "Bearer"),
 
 		MinRefreshInterval: ft.MinRefresh.or(defaultMinRefreshInterval),
 	}
@@ -191,6 +196,14 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 	}
 	if t.Timeout <= 0 {
 		p.add(tk+".timeout", "must be more than 0; write e.g. 10s")
+	}
+	switch {
+	case strings.EqualFold(t.TokenType, "bearer"):
+		t.TokenType = "Bearer"
+	case strings.EqualFold(t.TokenType, "dpop"):
+		p.add(tk+".token_type", "DPoP tokens need a proof of the key with every request (RFC 9449), which the proxy does not make; remove token_type to take Bearer tokens")
+	case !headerPattern.MatchString(t.TokenType):
+		p.add(tk+".token_type", "%q is not a token type; write e.g. Bearer, or the type the token endpoint answers with (N_A, MAC)", t.TokenType)
 	}
 	if t.MinRefreshInterval < 0 || t.MinRefreshInterval > maxMinRefreshInterval {
 		p.add(tk+".min_refresh_interval", "must be between 0 and %s; write e.g. 500ms", maxMinRefreshInterval)

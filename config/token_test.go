@@ -161,3 +161,34 @@ func TestASecretFileIsSmall(t *testing.T) {
 		t.Errorf("got %v\nwant %q", err, want)
 	}
 }
+
+// token.token_type is the type of token the upstream takes (issue 21 item
+// 5): Bearer by default; another (N_A, MAC) must be a header token, and
+// cannot be presented with a format that says Bearer.
+func TestTokenType(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string // lines under token:, then any after
+		want    string
+		problem string
+	}{
+		{"", "Bearer", ""},
+		{"      token_type: bearer\n", "Bearer", ""},
+		{"      token_type: N_A\n    inject: {format: \"{token}\"}\n", "N_A", ""},
+		{"      token_type: MAC\n    inject: {format: \"{token_type} {token}\"}\n", "MAC", ""},
+		{"      token_type: N_A\n", "", `upstreams.api.inject.format: "Bearer {token}" presents the token as Bearer, and token_type is N_A; write "{token_type} {token}", or "{token}" for the raw token`},
+		{"      token_type: \"a b\"\n", "", `upstreams.api.token.token_type: "a b" is not a token type; write e.g. Bearer`},
+		{"      token_type: DPoP\n", "", "upstreams.api.token.token_type: DPoP tokens need a proof of the key with every request (RFC 9449), which the proxy does not make"},
+	} {
+		cfg, err := Parse([]byte(minimal+tt.yaml), Options{NoEnvOverrides: true})
+		switch {
+		case tt.problem != "":
+			if err == nil || !strings.Contains(err.Error(), tt.problem) {
+				t.Errorf("%q: got %v, want %q", tt.yaml, err, tt.problem)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tt.yaml, err)
+		case cfg.Upstreams[0].Token.TokenType != tt.want:
+			t.Errorf("%q: token_type %q, want %q", tt.yaml, cfg.Upstreams[0].Token.TokenType, tt.want)
+		}
+	}
+}

@@ -82,7 +82,7 @@ func TestClientAuthMethodsLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := Token{GrantType: "client_credentials", URL: "https://idp.example/token", ClientID: "id", AuthMethod: "client_secret_post",
-				BodyFormat: "form", RefreshBefore: defaultRefreshBefore, MinRefreshInterval: defaultMinRefreshInterval, Timeout: defaultTokenTimeout}
+				BodyFormat: "form", RefreshBefore: defaultRefreshBefore, TokenType: "Bearer", MinRefreshInterval: defaultMinRefreshInterval, Timeout: defaultTokenTimeout}
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
