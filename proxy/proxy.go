@@ -317,16 +317,31 @@ var (
 	errTooLarge   = &requestError{failTooLarge, "the request body is larger than the proxy accepts"}
 	errDotSegment = &requestError{failBadRequest,
 		"dot segments in the path are refused, also encoded, with ;parameters, backslashes or look-alikes"}
+	errTrace = &requestError{failMethodNotAllowed,
+		"TRACE and TRACK are not proxied: the upstream would echo the request, and the token with it"}
 )
+
+// echoesRequest reports whether method asks the upstream to echo the
+// request it receives: TRACE, and TRACK, IIS's alias of it. The echo would
+// hand the client the token the proxy set (RFC 9110 9.3.8: a client must
+// not send credentials in a TRACE, and here the proxy is that client).
+// Methods are case-sensitive, but some servers fold them.
+func echoesRequest(method string) bool {
+	return len(method) == 5 && (strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK"))
+}
 
 // checkRequest refuses what must never be forwarded: an absolute-form or
 // authority-form request URI names a host of the client's choosing, a dot
 // segment could climb out of the target's base path once the upstream
 // normalises it, and an h2c upgrade would open a tunnel past the proxy's
-// checks (h2c smuggling). It also applies the inbound access rules.
+// checks (h2c smuggling), and a TRACE would come back with the token.
+// It also applies the inbound access rules.
 func (h *Handler) checkRequest(r *http.Request) error {
 	if err := h.inbound.admit(r); err != nil {
 		return err
+	}
+	if echoesRequest(r.Method) {
+		return errTrace
 	}
 	if h.maxBody > 0 && r.ContentLength > h.maxBody {
 		return errTooLarge
