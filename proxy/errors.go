@@ -89,6 +89,7 @@ const (
 	failUpstreamTimeout
 	failUpstreamUnreachable
 	failUpstreamIdle
+	failUpstreamIdleHeld
 	failUpstreamTruncated
 	numFailureKinds
 )
@@ -129,6 +130,9 @@ var failures = [numFailureKinds]Failure{
 	failUpstreamUnreachable: {http.StatusBadGateway, "upstream_unreachable", "upstream_unreachable", FaultUpstream},
 	failUpstreamIdle:        {0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
 	failUpstreamTruncated:   {0, "upstream_truncated", "upstream_truncated", FaultUpstream},
+	// The idle timeout, in the body of an answer held back to decide on a
+	// replay: nothing of it has reached the client.
+	failUpstreamIdleHeld: {http.StatusGatewayTimeout, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
 }
 
 // kindOf says what kind of failure err is. clientGone tells whether the
@@ -138,6 +142,7 @@ func kindOf(err error, clientGone bool) failureKind {
 	var tokErr *TokenError
 	var maxBytes *http.MaxBytesError
 	var bodyErr *clientBodyError
+	var heldIdle *heldIdleError
 	switch {
 	case errors.As(err, &reqErr):
 		return reqErr.kind
@@ -153,6 +158,8 @@ func kindOf(err error, clientGone bool) failureKind {
 		return failBodyTimeout
 	case errors.As(err, &bodyErr):
 		return failBadBody
+	case errors.As(err, &heldIdle):
+		return failUpstreamIdleHeld
 	case isTimeout(err):
 		return failUpstreamTimeout
 	default:

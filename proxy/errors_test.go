@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -57,6 +58,7 @@ func TestFailureTable(t *testing.T) {
 		{failUpstreamTimeout, timeoutErr, false, Failure{504, "upstream_timeout", "upstream_timeout", FaultUpstream}},
 		{failUpstreamUnreachable, netErr, false, Failure{502, "upstream_unreachable", "upstream_unreachable", FaultUpstream}},
 		{failUpstreamIdle, nil, false, Failure{0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
+		{failUpstreamIdleHeld, &heldIdleError{time.Second, 401}, false, Failure{504, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
 		{failUpstreamTruncated, nil, false, Failure{0, "upstream_truncated", "upstream_truncated", FaultUpstream}},
 	}
 	covered := map[failureKind]bool{}
