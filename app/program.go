@@ -149,7 +149,10 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 }
 
 // adminServer builds the admin endpoints' server; nil when turned off.
-func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) {
+// It cuts off slow headers and idle connections with the proxy
+// listener's limits: whoever reaches one can reach the other, and the
+// limits the operator chose for slow or idle clients hold on both.
+func (rt *program) adminServer(addr string, limits config.Limits) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -162,7 +165,8 @@ func (rt *program) adminServer(addr string) (*http.Server, net.Listener, error) 
 		ShuttingDown: &rt.shuttingDown,
 		Metrics:      rt.metrics.Handler(),
 	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+	return &http.Server{Handler: h, ReadHeaderTimeout: limits.ReadHeaderTimeout, IdleTimeout: limits.IdleTimeout,
+		MaxHeaderBytes: int(limits.MaxHeaderBytes)}, ln, nil
 }
 
 // gauges reads what the metrics' gauges show, at each scrape.

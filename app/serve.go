@@ -116,7 +116,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(serverLog, "", 0),
 	}
-	adminSrv, adminLn, err := rt.adminServer(cfg.AdminListen)
+	adminSrv, adminLn, err := rt.adminServer(cfg.AdminListen, cfg.Limits)
 	if err != nil {
 		ln.Close()
 		logger.WithError(err).Error("cannot listen for the admin endpoints")

@@ -3,13 +3,17 @@ package integration
 // Promises to operators: the admin endpoints.
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
 )
@@ -149,4 +153,52 @@ func TestStatusShowsTokenStateButNeverTheToken(t *testing.T) {
 		got[0].ExpiresAt != "2026-03-02T12:00:00Z" || got[0].LastRefresh != "2026-03-01T12:00:00Z" {
 		t.Errorf("%s", body)
 	}
+}
+
+// The admin listener cuts off a client that sends half its headers, and
+// closes an idle kept-alive connection, as the proxy's listener does
+// (limits.read_header_timeout and limits.idle_timeout): without, each
+// such connection held a goroutine and a socket for ever. The client's
+// deadline, far longer, only detects a connection left open.
+func TestAdminListenerCutsOffSlowHeadersAndIdleConnections(t *testing.T) {
+	e := start(t, fakeapi.RedGIFs(), setup{topYAML: "limits: {read_header_timeout: 200ms, idle_timeout: 200ms}\n"})
+	addr := strings.TrimPrefix(e.admin, "http://")
+	closedByServer := func(conn net.Conn, r *bufio.Reader) bool {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := r.ReadByte()
+		var netErr net.Error
+		return err != nil && !(errors.As(err, &netErr) && netErr.Timeout())
+	}
+	t.Run("half a header", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+		if !closedByServer(conn, bufio.NewReader(conn)) {
+			t.Error("the admin server still waits for the rest of the headers")
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("status %d, close %v: want a kept-alive 200", resp.StatusCode, resp.Close)
+		}
+		if !closedByServer(conn, r) {
+			t.Error("the admin server keeps an idle connection open")
+		}
+	})
 }

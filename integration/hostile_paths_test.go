@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"io"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
 )
@@ -62,6 +65,59 @@ func TestBinaryRefusesEveryDotSegmentVariant(t *testing.T) {
 		mu.Unlock()
 		if !strings.EqualFold(got, want) {
 			t.Errorf("%s reached the API as %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestBinaryNeverSendsTheTokenInATrace: an upstream that honours TRACE
+// (Apache's default TraceEnable On) echoes the request it received, so a
+// forwarded TRACE would hand the client the injected token, usable from
+// anywhere past inbound.api_keys and allow_cidrs. TRACE and IIS's TRACK,
+// in any case, get 405 and never reach the upstream.
+func TestBinaryNeverSendsTheTokenInATrace(t *testing.T) {
+	bin := buildBinary(t)
+	f := fakeapi.RedGIFs()
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	apiURL := newServer(t, api)
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		if !strings.EqualFold(r.Method, "TRACE") && !strings.EqualFold(r.Method, "TRACK") {
+			return false
+		}
+		w.Header().Set("Content-Type", "message/http")
+		dump, _ := httputil.DumpRequest(r, false)
+		w.Write(dump)
+		return true
+	})
+	p := runBinary(t, bin, configFor(t, f, apiURL, setup{}))
+	client := &http.Client{Timeout: time.Minute}
+	get := func(method string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+p.addr+"/redgifs"+f.APIPath, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := get("GET"); resp.StatusCode != 200 { // a token is cached, as in production
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	for _, method := range []string{"TRACE", "TRACK", "trace"} {
+		resp, body := get(method)
+		for _, s := range api.Secrets() {
+			if strings.Contains(body, s) {
+				t.Errorf("%s: the answer holds the token (%.12s...):\n%s", method, s, body)
+			}
+		}
+		if resp.StatusCode != 405 || !strings.Contains(body, `"error":"method_not_allowed"`) || resp.Header.Get("Allow") == "" {
+			t.Errorf("%s: %d Allow %q %s, want 405 method_not_allowed with Allow", method, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+	for _, r := range api.APIRequests() {
+		if r.Method != "GET" {
+			t.Errorf("a %s reached the API", r.Method)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
 )
@@ -237,5 +238,50 @@ func TestUpstreamTruncatedAnswerIsLoggedAndCounted(t *testing.T) {
 	}
 	if _, metrics := e.adminGet("/metrics"); !strings.Contains(metrics, `authproxy_upstream_truncated_total{upstream="redgifs"} 1`) {
 		t.Errorf("metrics:\n%s", grepLines(metrics, "truncated"))
+	}
+}
+
+// TestBinaryStalledRejectionBodyIsCutOffByTheIdleTimeout: on a 401 the
+// proxy reads the answer's body before deciding on a replay; an upstream
+// that sends the 401's headers and then nothing must be cut off by
+// upstream_idle_timeout there too, as it is in any other body, and the
+// client, which has had nothing yet, answered rather than held until it
+// gives up. The client's own deadline, far longer, only detects a hang.
+func TestBinaryStalledRejectionBodyIsCutOffByTheIdleTimeout(t *testing.T) {
+	bin := buildBinary(t)
+	f := fakeapi.RedGIFs()
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	apiURL := newServer(t, api)
+	stall, _ := releasedAtCleanup(t)
+	api.SetAPIHook(func(w http.ResponseWriter, r *http.Request, rec *fakeapi.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.(http.Flusher).Flush()
+		select { // the body never comes
+		case <-r.Context().Done():
+		case <-stall:
+		}
+		return true
+	})
+	p := runBinary(t, bin, configFor(t, f, apiURL, setup{upstreamYAML: "    upstream_idle_timeout: 1s\n"}))
+	client := &http.Client{Timeout: 30 * time.Second}
+	start := time.Now()
+	resp, err := client.Get("http://" + p.addr + "/redgifs" + f.APIPath)
+	if err != nil {
+		t.Fatalf("no answer after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("answered %d after %s: %s", resp.StatusCode, time.Since(start).Round(time.Millisecond), body)
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), `"error":"upstream_idle_timeout"`) {
+		t.Errorf("got %d %s, want 504 upstream_idle_timeout", resp.StatusCode, body)
+	}
+	if n := len(api.APIRequests()); n != 1 {
+		t.Errorf("the API got %d requests, want the one: a stalled answer is not replayed", n)
+	}
+	waitFor(t, "the access log line", func() bool { return strings.Contains(p.logs.String(), `"msg":"request"`) })
+	if logs := p.logs.String(); !strings.Contains(logs, `"error":"upstream_idle_timeout"`) || !strings.Contains(logs, `"status":504`) {
+		t.Error("the access log does not say the answer was cut off")
 	}
 }

@@ -73,6 +73,7 @@ const (
 	failUnauthorized
 	failTooLarge
 	failBadRequest
+	failMethodNotAllowed
 	failClientGone
 	failBodyTimeout
 	failBadBody
@@ -88,6 +89,7 @@ const (
 	failUpstreamTimeout
 	failUpstreamUnreachable
 	failUpstreamIdle
+	failUpstreamIdleHeld
 	failUpstreamTruncated
 	numFailureKinds
 )
@@ -107,6 +109,8 @@ var failures = [numFailureKinds]Failure{
 	failBodyTimeout:  {http.StatusRequestTimeout, "request_body_timeout", "request_body_timeout", FaultClient},
 	// Malformed chunking, or a body cut short.
 	failBadBody: {http.StatusBadRequest, "bad_request_body", "bad_request_body", FaultClient},
+	// TRACE and TRACK, which would echo the token (see echoesRequest).
+	failMethodNotAllowed: {http.StatusMethodNotAllowed, "method_not_allowed", "method_not_allowed", FaultClient},
 	// The refresh token is dead: only a person logging in helps.
 	failReauthorization: {http.StatusBadGateway, "reauthorization_required", "reauthorization_required", FaultProxy},
 	// Ours, not the upstream's: a pause until Redis is back.
@@ -126,6 +130,9 @@ var failures = [numFailureKinds]Failure{
 	failUpstreamUnreachable: {http.StatusBadGateway, "upstream_unreachable", "upstream_unreachable", FaultUpstream},
 	failUpstreamIdle:        {0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
 	failUpstreamTruncated:   {0, "upstream_truncated", "upstream_truncated", FaultUpstream},
+	// The idle timeout, in the body of an answer held back to decide on a
+	// replay: nothing of it has reached the client.
+	failUpstreamIdleHeld: {http.StatusGatewayTimeout, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
 }
 
 // kindOf says what kind of failure err is. clientGone tells whether the
@@ -135,6 +142,7 @@ func kindOf(err error, clientGone bool) failureKind {
 	var tokErr *TokenError
 	var maxBytes *http.MaxBytesError
 	var bodyErr *clientBodyError
+	var heldIdle *heldIdleError
 	switch {
 	case errors.As(err, &reqErr):
 		return reqErr.kind
@@ -150,6 +158,8 @@ func kindOf(err error, clientGone bool) failureKind {
 		return failBodyTimeout
 	case errors.As(err, &bodyErr):
 		return failBadBody
+	case errors.As(err, &heldIdle):
+		return failUpstreamIdleHeld
 	case isTimeout(err):
 		return failUpstreamTimeout
 	default:
@@ -193,6 +203,11 @@ func isTimeout(err error) bool {
 // which ask for a token outside of any request.
 func DescribeToken(err error) Failure { return failures[tokenKindOf(err)] }
 
+// forwardedMethods is the Allow header of a 405 (RFC 9110 15.5.6 wants
+// one): the standard methods the proxy forwards. Others, such as WebDAV's,
+// are forwarded too; whether the upstream takes them is its own answer.
+const forwardedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 // errorBody is the JSON every error answer carries. Detail is built from
 // error texts that never hold a secret: auth redacts what the token
 // endpoint echoes, and tokens never appear in errors.
@@ -228,6 +243,9 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 		// The token endpoint is not asked again before then.
 		secs := math.Ceil(backoff.Wait.Seconds())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(secs))))
+	}
+	if kind == failMethodNotAllowed {
+		w.Header().Set("Allow", forwardedMethods)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -31,6 +32,7 @@ func TestFailureTable(t *testing.T) {
 		{failUnauthorized, errUnauthorized, false, Failure{401, "unauthorized", "unauthorized", FaultClient}},
 		{failTooLarge, &http.MaxBytesError{Limit: 1}, false, Failure{413, "request_too_large", "request_too_large", FaultClient}},
 		{failBadRequest, errDotSegment, false, Failure{400, "bad_request", "bad_request", FaultClient}},
+		{failMethodNotAllowed, errTrace, false, Failure{405, "method_not_allowed", "method_not_allowed", FaultClient}},
 		{failClientGone, token(context.Canceled), true, Failure{499, "client_closed_request", "client_closed_request", FaultClient}},
 		{failBodyTimeout, &clientBodyError{os.ErrDeadlineExceeded}, false, Failure{408, "request_body_timeout", "request_body_timeout", FaultClient}},
 		{failBadBody, fmt.Errorf("copy: %w", &clientBodyError{errors.New("invalid byte in chunk length")}), false,
@@ -56,6 +58,7 @@ func TestFailureTable(t *testing.T) {
 		{failUpstreamTimeout, timeoutErr, false, Failure{504, "upstream_timeout", "upstream_timeout", FaultUpstream}},
 		{failUpstreamUnreachable, netErr, false, Failure{502, "upstream_unreachable", "upstream_unreachable", FaultUpstream}},
 		{failUpstreamIdle, nil, false, Failure{0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
+		{failUpstreamIdleHeld, &heldIdleError{time.Second, 401}, false, Failure{504, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
 		{failUpstreamTruncated, nil, false, Failure{0, "upstream_truncated", "upstream_truncated", FaultUpstream}},
 	}
 	covered := map[failureKind]bool{}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -83,5 +84,41 @@ func TestDroppedForwardedHeadersIncludeUnderscoreSpellings(t *testing.T) {
 	}
 	if got.Get("X_Custom") != "kept" {
 		t.Errorf("an unrelated header with an underscore was dropped: %v", got)
+	}
+}
+
+// A header the proxy sets (the token's, a static one, and with
+// forwarded_headers: append the X-Forwarded-* it sets) reaches the
+// upstream once, with the proxy's value: a client's spelling of it with
+// underscores would sit beside it, and CGI-style stacks read both as one
+// (HTTP_X_API_TOKEN), in an order the client may steer (issue 21 item 7).
+func TestUnderscoreSpellingsOfTheProxysHeadersAreDropped(t *testing.T) {
+	norm := func(k string) string { return http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) }
+	for _, appendFor := range []bool{false, true} {
+		api := newUpstream(t, nil)
+		p := startProxy(t, Upstream{Name: "api", Target: mustURL(t, api.URL), Tokens: &fakeTokens{}, Header: "x-api-token",
+			StaticHeaders: map[string]string{"X-Tenant": "ours"}, AppendForwardedFor: appendFor})
+		req := mustRequest(t, "GET", p.URL+"/x", nil)
+		for _, k := range []string{"X_Api_Token", "x_api_token", "X-Api_Token", "X_Tenant", "X_Forwarded_Host", "x_forwarded_proto", "X_Forwarded_For"} {
+			req.Header[k] = []string{"evil"}
+		}
+		req.Header["X_Other_Thing"] = []string{"kept"}
+		do(t, req)
+		got := api.requests()[0].header
+		want := map[string]bool{"X-Api-Token": true, "X-Tenant": true}
+		if appendFor {
+			want["X-Forwarded-Host"], want["X-Forwarded-Proto"], want["X-Forwarded-For"] = true, true, true
+		}
+		for k, v := range got {
+			if want[norm(k)] && (k != norm(k) || slices.Contains(v, "evil")) {
+				t.Errorf("append %v: %s: %q reached the upstream", appendFor, k, v)
+			}
+		}
+		if got.Get("X-Api-Token") != "Bearer t1" || got.Get("X-Tenant") != "ours" {
+			t.Errorf("append %v: the proxy's headers are not there: %v", appendFor, got)
+		}
+		if got.Get("X_Other_Thing") != "kept" {
+			t.Errorf("append %v: an unrelated header with underscores was dropped: %v", appendFor, got)
+		}
 	}
 }

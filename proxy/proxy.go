@@ -185,6 +185,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 	for k, v := range u.StaticHeaders {
 		static.Set(k, v)
 	}
+	ours := oursToSet(header, static, u.AppendForwardedFor)
 	target := u.Target
 	return &httputil.ReverseProxy{
 		// Rewrite, not Director: with Director, hop-by-hop removal runs
@@ -200,13 +201,12 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 			pr.SetURL(target) // also sets the outbound Host to the target's
 			// ReverseProxy has already dropped the client's Forwarded and
 			// X-Forwarded-For, -Host and -Proto from Out.
+			dropClientHeaders(pr.Out.Header, ours, !u.AppendForwardedFor)
 			if u.AppendForwardedFor {
 				if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 					pr.Out.Header["X-Forwarded-For"] = prior
 				}
 				pr.SetXForwarded()
-			} else {
-				dropClaimedOrigin(pr.Out.Header)
 			}
 		},
 		Transport: &tokenTransport{
@@ -223,20 +223,45 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 	}
 }
 
-// dropClaimedOrigin removes what a client says about where it came from
-// or what it asked for (see Upstream.AppendForwardedFor): every
-// X-Forwarded-* (-Port and -Prefix steer some frameworks' routing) and
-// the claimed-origin headers below, in one pass over the headers there
-// are, in any spelling with "_" for "-": CGI-style apps (PHP, WSGI, Rack)
-// read X_Real_IP as X-Real-IP (HTTP_X_REAL_IP), and Go's server keeps such
-// a name as it came.
-func dropClaimedOrigin(h http.Header) {
-	for k := range h {
-		name := k
-		if strings.IndexByte(k, '_') >= 0 { // allocates only for such a name
-			name = http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+// oursToSet is the set of headers the proxy sets on every request to an
+// upstream, by their names with "-" for "_", canonical: the token's, the
+// static ones, and with AppendForwardedFor the X-Forwarded-* it sets.
+func oursToSet(tokenHeader string, static http.Header, appendForwardedFor bool) map[string]bool {
+	ours := map[string]bool{dashed(tokenHeader): true}
+	for k := range static {
+		ours[dashed(k)] = true
+	}
+	if appendForwardedFor {
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			ours[k] = true
 		}
-		if len(name) >= len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") || claimedOrigin(name) {
+	}
+	return ours
+}
+
+// dashed is a header name with "-" for "_", canonical: how CGI-style apps
+// (PHP, WSGI, Rack) tell headers apart, reading X_Real_IP and X-Real-IP
+// alike as HTTP_X_REAL_IP. Go's server keeps such a name apart from the
+// other (as X_real_ip).
+func dashed(k string) string {
+	if strings.IndexByte(k, '_') >= 0 { // allocates only for such a name
+		k = strings.ReplaceAll(k, "_", "-")
+	}
+	return http.CanonicalHeaderKey(k) // no allocation if it already is
+}
+
+// dropClientHeaders removes, in one pass over the headers there are and
+// in any spelling with "_" for "-", what the client sent of the headers
+// the proxy sets (ours, by dashed name), which would otherwise reach the
+// upstream beside the proxy's own; and, with claimed, what a client says
+// about where it came from or what it asked for (see
+// Upstream.AppendForwardedFor): every X-Forwarded-* (-Port and -Prefix
+// steer some frameworks' routing) and the claimed-origin headers below.
+// It runs before the proxy sets its own.
+func dropClientHeaders(h http.Header, ours map[string]bool, claimed bool) {
+	for k := range h {
+		name := dashed(k)
+		if ours[name] || claimed && (len(name) >= len("X-Forwarded-") && strings.EqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") || claimedOrigin(name)) {
 			delete(h, k)
 		}
 	}
@@ -317,16 +342,31 @@ var (
 	errTooLarge   = &requestError{failTooLarge, "the request body is larger than the proxy accepts"}
 	errDotSegment = &requestError{failBadRequest,
 		"dot segments in the path are refused, also encoded, with ;parameters, backslashes or look-alikes"}
+	errTrace = &requestError{failMethodNotAllowed,
+		"TRACE and TRACK are not proxied: the upstream would echo the request, and the token with it"}
 )
+
+// echoesRequest reports whether method asks the upstream to echo the
+// request it receives: TRACE, and TRACK, IIS's alias of it. The echo would
+// hand the client the token the proxy set (RFC 9110 9.3.8: a client must
+// not send credentials in a TRACE, and here the proxy is that client).
+// Methods are case-sensitive, but some servers fold them.
+func echoesRequest(method string) bool {
+	return len(method) == 5 && (strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK"))
+}
 
 // checkRequest refuses what must never be forwarded: an absolute-form or
 // authority-form request URI names a host of the client's choosing, a dot
 // segment could climb out of the target's base path once the upstream
 // normalises it, and an h2c upgrade would open a tunnel past the proxy's
-// checks (h2c smuggling). It also applies the inbound access rules.
+// checks (h2c smuggling), and a TRACE would come back with the token.
+// It also applies the inbound access rules.
 func (h *Handler) checkRequest(r *http.Request) error {
 	if err := h.inbound.admit(r); err != nil {
 		return err
+	}
+	if echoesRequest(r.Method) {
+		return errTrace
 	}
 	if h.maxBody > 0 && r.ContentLength > h.maxBody {
 		return errTooLarge

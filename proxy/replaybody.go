@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Why a body that could have been replayed streamed without a copy.
@@ -348,19 +349,33 @@ func (t *teeBody) complete(ctx context.Context) (body []byte, ok bool, err error
 // proxy decides whether it can replay; a larger one goes back unreplayed.
 const maxKeptRejection = 64 << 10
 
-// keptResponse holds a rejected answer so that it can still be sent to
-// the client if the replay turns out impossible.
-func keepResponse(resp *http.Response) (*http.Response, bool) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeptRejection+1))
+// keepResponse holds a rejected answer so that it can still be sent to
+// the client if the replay turns out impossible. Each wait for the
+// upstream is bounded by idle, as the body's on its way to the client
+// would be (zero: not bounded): the client has had nothing yet, so one
+// that stalls is an error, a *heldIdleError, not an answer cut off.
+func keepResponse(resp *http.Response, idle time.Duration, timers *idleTimers) (_ *http.Response, kept bool, _ error) {
+	var r io.Reader = resp.Body
+	var watch *idleWatch
+	if idle > 0 {
+		watch = &idleWatch{src: resp.Body, idle: idle, timer: timers.get()}
+		defer timers.put(watch.timer)
+		r = watch
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxKeptRejection+1))
+	if watch != nil && watch.fired {
+		resp.Body.Close()
+		return nil, false, &heldIdleError{idle: idle, status: resp.StatusCode}
+	}
 	if err != nil || len(b) > maxKeptRejection {
 		resp.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
-		return resp, false
+		return resp, false, nil
 	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
-	return resp, true
+	return resp, true, nil
 }

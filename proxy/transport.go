@@ -150,14 +150,16 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		t.atBound(bound)
 		return rejected, nil
 	}
-	rejected, kept := keepResponse(rejected)
+	rejected, kept, err := keepResponse(rejected, t.idleTimeout, &t.idleTimers)
+	if err != nil {
+		return nil, err
+	}
 	if !kept {
 		return rejected, nil
 	}
 	var body []byte
 	if tee != nil {
 		var ok bool
-		var err error
 		if body, ok, err = tee.complete(ctx); err != nil {
 			rejected.Body.Close()
 			return nil, err

@@ -80,6 +80,37 @@ func (b *upstreamBody) Close() error {
 	return err
 }
 
+// idleWatch reads a body the transport reads itself (a rejection, before
+// a replay) with upstreamBody's idle timeout: a Read that waits idle for
+// the upstream closes src, and fired says so.
+type idleWatch struct {
+	src   io.ReadCloser
+	idle  time.Duration
+	timer *idleTimer
+	fired bool
+}
+
+func (w *idleWatch) Read(p []byte) (int, error) {
+	w.timer.start(w.src, w.idle)
+	n, err := w.src.Read(p)
+	if w.timer.stop() {
+		w.fired = true
+	}
+	return n, err
+}
+
+// heldIdleError is an upstream that sent nothing for the idle timeout in
+// the body of an answer the proxy held back to decide on a replay: nothing
+// of the answer has reached the client, which is told so (504).
+type heldIdleError struct {
+	idle   time.Duration
+	status int
+}
+
+func (e *heldIdleError) Error() string {
+	return fmt.Sprintf("upstream sent nothing for %s in the body of its %d answer; cut off before a replay", e.idle, e.status)
+}
+
 // idleTimers lends idleTimers, each made once with its timer, so that a
 // response costs no allocation for its idle timeout.
 type idleTimers struct{ pool sync.Pool }

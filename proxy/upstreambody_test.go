@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -195,4 +197,42 @@ func TestIdleTimerFiringAsItsReadReturnsSparesTheNextRead(t *testing.T) {
 			<-sent
 		})
 	}
+}
+
+// On a replay status the transport reads the rejection's body before it
+// decides on the replay: an upstream that stalls there is cut off by the
+// idle timeout as in any body, and the client, which has had nothing of
+// the answer yet, gets 504 rather than waiting for ever (issue 21 item 6).
+func TestStalledRejectionBodyIsCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var bodies []*fakeUpstreamBody
+		api := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			b := newFakeUpstreamBody() // sends nothing
+			bodies = append(bodies, b)
+			return &http.Response{StatusCode: 401, Header: http.Header{"Content-Length": {"100"}}, ContentLength: 100,
+				Body: b, Request: r}, nil
+		})
+		var events []RequestEvent
+		h, err := New([]Upstream{{Name: "api", Target: mustURL(t, "http://api.example"), Tokens: &fakeTokens{}, Transport: api,
+			ReplayOn: []int{401}, IdleTimeout: time.Second}},
+			Options{OnRequest: func(ev RequestEvent) { events = append(events, ev) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		if waited := time.Since(start); waited != time.Second {
+			t.Errorf("answered after %s, want the idle timeout, 1s", waited)
+		}
+		if w.Code != http.StatusGatewayTimeout || !strings.Contains(w.Body.String(), `"error":"upstream_idle_timeout"`) {
+			t.Errorf("got %d %s, want 504 upstream_idle_timeout", w.Code, w.Body)
+		}
+		if len(bodies) != 1 {
+			t.Errorf("%d requests sent upstream, want 1: a stalled answer is not replayed", len(bodies))
+		}
+		if len(events) != 1 || events[0].Error != "upstream_idle_timeout" || events[0].Fault != FaultUpstream || events[0].Status != 504 {
+			t.Errorf("events %+v", events)
+		}
+	})
 }
