@@ -16,12 +16,15 @@ import (
 // environment) and decodes them into a fileConfig. Each upstream is
 // decoded on its own: mapstructure leaves out a map entry whose value had
 // an error, and an upstream with one bad value is still checked in full.
-func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (string, bool)) *fileConfig {
-	p.expand(settings, reflect.TypeFor[fileConfig](), "", lookup)
+// emptied holds the keys that a set but empty variable left empty, for
+// emptiedBy.
+func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (string, bool)) (fc *fileConfig, emptied map[string]string) {
+	emptied = map[string]string{}
+	p.expand(settings, reflect.TypeFor[fileConfig](), "", lookup, emptied)
 	upstreams := settings["upstreams"]
 	delete(settings, "upstreams")
-	var fc fileConfig
-	p.decode("", settings, &fc)
+	fc = &fileConfig{}
+	p.decode("", settings, fc)
 	var names map[string]any
 	p.decode("upstreams", upstreams, &names)
 	fc.Upstreams = make(map[string]fileUpstream, len(names))
@@ -40,7 +43,7 @@ func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (stri
 			(*p)[i].meant = ""
 		}
 	}
-	return &fc
+	return fc, emptied
 }
 
 // has reports whether settings, viper's nested maps, hold the dotted key.

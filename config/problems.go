@@ -21,6 +21,9 @@ type Problem struct {
 	// env is the AUTHPROXY_ variable that set the value, if one did: the
 	// file says otherwise, and the reader must be told where to look.
 	env string
+	// wanted are, for a required key that is not set, the keys any of
+	// which would do (see emptiedBy).
+	wanted []string
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -101,8 +104,24 @@ func (p *Problems) required(key string, alts []string, format string, args ...an
 			}
 		}
 	}
-	if !said {
-		p.add(key, format, args...)
+	if !said && !p.unreadAt(key) {
+		*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...), wanted: keys})
+	}
+}
+
+// emptiedBy rewrites the problem of each required key that is not set
+// because a variable set to "" left it, or a key that would do instead,
+// empty: the file has its ${VAR}, and "required; write ${ENV_VAR}"
+// would send the reader to look there. emptied maps each key a set but
+// empty variable left empty to the variable.
+func (p Problems) emptiedBy(emptied map[string]string) {
+	for i, q := range p {
+		for _, k := range q.wanted {
+			if name, ok := emptied[strings.ToLower(k)]; ok {
+				p[i].Message = fmt.Sprintf("environment variable %s is set but empty; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
+				break
+			}
+		}
 	}
 }
 
