@@ -38,9 +38,13 @@ func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (stri
 	}
 	// A misspelt key whose look-alike is there too is only unknown: it
 	// must not stand in for what that key lacks (see Problems.required).
+	// One written both in its section and beside it is there twice.
 	for i, q := range *p {
 		if q.meant != "" && has(settings, q.meant) {
 			(*p)[i].meant = ""
+			if q.under != "" && lastPart(q.meant) == lastPart(q.Key) {
+				(*p)[i].Message = fmt.Sprintf("unknown key here; %s: has one too: remove this one", q.under)
+			}
 		}
 	}
 	return fc, emptied
