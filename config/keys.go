@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/authproxy/authproxy/internal/spelling"
 )
 
 // unknownKeys reports each key in in, the settings under key, that t has
@@ -174,7 +176,7 @@ func fieldNames(t reflect.Type) []string {
 func closest(key string, names []string) string {
 	best, bestDist := "", 4
 	for _, n := range names {
-		if d := editDistance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
+		if d := spelling.Distance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}
@@ -182,24 +184,4 @@ func closest(key string, names []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
