@@ -106,8 +106,18 @@ does not fail the check. Exit 2 if admin.listen is off or no address.`,
 	{
 		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName, needsConfig: true,
 		summary: "get an upstream's token and print its status; the token itself only with --show",
-		about: `Get the upstream NAME's token as the proxy would (the stored one while
-it is valid) and print its type and expiry as JSON.`,
+		about: `Get the upstream NAME's token as the proxy would and print its type and
+expiry as JSON. Which token that is depends on the grant and the store:
+  grant_type: refresh_token: the access token in the store while it is
+    valid (one due for refresh is printed, and a new one stored for the
+    next run); else one got with the stored refresh token, or the
+    config's refresh_token, whose successor is stored.
+  every other grant: a new token from the token endpoint, on every run;
+    it is not stored, and a running serve does not see it and keeps its
+    own.
+With store.type: redis, every grant shares the replicas' token: the one
+there while it is not due for refresh, else a new one, put there for
+them. With store.type: memory, nothing outlives the run.`,
 		example: "authproxy token redgifs --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")
