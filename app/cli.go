@@ -106,8 +106,18 @@ does not fail the check. Exit 2 if admin.listen is off or no address.`,
 	{
 		name: "token", args: "NAME --config FILE [--show]", operand: upstreamName, needsConfig: true,
 		summary: "get an upstream's token and print its status; the token itself only with --show",
-		about: `Get the upstream NAME's token as the proxy would (the stored one while
-it is valid) and print its type and expiry as JSON.`,
+		about: `Get the upstream NAME's token as the proxy would and print its type and
+expiry as JSON. Which token that is depends on the grant and the store:
+  grant_type: refresh_token: the access token in the store while it is
+    valid (one due for refresh is printed, and a new one stored for the
+    next run); else one got with the stored refresh token, or the
+    config's refresh_token, whose successor is stored.
+  every other grant: a new token from the token endpoint, on every run;
+    it is not stored, and a running serve does not see it and keeps its
+    own.
+With store.type: redis, every grant shares the replicas' token: the one
+there while it is not due for refresh, else a new one, put there for
+them. With store.type: memory, nothing outlives the run.`,
 		example: "authproxy token redgifs --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			path := configFlag(fs, "")
@@ -223,25 +233,34 @@ func runCommand(ctx context.Context, opts Options) int {
 	args := opts.Args
 	named := len(args) > 0 && !strings.HasPrefix(args[0], "-")
 	name := "serve"
-	if named {
+	switch {
+	case named:
 		name, args = args[0], args[1:]
+	case len(args) > 0 && versionFlags[args[0]]:
+		name, args, named = "version", args[1:], true
 	}
 	cmd := findCommand(name)
 	if cmd == nil {
+		if strings.ContainsAny(name, "./") { // a config file, as no command is named
+			return usageError(opts, nil, "authproxy: unknown command %q; to serve it, write --config %s", name, name)
+		}
 		return usageError(opts, nil, "authproxy: unknown command %q", name)
 	}
 	fs := flag.NewFlagSet("authproxy "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(opts.Stderr) // flag's own error messages
-	fs.Usage = func() {}      // the help is written below, to stdout or stderr
+	fs.SetOutput(io.Discard) // flag's own error messages: see flagError
+	fs.Usage = func() {}     // the help is written below, to stdout or stderr
 	run := cmd.flags(fs, opts)
 	var operand string
 	if cmd.operand != noOperand && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		operand, args = args[0], args[1:]
 	}
+	prog := "authproxy"
+	if named {
+		prog += " " + cmd.name
+	}
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(opts.Stderr)
-			return usageError(opts, helpFor(cmd, named, fs), "")
+			return usageError(opts, helpFor(cmd, named, fs), "%s", flagError(prog, fs, err))
 		}
 		if named {
 			cmd.writeHelp(opts.Stdout, fs)
@@ -255,8 +274,11 @@ func runCommand(ctx context.Context, opts Options) int {
 		operand, rest = rest[0], rest[1:]
 	}
 	switch {
+	case len(rest) > 0 && fs.Lookup("config") != nil && !isSet(fs, "config"):
+		// A config file, most likely: check proxy.yaml.
+		return usageError(opts, helpFor(cmd, named, fs), "%s: unexpected argument %q; write --config %s", prog, rest[0], rest[0])
 	case len(rest) > 0:
-		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: unexpected argument %q", cmd.name, rest[0])
+		return usageError(opts, helpFor(cmd, named, fs), "%s: unexpected argument %q", prog, rest[0])
 	case cmd.operand == upstreamName && operand == "":
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
 	case cmd.needsConfig && fs.Lookup("config").Value.String() == "":
@@ -265,6 +287,10 @@ func runCommand(ctx context.Context, opts Options) int {
 	return run(ctx, operand)
 }
 
+// versionFlags ask for the version when no command is named, as
+// `authproxy version` does.
+var versionFlags = map[string]bool{"-v": true, "--v": true, "-version": true, "--version": true}
+
 func findCommand(name string) *command {
 	for i := range commands {
 		if commands[i].name == name {
@@ -272,65 +298,4 @@ func findCommand(name string) *command {
 		}
 	}
 	return nil
-}
-
-// helpFor is the help a usage error shows: the command's own, or the
-// list of commands when none was named.
-func helpFor(cmd *command, named bool, fs *flag.FlagSet) func(io.Writer) {
-	if !named {
-		return writeUsage
-	}
-	return func(w io.Writer) { cmd.writeHelp(w, fs) }
-}
-
-// usageError writes the message (if any) and the help (nil: the list of
-// commands) to stderr, and returns the exit code for bad usage.
-func usageError(opts Options, help func(io.Writer), format string, args ...any) int {
-	if format != "" {
-		fmt.Fprintf(opts.Stderr, format+"\n\n", args...)
-	}
-	if help == nil {
-		help = writeUsage
-	}
-	help(opts.Stderr)
-	return 2
-}
-
-func writeUsage(w io.Writer) {
-	fmt.Fprint(w, "authproxy: an authenticating reverse proxy for OAuth2 APIs\n\nUsage:\n")
-	for _, c := range commands {
-		synopsis := "authproxy " + c.name
-		if c.name == "serve" {
-			synopsis = "authproxy [serve]"
-		}
-		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(synopsis+" "+c.args), c.summary)
-	}
-	fmt.Fprint(w, `
-With no --config, authproxy serves its built-in demo: the fake APIs it
-ships for its tests, on loopback, behind the proxy on 127.0.0.1:8080.
-Run "authproxy COMMAND --help" for a command's flags and an example.
-`)
-}
-
-// writeHelp writes the command's synopsis, what it does, its flags and
-// an example.
-func (c *command) writeHelp(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("authproxy "+c.name+" "+c.args), c.about)
-	hasFlags := false
-	fs.VisitAll(func(f *flag.Flag) {
-		if !hasFlags {
-			fmt.Fprint(w, "\nFlags:\n")
-			hasFlags = true
-		}
-		arg, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if arg != "" && arg != "value" {
-			line += " " + arg
-		}
-		if f.DefValue != "" && f.DefValue != "false" {
-			usage += fmt.Sprintf(" (default %s)", f.DefValue)
-		}
-		fmt.Fprintf(w, "%s\n      %s\n", line, usage)
-	})
-	fmt.Fprintf(w, "\nExample:\n  %s\n", c.example)
 }

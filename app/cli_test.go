@@ -112,3 +112,41 @@ upstreams:
 		}
 	}
 }
+
+// A flag the command does not have is named with the one it likely is,
+// in the words of the other usage errors, not flag's "flag provided but
+// not defined"; a config file given without --config is told to have it.
+func TestUsageErrorsSayWhatToWrite(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"check", "--cofnig", "x"}, "authproxy check: unknown flag --cofnig; did you mean --config?\n\nUsage: authproxy check "},
+		{[]string{"check", "-cofnig=x"}, "authproxy check: unknown flag --cofnig; did you mean --config?\n\nUsage: authproxy check "},
+		{[]string{"login", "redbooth", "--no-browsr"}, "authproxy login: unknown flag --no-browsr; did you mean --no-browser?\n\nUsage: authproxy login "},
+		{[]string{"check", "--bogus"}, "authproxy check: unknown flag --bogus; its flags: --config\n\nUsage: authproxy check "},
+		{[]string{"version", "--bogus"}, "authproxy version: unknown flag --bogus; it takes none\n\nUsage: authproxy version"},
+		{[]string{"--confg", "x"}, "authproxy: unknown flag --confg; did you mean --config?\n\nauthproxy: an authenticating"},
+		{[]string{"check", "proxy.yaml"}, "authproxy check: unexpected argument \"proxy.yaml\"; write --config proxy.yaml\n\nUsage: authproxy check "},
+		{[]string{"token", "redgifs", "proxy.yaml"}, "authproxy token: unexpected argument \"proxy.yaml\"; write --config proxy.yaml\n\nUsage: authproxy token "},
+		{[]string{"proxy.yaml"}, `authproxy: unknown command "proxy.yaml"; to serve it, write --config proxy.yaml`},
+		// With --config given, an argument is only that.
+		{[]string{"check", "--config", "x", "extra"}, "authproxy check: unexpected argument \"extra\"\n\nUsage: authproxy check "},
+	} {
+		code, out, errOut := runCLI(t, tt.args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, tt.says) {
+			t.Errorf("%q: exit %d, want 2 and %q\nstdout: %s\nstderr: %s", tt.args, code, tt.says, out, errOut)
+		}
+	}
+}
+
+// --version and -v print the version, as `authproxy version` does.
+func TestVersionFlags(t *testing.T) {
+	_, want, _ := runCLI(t, "version")
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"-v"}, {"--v"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 || errOut != "" || out != want || !strings.HasPrefix(out, "authproxy ") {
+			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+		}
+	}
+}

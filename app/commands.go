@@ -79,8 +79,9 @@ type tokenStatus struct {
 	AccessToken string `json:"access_token,omitempty"`
 }
 
-// token gets an upstream's token as the proxy would (the store's, if it
-// is still valid) and prints its status; the token itself only if asked.
+// token gets an upstream's token as the proxy would (its help says which,
+// by grant and store) and prints its status; the token itself only if
+// asked.
 func token(ctx context.Context, name, path string, show bool, opts Options) int {
 	cfg, u, exit := loadUpstream("token", name, path, opts)
 	if u == nil {

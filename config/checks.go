@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -139,13 +140,24 @@ func absPath(path, dir string) string {
 	return filepath.Join(dir, path)
 }
 
-func (p *Problems) oneOf(key, v string, allowed ...string) {
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
+// oneOf reports whether v is one of allowed, and if not says so, with
+// the one it likely is (client-credentials for client_credentials), if
+// any, else all of them.
+func (p *Problems) oneOf(key, v string, allowed ...string) bool {
+	if slices.Contains(allowed, v) {
+		return true
 	}
-	p.add(key, "%q is not allowed; write one of %s", v, strings.Join(allowed, ", "))
+	fold := strings.NewReplacer("-", "_").Replace
+	folded := make([]string, len(allowed))
+	for i, a := range allowed {
+		folded[i] = fold(strings.ToLower(a))
+	}
+	if near := closest(fold(strings.ToLower(v)), folded); near != "" {
+		p.add(key, "%q is not allowed; did you mean %s?", v, allowed[slices.Index(folded, near)])
+	} else {
+		p.add(key, "%q is not allowed; write one of %s", v, strings.Join(allowed, ", "))
+	}
+	return false
 }
 
 func orDefault(s, def string) string {

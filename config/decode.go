@@ -16,12 +16,15 @@ import (
 // environment) and decodes them into a fileConfig. Each upstream is
 // decoded on its own: mapstructure leaves out a map entry whose value had
 // an error, and an upstream with one bad value is still checked in full.
-func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (string, bool)) *fileConfig {
-	p.expand(settings, reflect.TypeFor[fileConfig](), "", lookup)
+// emptied holds the keys that a set but empty variable left empty, for
+// emptiedBy.
+func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (string, bool)) (fc *fileConfig, emptied map[string]string) {
+	emptied = map[string]string{}
+	p.expand(settings, reflect.TypeFor[fileConfig](), "", lookup, emptied)
 	upstreams := settings["upstreams"]
 	delete(settings, "upstreams")
-	var fc fileConfig
-	p.decode("", settings, &fc)
+	fc = &fileConfig{}
+	p.decode("", settings, fc)
 	var names map[string]any
 	p.decode("upstreams", upstreams, &names)
 	fc.Upstreams = make(map[string]fileUpstream, len(names))
@@ -35,12 +38,16 @@ func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (stri
 	}
 	// A misspelt key whose look-alike is there too is only unknown: it
 	// must not stand in for what that key lacks (see Problems.required).
+	// One written both in its section and beside it is there twice.
 	for i, q := range *p {
 		if q.meant != "" && has(settings, q.meant) {
 			(*p)[i].meant = ""
+			if q.under != "" && lastPart(q.meant) == lastPart(q.Key) {
+				(*p)[i].Message = fmt.Sprintf("unknown key here; %s: has one too: remove this one", q.under)
+			}
 		}
 	}
-	return &fc
+	return fc, emptied
 }
 
 // has reports whether settings, viper's nested maps, hold the dotted key.

@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/authproxy/authproxy/internal/spelling"
 )
 
 // unknownKeys reports each key in in, the settings under key, that t has
-// no field for, with the known key nearest to it. It decodes in once more
+// no field for, with the known key it likely is (see likelyKey). It decodes in once more
 // with every value skipped: mapstructure records a struct's unused keys
 // only when all its fields decoded, and a bad value must not hide a
 // misspelt key beside it.
@@ -25,13 +27,74 @@ func (p *Problems) unknownKeys(key string, in any, t reflect.Type) {
 		if i := strings.LastIndexByte(name, '.'); i >= 0 {
 			parent, k = name[:i], name[i+1:]
 		}
-		names := fieldNames(typeAt(t, parent))
-		if s := closest(k, names); s != "" {
-			p.misspelt(joinKey(key, name), joinKey(key, joinKey(parent, s)))
+		section := typeAt(t, parent)
+		if under, meant := likelyKey(section, lastPart(joinKey(key, parent)), k); meant != "" {
+			p.misspelt(joinKey(key, name), joinKey(key, joinKey(parent, joinKey(under, meant))), under)
+		} else if under != "" {
+			p.add(joinKey(key, name), "unknown key here; move it under %s", under)
 		} else {
-			p.add(joinKey(key, name), "unknown key; the keys here are %s", strings.Join(names, ", "))
+			p.add(joinKey(key, name), "unknown key; the keys here are %s", strings.Join(fieldNames(section), ", "))
 		}
 	}
+}
+
+// likelyKey is the known key that k, an unknown key in the section of
+// type t named own, likely is: meant, a key of the section itself (under
+// ""), or of one of its sections, under, which k is one level too high
+// for. In that order: the one key of its own that is k after one word
+// (timeout beside target: is upstream_timeout, more likely than token's
+// timeout); a key of a section beside it, written as it is (client_id
+// beside token:); one named with its section's name before it (token_url
+// for token's url, tls_ca_file); a near spelling of a key of its own.
+// under is several, and meant "", when k is a key of several sections
+// beside it.
+func likelyKey(t reflect.Type, own, k string) (under, meant string) {
+	var ending []string
+	for _, name := range fieldNames(t) {
+		if word, ok := strings.CutSuffix(name, "_"+k); ok && !strings.Contains(word, "_") {
+			ending = append(ending, name)
+		}
+	}
+	if len(ending) == 1 {
+		return "", ending[0]
+	}
+	var in []string
+	for _, f := range sections(t) {
+		if _, ok := fieldFor(f.Type, k); ok {
+			in = append(in, f.Tag.Get("mapstructure")+":")
+		}
+	}
+	switch {
+	case len(in) == 1:
+		return strings.TrimSuffix(in[0], ":"), k
+	case len(in) > 1:
+		return strings.Join(in, " or "), ""
+	}
+	if rest, ok := strings.CutPrefix(k, own+"_"); ok && own != "" && hasField(t, rest) {
+		return "", rest
+	}
+	for _, f := range sections(t) {
+		if rest, ok := strings.CutPrefix(k, f.Tag.Get("mapstructure")+"_"); ok && hasField(f.Type, rest) {
+			return f.Tag.Get("mapstructure"), rest
+		}
+	}
+	return "", closest(k, fieldNames(t))
+}
+
+// sections are the fields of struct t that hold keys of their own.
+func sections(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; t != nil && t.Kind() == reflect.Struct && i < t.NumField(); i++ {
+		if f := t.Field(i); f.Type.Kind() == reflect.Struct && !isText(f.Type) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func hasField(t reflect.Type, key string) bool {
+	_, ok := fieldFor(t, key)
+	return ok
 }
 
 // keysOnly is the hook for unknownKeys: it lets through only mappings for
@@ -113,7 +176,7 @@ func fieldNames(t reflect.Type) []string {
 func closest(key string, names []string) string {
 	best, bestDist := "", 4
 	for _, n := range names {
-		if d := editDistance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
+		if d := spelling.Distance(strings.ReplaceAll(key, "-", "_"), n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}
@@ -121,24 +184,4 @@ func closest(key string, names []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

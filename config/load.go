@@ -79,7 +79,7 @@ func AdminListenOf(path string, data []byte, opts Options) (string, error) {
 		return "", fmt.Errorf("config %s: %w", path, err)
 	}
 	var all, problems Problems
-	fc := all.decodeFile(settings, opts.Lookup)
+	fc, _ := all.decodeFile(settings, opts.Lookup)
 	for _, q := range all {
 		if q.Key == "admin" || strings.HasPrefix(q.Key, "admin.") {
 			problems = append(problems, q)
@@ -110,8 +110,9 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 		return nil, err
 	}
 	var problems Problems
-	fc := problems.decodeFile(settings, opts.Lookup)
+	fc, emptied := problems.decodeFile(settings, opts.Lookup)
 	cfg := problems.validate(fc, dir)
+	problems.emptiedBy(emptied)
 	if opts.CheckUpstream != nil {
 		for _, u := range cfg.Upstreams {
 			problems.checked(opts.CheckUpstream(u))

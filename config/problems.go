@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -16,11 +17,15 @@ type Problem struct {
 	// whatever else is wrong with it follows from that.
 	unread bool
 	// meant is, for an unknown key, the known key it is likely a
-	// misspelling of (see required).
-	meant string
+	// misspelling of (see required); under is the section beside the
+	// unknown key that meant is in, "" if meant is beside it too.
+	meant, under string
 	// env is the AUTHPROXY_ variable that set the value, if one did: the
 	// file says otherwise, and the reader must be told where to look.
 	env string
+	// wanted are, for a required key that is not set, the keys any of
+	// which would do (see emptiedBy).
+	wanted []string
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -68,14 +73,39 @@ func (p *Problems) unread(key string, err error) {
 	*p = append(*p, Problem{Key: key, Message: err.Error(), unread: true})
 }
 
-// misspelt records key as unknown, and likely a misspelling of meant,
-// the known key beside it that is nearest.
-func (p *Problems) misspelt(key, meant string) {
+// misspelt records key as unknown, and likely meant: the known key beside
+// it that is nearest, or one in the section beside it named under.
+func (p *Problems) misspelt(key, meant, under string) {
 	if p.unreadAt(key) {
 		return
 	}
-	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf("unknown key; did you mean %q?", lastPart(meant)), meant: meant})
+	q := Problem{Key: key, meant: meant, under: under}
+	q.Message = q.unknown(meantOptional)
+	*p = append(*p, q)
 }
+
+// unknown is the message of q, an unknown key that is likely q.meant,
+// which may be required (see required) or hold required keys.
+func (q Problem) unknown(why meantWhy) string {
+	name := lastPart(q.meant)
+	if q.under != "" && name == lastPart(q.Key) {
+		return "unknown key here; move it under " + q.under + ":" + [...]string{"", " (where it is required and not set)", " (where its required keys are not set)"}[why]
+	}
+	where := ""
+	if q.under != "" {
+		where = " under " + q.under + ":"
+	}
+	return "unknown key; did you mean " + strconv.Quote(name) + where + [...]string{"", ", which is required and not set", ", whose required keys are not set"}[why] + "?"
+}
+
+// meantWhy is what an unknown key's message says of the key meant.
+type meantWhy int
+
+const (
+	meantOptional meantWhy = iota
+	meantRequired
+	meantHoldsRequired
+)
 
 // required records that key must be set and is not; alts are keys that
 // would do instead (client_secret_file for client_secret). A user who
@@ -93,16 +123,32 @@ func (p *Problems) required(key string, alts []string, format string, args ...an
 			switch {
 			case q.meant == "":
 			case q.meant == k:
-				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, which is required and not set?", lastPart(q.meant))
+				(*p)[i].Message = q.unknown(meantRequired)
 				said = true
 			case strings.HasPrefix(k, q.meant+"."):
-				(*p)[i].Message = fmt.Sprintf("unknown key; did you mean %q, whose required keys are not set?", lastPart(q.meant))
+				(*p)[i].Message = q.unknown(meantHoldsRequired)
 				said = true
 			}
 		}
 	}
-	if !said {
-		p.add(key, format, args...)
+	if !said && !p.unreadAt(key) {
+		*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...), wanted: keys})
+	}
+}
+
+// emptiedBy rewrites the problem of each required key that is not set
+// because a variable set to "" left it, or a key that would do instead,
+// empty: the file has its ${VAR}, and "required; write ${ENV_VAR}"
+// would send the reader to look there. emptied maps each key a set but
+// empty variable left empty to the variable.
+func (p Problems) emptiedBy(emptied map[string]string) {
+	for i, q := range p {
+		for _, k := range q.wanted {
+			if name, ok := emptied[strings.ToLower(k)]; ok {
+				p[i].Message = fmt.Sprintf("environment variable %s is set but empty; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
+				break
+			}
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 func readYAML(data []byte) (map[string]any, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return nil, yamlSyntaxError(data, err)
 	}
 	settings := map[string]any{}
 	if len(doc.Content) == 0 { // an empty file

@@ -162,7 +162,15 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 
 		MinRefreshInterval: ft.MinRefresh.or(defaultMinRefreshInterval),
 	}
-	p.oneOf(tk+".grant_type", t.GrantType, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
+	knownGrant := false
+	if strings.ReplaceAll(strings.ToLower(t.GrantType), "-", "_") == "authorization_code" {
+		// The grant of APIs that act for a user: the proxy has no user.
+		name := strings.TrimSuffix(strings.TrimPrefix(tk, "upstreams."), ".token")
+		p.add(tk+".grant_type", "%q is not allowed: the proxy cannot do its interactive part, in a browser; write grant_type: refresh_token and authorize_url, "+
+			"and log in once with authproxy login %s: the proxy then uses the refresh token that login stores", t.GrantType, name)
+	} else {
+		knownGrant = p.oneOf(tk+".grant_type", t.GrantType, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
+	}
 	if tu := p.url(tk+".url", ft.URL); tu != nil {
 		t.URL = tu.String()
 	}
@@ -182,7 +190,8 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 		if ru := p.url(tk+".redirect_uri", t.RedirectURI); ru != nil && !isLoopback(ru.Hostname()) {
 			p.add(tk+".redirect_uri", "must be on this machine (localhost or 127.0.0.1), where authproxy login listens for it")
 		}
-	} else if ft.RefreshToken != "" || ft.RefreshTokenFile != "" || ft.AuthorizeURL != "" || ft.RedirectURI != "" {
+	} else if knownGrant && (ft.RefreshToken != "" || ft.RefreshTokenFile != "" || ft.AuthorizeURL != "" || ft.RedirectURI != "") {
+		// Not for a grant_type that is not known: its problem says what to write.
 		p.add(tk+".grant_type", "refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token")
 	}
 	p.oneOf(tk+".auth_method", t.AuthMethod, methodSecretPost, methodSecretBasic, methodSecretJWT, methodPrivateKey, methodTLSClientAuth, methodNone)

@@ -89,14 +89,14 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"check", "--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"check", "--show"}, "flag provided but not defined: -show"},
+		{[]string{"check", "--bogus"}, "authproxy check: unknown flag --bogus; its flags: --config"},
+		{[]string{"check", "--show"}, "authproxy check: unknown flag --show; its flags: --config"},
 		{[]string{"check", "--config", "x", "extra"}, `unexpected argument "extra"`},
 		{[]string{"login", "--config", "x"}, "name the upstream"},
 		{[]string{"token"}, "name the upstream"},
 		{[]string{"nosuch"}, `unknown command "nosuch"`},
 		{[]string{"help", "nosuch"}, `unknown command "nosuch"`},
-		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"--bogus"}, "authproxy: unknown flag --bogus; its flags: --config"},
 	} {
 		code, out, errOut := runCLI(tt.args...)
 		if code != 2 || out != "" || !strings.Contains(errOut, tt.says) || !strings.Contains(errOut, "Usage:") {
