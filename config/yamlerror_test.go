@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -41,14 +42,17 @@ func TestAYAMLErrorNamesTheLineOfTheProblem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The line of Product Hunt's client_secret (82 when the issue was
+	// written), found so that an edit above it does not break the test.
+	ph := 1 + strings.Count(string(proxyYAML[:strings.Index(string(proxyYAML), "      client_secret: ${PRODUCTHUNT_CLIENT_SECRET}")]), "\n")
 	for _, tt := range []struct {
 		name, file string
 		want       string
 	}{
 		{"a key indented by one space too few", withLine(t, small, 11, "     client_secret: s3cret-value"),
 			`not valid YAML: line 11, "     client_secret: ...": did not find expected key; it is indented by 5 spaces, and line 10 above it by 6: indent a key as the others of its mapping`},
-		{"the same on line 82 of proxy.yaml", withLine(t, string(proxyYAML), 82, "     client_secret: ${PRODUCTHUNT_CLIENT_SECRET}"),
-			`not valid YAML: line 82, "     client_secret: ...": did not find expected key; it is indented by 5 spaces, and line 81 above it by 6: indent a key as the others of its mapping`},
+		{"the same on Product Hunt's client_secret line of proxy.yaml", withLine(t, string(proxyYAML), ph, "     client_secret: ${PRODUCTHUNT_CLIENT_SECRET}"),
+			fmt.Sprintf(`not valid YAML: line %d, "     client_secret: ...": did not find expected key; it is indented by 5 spaces, and line %d above it by 6: indent a key as the others of its mapping`, ph, ph-1)},
 		{"a tab", withLine(t, small+"      body_format: json\n", 12, "\tbody_format: json"),
 			`not valid YAML: line 12, "\tbody_format: ...": found a tab character that violates indentation; YAML indents with spaces only: replace the tab with spaces`},
 		{"a key indented by one space too many", withLine(t, small, 11, "       client_secret: s3cret-value"),
