@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,4 +124,53 @@ func fetchReasons(t *testing.T, logs string) map[string]int {
 		}
 	}
 	return out
+}
+
+// TestATinyLifetimeCostsAFewTokenRequests: expires_in 0.2 once cost a
+// token request for nearly every request. Through the binary, 200
+// requests sent over 2 s (one every 10 ms, each on its own, as a busy app
+// sends them) cost at most 5 token requests, and still none reaches the
+// API with an expired token: the requests after a token expires wait for
+// the next one (min_refresh_interval, 500ms). A client that sends one
+// request at a time is slowed by those waits instead, and gets a token
+// per 200 ms of its traffic: a token is never stretched past its expiry.
+func TestATinyLifetimeCostsAFewTokenRequests(t *testing.T) {
+	f := fakeapi.RedGIFs()
+	f.ExpiresIn = 200 * time.Millisecond
+	api := fakeapi.New(f, clientID, clientSecret, nil)
+	p := runBinary(t, buildBinary(t), configFor(t, f, newServer(t, api), setup{}))
+	client := &http.Client{Timeout: 30 * time.Second}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []int
+	for range 200 {
+		wg.Go(func() {
+			resp, err := client.Get("http://" + p.addr + "/" + f.Name + f.APIPath)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				mu.Lock()
+				failed = append(failed, resp.StatusCode)
+				mu.Unlock()
+			}
+		})
+		<-tick.C
+	}
+	wg.Wait()
+	refused := 0
+	for _, r := range api.APIRequests() {
+		if !r.Authorized {
+			refused++
+		}
+	}
+	t.Logf("expires_in 0.2, 200 requests over 2 s: %d token requests, %d refused by the API", api.TokenRequests(), refused)
+	if n := api.TokenRequests(); n > 5 || refused > 0 || len(failed) > 0 {
+		t.Errorf("%d token requests (want at most 5), %d requests refused by the API (want none), failures %v", n, refused, failed)
+	}
 }
