@@ -2,20 +2,17 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"html"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"time"
 
-	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
 	"golang.org/x/oauth2"
 )
@@ -31,9 +28,15 @@ const loginTimeout = 10 * time.Minute
 // container's own, which the browser's redirect through a published port
 // never reaches.
 func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) int {
+	var stderr sync.Mutex // redirects are served, and noted, concurrently
+	note := func(format string, args ...any) {
+		stderr.Lock()
+		defer stderr.Unlock()
+		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+	}
 	say := func(exit int) func(format string, args ...any) int {
 		return func(format string, args ...any) int {
-			fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+			note(format, args...)
 			return exit
 		}
 	}
@@ -77,33 +80,19 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
 		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
 	}
-	flow := &loginFlow{settings: tokenSettings(*up), redirectURI: up.Token.RedirectURI, timeout: up.Token.Timeout,
-		state: randomState(), verifier: oauth2.GenerateVerifier(), store: st}
+	flow := newLoginFlow(tokenSettings(*up), up.Token.RedirectURI, up.Token.Timeout, st)
+	flow.ignored = func(r *http.Request) {
+		note("ignored a redirect from %s whose state is not this login's (stale or forged); still waiting for the browser's", r.RemoteAddr)
+	}
 	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
 	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
 	if openBrowser {
 		tryOpenBrowser(authURL)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc(redirect.Path, func(w http.ResponseWriter, r *http.Request) {
-		err := flow.complete(ctx, r)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "<h1>authproxy login failed</h1><p>%s</p>", html.EscapeString(err.Error()))
-		} else {
-			fmt.Fprint(w, "<h1>authproxy is logged in</h1><p>You can close this window.</p>")
-		}
-		select {
-		case done <- err:
-		default:
-		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: flow.handler(waitCtx, redirect.Path), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -118,9 +107,21 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}()
 
 	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("no redirect came back within %s", loginTimeout)
+	case err = <-flow.done:
+	case <-waitCtx.Done():
+		if flow.taken.Load() {
+			// A redirect took the login: its exchange, cut short by the same
+			// context, is what happened.
+			err = <-flow.done
+			break
+		}
+		err = errors.New("no redirect came back within " + loginTimeout.String())
+		if ctx.Err() != nil {
+			err = errors.New("stopped before a redirect came back")
+		}
+		if n := flow.forged.Load(); n > 0 {
+			err = fmt.Errorf("%w (%d whose state was not this login's ignored)", err, n)
+		}
 	}
 	if err != nil {
 		return fail("%v", err)
@@ -131,40 +132,6 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}
 	fmt.Fprintf(opts.Stdout, "Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.\n", name, where)
 	return 0
-}
-
-// loginFlow is one login's state: what the authorize URL asked for, and
-// how the code is to be exchanged.
-type loginFlow struct {
-	settings        auth.Settings
-	redirectURI     string
-	timeout         time.Duration // of the code exchange: token.timeout
-	state, verifier string
-	store           auth.Store
-}
-
-// complete checks the redirect, exchanges the code and stores the tokens.
-func (f *loginFlow) complete(ctx context.Context, r *http.Request) error {
-	q := r.URL.Query()
-	if q.Get("state") != f.state {
-		return errors.New("the redirect's state does not match this login (a stale or forged redirect); run authproxy login again")
-	}
-	if e := q.Get("error"); e != "" {
-		return fmt.Errorf("the authorization server answered %s: %s", e, q.Get("error_description"))
-	}
-	code := q.Get("code")
-	if code == "" {
-		return errors.New("the redirect carried neither a code nor an error")
-	}
-	exchangeCtx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	return auth.Login(exchangeCtx, f.settings, auth.Options{Store: f.store}, code, f.verifier, f.redirectURI)
-}
-
-func randomState() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // tryOpenBrowser opens url where a desktop is likely; the printed URL is
