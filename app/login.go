@@ -126,11 +126,7 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	if err != nil {
 		return fail("%v", err)
 	}
-	where := "memory (store.type is memory: it is lost when this command exits)"
-	if cfg.Store.Type == "file" {
-		where = cfg.Store.Path
-	}
-	fmt.Fprintf(opts.Stdout, "Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.\n", name, where)
+	fmt.Fprintf(opts.Stdout, "%s\n", loggedIn(name, cfg.Store))
 	return 0
 }
 
@@ -149,4 +145,34 @@ func tryOpenBrowser(u string) {
 	if p, err := exec.LookPath(cmd); err == nil {
 		exec.Command(p, u).Start()
 	}
+}
+
+// loggedIn says where the refresh token went, and who will use it.
+func loggedIn(name string, st config.Store) string {
+	switch st.Type {
+	case "memory":
+		return fmt.Sprintf("Logged in to %s, but the refresh token was kept in memory only (store.type is memory) and is lost as this command exits: no proxy will use it. "+
+			"Set store.type: file (store.path) or redis in the config, which the proxy reads too, and run authproxy login again.", name)
+	case "redis":
+		return fmt.Sprintf("Logged in to %s. The refresh token is stored in Redis at %s; every proxy whose store.url names that Redis (and store.key_prefix %s) refreshes it from here on, across restarts.",
+			name, redisWhere(st), st.KeyPrefix)
+	}
+	return fmt.Sprintf("Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.", name, st.Path)
+}
+
+// redisWhere names the Redis of store.url without what may be secret: no
+// user or password, no query.
+func redisWhere(st config.Store) string {
+	u, err := url.Parse(st.URL.Reveal())
+	if err != nil { // validated by config
+		return "store.url"
+	}
+	where := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	switch st.Mode {
+	case "sentinel":
+		where = fmt.Sprintf("%s's master %s, through its sentinels", where, u.Query().Get("master_name"))
+	case "cluster":
+		where += " (a cluster)"
+	}
+	return where
 }
