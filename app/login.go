@@ -20,6 +20,10 @@ import (
 // loginTimeout bounds the wait for the browser to come back.
 const loginTimeout = 10 * time.Minute
 
+// containerMarker is the file Docker puts at the root of a container; a
+// variable for tests.
+var containerMarker = "/.dockerenv"
+
 // login runs the authorization-code flow for one upstream: it prints the
 // authorize URL (with state and a PKCE challenge), waits on redirect_uri
 // for the browser to come back, exchanges the code and stores the tokens
@@ -62,10 +66,18 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}
 	defer stores.close()
 	st := stores.store
+	// In a container of its own network, 127.0.0.1 is the container's:
+	// a browser outside it cannot reach the login there, one inside it (or
+	// with --network host) can. Which it is cannot be told from here, so
+	// this is said as a possibility now, and as the likely cause if
+	// nothing came back.
+	inContainer := false
 	if listen == "" {
 		listen = redirect.Host
-		if _, err := os.Stat("/.dockerenv"); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
-			fmt.Fprintf(opts.Stderr, "authproxy login: this looks like a container, where %s is the container's own: the browser's redirect cannot reach it. Publish the port and give --listen 0.0.0.0:%s\n", redirect.Hostname(), redirect.Port())
+		if _, err := os.Stat(containerMarker); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
+			inContainer = true
+			note("this may run in a container (%s exists). If the browser runs outside it, its redirect to %s cannot reach this login, which waits on the container's own %s: then publish the port and give --listen 0.0.0.0:%s. A browser or curl in the same container reaches it as is.",
+				containerMarker, redirect.Host, redirect.Hostname(), redirect.Port())
 		}
 	}
 	ln, err := net.Listen("tcp", listen)
@@ -121,6 +133,9 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		}
 		if n := flow.forged.Load(); n > 0 {
 			err = fmt.Errorf("%w (%d whose state was not this login's ignored)", err, n)
+		}
+		if inContainer && flow.reached.Load() == 0 {
+			err = fmt.Errorf("%w; nothing reached %s: if the browser runs outside this container, publish the port and give --listen 0.0.0.0:%s", err, listen, redirect.Port())
 		}
 	}
 	if err != nil {

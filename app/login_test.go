@@ -135,3 +135,65 @@ func TestLoginSaysWhereTheRefreshTokenWent(t *testing.T) {
 		t.Error("nothing stored in Redis under fleet-a:")
 	}
 }
+
+// Whether a browser can reach 127.0.0.1 in a container depends on where
+// the browser runs, which login cannot know: it says so as a possibility
+// (and a login in the same container completes), and as the likely cause
+// only when nothing reached it.
+func TestLoginInAContainer(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), ".dockerenv")
+	os.WriteFile(marker, nil, 0o600)
+	defer func(was string) { containerMarker = was }(containerMarker)
+	const possibility = "this may run in a container (" // and no more than that
+	store := "store: {type: memory}"
+
+	t.Run("a browser in the same container", func(t *testing.T) {
+		containerMarker = marker
+		l := startLoginWith(t, store)
+		if code := l.allow(t); code != 0 {
+			t.Fatalf("exit %d\n%s", code, l.out)
+		}
+		port := l.redirectURI[strings.LastIndex(l.redirectURI, ":")+1 : strings.LastIndex(l.redirectURI, "/")]
+		out := l.out.String()
+		if !strings.Contains(out, possibility) || !strings.Contains(out, "If the browser runs outside it") ||
+			!strings.Contains(out, "give --listen 0.0.0.0:"+port) || strings.Contains(out, "looks like a container") {
+			t.Errorf("the note is not worded as a possibility, with what to do:\n%s", out)
+		}
+	})
+	t.Run("nothing came back", func(t *testing.T) {
+		containerMarker = marker
+		l := startLoginWith(t, store)
+		l.stop()
+		host := strings.TrimSuffix(strings.TrimPrefix(l.redirectURI, "http://"), "/callback")
+		want := "stopped before a redirect came back; nothing reached " + host + ": if the browser runs outside this container, publish the port and give --listen 0.0.0.0:"
+		if code := <-l.exit; code != 1 || !strings.Contains(l.out.String(), want) {
+			t.Errorf("exit %d, want 1 and %q:\n%s", code, want, l.out)
+		}
+		l.exit <- 1
+	})
+	t.Run("only a forged redirect came back", func(t *testing.T) {
+		containerMarker = marker
+		l := startLoginWith(t, store)
+		resp, err := http.Get(l.redirectURI + "?state=forged&code=forged")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		l.stop()
+		code := <-l.exit
+		l.exit <- code
+		if out := l.out.String(); code != 1 || !strings.Contains(out, "stopped before a redirect came back (1 whose state was not this login's ignored)\n") {
+			t.Errorf("exit %d, want 1 with the ignored redirect counted and no container hint, as something did reach login:\n%s", code, out)
+		}
+	})
+	t.Run("not a container", func(t *testing.T) {
+		containerMarker = filepath.Join(t.TempDir(), "absent")
+		l := startLoginWith(t, store)
+		l.stop()
+		code := <-l.exit
+		l.exit <- code
+		if out := l.out.String(); code != 1 || strings.Contains(out, "container") {
+			t.Errorf("exit %d; outside a container, nothing about one:\n%s", code, out)
+		}
+	})
+}

@@ -36,8 +36,9 @@ type loginFlow struct {
 	// refuses a second redemption and should revoke what the first gave,
 	// the refresh token login has just stored).
 	taken atomic.Bool
-	// forged counts the redirects ignored.
-	forged atomic.Int32
+	// reached counts requests of any kind to the listener, to tell a
+	// redirect that never came from one that was not this login's.
+	reached, forged atomic.Int32
 }
 
 func newLoginFlow(settings auth.Settings, redirectURI string, timeout time.Duration, store auth.Store) *loginFlow {
@@ -75,7 +76,10 @@ func (f *loginFlow) handler(ctx context.Context, path string) http.Handler {
 		}
 		f.done <- err // once: only the redirect that took the login gets here
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.reached.Add(1)
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // complete exchanges the code of the redirect that took the login (its
