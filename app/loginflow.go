@@ -36,8 +36,9 @@ type loginFlow struct {
 	// refuses a second redemption and should revoke what the first gave,
 	// the refresh token login has just stored).
 	taken atomic.Bool
-	// reached counts requests of any kind to the listener, to tell a
-	// redirect that never came from one that was not this login's.
+	// reached counts every request to the listener (none at all hints at
+	// a browser that cannot reach it, as from outside a container); forged
+	// counts the redirects ignored.
 	reached, forged atomic.Int32
 }
 
@@ -65,7 +66,7 @@ func (f *loginFlow) handler(ctx context.Context, path string) http.Handler {
 		}
 		if !f.taken.CompareAndSwap(false, true) {
 			loginPage(w, http.StatusConflict, "authproxy login is already complete or under way",
-				"An earlier redirect (a retry, a reload) took this login; the terminal where authproxy login runs says how it ended. You can close this window.")
+				"An earlier redirect (a retry, a reload) took this login; the terminal where authproxy login runs tells its outcome. You can close this window.")
 			return
 		}
 		err := f.complete(ctx, q)
