@@ -2,26 +2,27 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"html"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"time"
 
-	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
 	"golang.org/x/oauth2"
 )
 
 // loginTimeout bounds the wait for the browser to come back.
 const loginTimeout = 10 * time.Minute
+
+// containerMarker is the file Docker puts at the root of a container; a
+// variable for tests.
+var containerMarker = "/.dockerenv"
 
 // login runs the authorization-code flow for one upstream: it prints the
 // authorize URL (with state and a PKCE challenge), waits on redirect_uri
@@ -31,9 +32,15 @@ const loginTimeout = 10 * time.Minute
 // container's own, which the browser's redirect through a published port
 // never reaches.
 func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) int {
+	var stderr sync.Mutex // redirects are served, and noted, concurrently
+	note := func(format string, args ...any) {
+		stderr.Lock()
+		defer stderr.Unlock()
+		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+	}
 	say := func(exit int) func(format string, args ...any) int {
 		return func(format string, args ...any) int {
-			fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
+			note(format, args...)
 			return exit
 		}
 	}
@@ -59,10 +66,18 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}
 	defer stores.close()
 	st := stores.store
+	// In a container of its own network, 127.0.0.1 is the container's:
+	// a browser outside it cannot reach the login there, one inside it (or
+	// with --network host) can. Which it is cannot be told from here, so
+	// this is said as a possibility now, and as the likely cause if
+	// nothing came back.
+	inContainer := false
 	if listen == "" {
 		listen = redirect.Host
-		if _, err := os.Stat("/.dockerenv"); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
-			fmt.Fprintf(opts.Stderr, "authproxy login: this looks like a container, where %s is the container's own: the browser's redirect cannot reach it. Publish the port and give --listen 0.0.0.0:%s\n", redirect.Hostname(), redirect.Port())
+		if _, err := os.Stat(containerMarker); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
+			inContainer = true
+			note("this may run in a container (%s exists). If the browser runs outside it, its redirect to %s cannot reach this login, which waits on the container's own %s: then publish the port and give --listen 0.0.0.0:%s. A browser or curl in the same container reaches it as is.",
+				containerMarker, redirect.Host, redirect.Hostname(), redirect.Port())
 		}
 	}
 	ln, err := net.Listen("tcp", listen)
@@ -77,33 +92,19 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
 		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
 	}
-	flow := &loginFlow{settings: tokenSettings(*up), redirectURI: up.Token.RedirectURI, timeout: up.Token.Timeout,
-		state: randomState(), verifier: oauth2.GenerateVerifier(), store: st}
+	flow := newLoginFlow(tokenSettings(*up), up.Token.RedirectURI, up.Token.Timeout, st)
+	flow.ignored = func(r *http.Request) {
+		note("ignored a redirect from %s whose state is not this login's (stale or forged); still waiting for the browser's", r.RemoteAddr)
+	}
 	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
 	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
 	if openBrowser {
 		tryOpenBrowser(authURL)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	mux := http.NewServeMux()
-	mux.HandleFunc(redirect.Path, func(w http.ResponseWriter, r *http.Request) {
-		err := flow.complete(ctx, r)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "<h1>authproxy login failed</h1><p>%s</p>", html.EscapeString(err.Error()))
-		} else {
-			fmt.Fprint(w, "<h1>authproxy is logged in</h1><p>You can close this window.</p>")
-		}
-		select {
-		case done <- err:
-		default:
-		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: flow.handler(waitCtx, redirect.Path), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -118,53 +119,30 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}()
 
 	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("no redirect came back within %s", loginTimeout)
+	case err = <-flow.done:
+	case <-waitCtx.Done():
+		if flow.taken.Load() {
+			// A redirect took the login: its exchange, cut short by the same
+			// context, is what happened.
+			err = <-flow.done
+			break
+		}
+		err = errors.New("no redirect came back within " + loginTimeout.String())
+		if ctx.Err() != nil {
+			err = errors.New("stopped before a redirect came back")
+		}
+		if n := flow.forged.Load(); n > 0 {
+			err = fmt.Errorf("%w (%d whose state was not this login's ignored)", err, n)
+		}
+		if inContainer && flow.reached.Load() == 0 {
+			err = fmt.Errorf("%w; nothing reached %s: if the browser runs outside this container, publish the port and give --listen 0.0.0.0:%s", err, listen, redirect.Port())
+		}
 	}
 	if err != nil {
 		return fail("%v", err)
 	}
-	where := "memory (store.type is memory: it is lost when this command exits)"
-	if cfg.Store.Type == "file" {
-		where = cfg.Store.Path
-	}
-	fmt.Fprintf(opts.Stdout, "Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.\n", name, where)
+	fmt.Fprintf(opts.Stdout, "%s\n", loggedIn(name, cfg.Store))
 	return 0
-}
-
-// loginFlow is one login's state: what the authorize URL asked for, and
-// how the code is to be exchanged.
-type loginFlow struct {
-	settings        auth.Settings
-	redirectURI     string
-	timeout         time.Duration // of the code exchange: token.timeout
-	state, verifier string
-	store           auth.Store
-}
-
-// complete checks the redirect, exchanges the code and stores the tokens.
-func (f *loginFlow) complete(ctx context.Context, r *http.Request) error {
-	q := r.URL.Query()
-	if q.Get("state") != f.state {
-		return errors.New("the redirect's state does not match this login (a stale or forged redirect); run authproxy login again")
-	}
-	if e := q.Get("error"); e != "" {
-		return fmt.Errorf("the authorization server answered %s: %s", e, q.Get("error_description"))
-	}
-	code := q.Get("code")
-	if code == "" {
-		return errors.New("the redirect carried neither a code nor an error")
-	}
-	exchangeCtx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	return auth.Login(exchangeCtx, f.settings, auth.Options{Store: f.store}, code, f.verifier, f.redirectURI)
-}
-
-func randomState() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // tryOpenBrowser opens url where a desktop is likely; the printed URL is
@@ -182,4 +160,34 @@ func tryOpenBrowser(u string) {
 	if p, err := exec.LookPath(cmd); err == nil {
 		exec.Command(p, u).Start()
 	}
+}
+
+// loggedIn says where the refresh token went, and who will use it.
+func loggedIn(name string, st config.Store) string {
+	switch st.Type {
+	case "memory":
+		return fmt.Sprintf("Logged in to %s, but the refresh token was kept in memory only (store.type is memory) and is lost as this command exits: no proxy will use it. "+
+			"Set store.type: file (store.path) or redis in the config, which the proxy reads too, and run authproxy login again.", name)
+	case "redis":
+		return fmt.Sprintf("Logged in to %s. The refresh token is stored in Redis at %s; every proxy whose store.url names that Redis (and store.key_prefix %s) refreshes it from here on, across restarts.",
+			name, redisWhere(st), st.KeyPrefix)
+	}
+	return fmt.Sprintf("Logged in to %s. The refresh token is stored in %s; authproxy refreshes it from here on, across restarts.", name, st.Path)
+}
+
+// redisWhere names the Redis of store.url without what may be secret: no
+// user or password, no query.
+func redisWhere(st config.Store) string {
+	u, err := url.Parse(st.URL.Reveal())
+	if err != nil { // validated by config
+		return "store.url"
+	}
+	where := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	switch st.Mode {
+	case "sentinel":
+		where = fmt.Sprintf("%s's master %s, through its sentinels", where, u.Query().Get("master_name"))
+	case "cluster":
+		where += " (a cluster)"
+	}
+	return where
 }

@@ -208,21 +208,37 @@ func TestLoginStoresTheFirstRefreshToken(t *testing.T) {
 	}
 }
 
-func TestLoginRefusesAStateMismatch(t *testing.T) {
+// A redirect whose state is not the login's is neither exchanged nor
+// allowed to end the login: the browser's own, after it, completes it.
+func TestLoginIgnoresAStateMismatch(t *testing.T) {
 	f := fakeapi.Redbooth()
 	e := start(t, f, setup{})
-	code, out := runLogin(t, e, func(t *testing.T, authURL string) string {
-		loc := browseAndAllow(t, authURL)
-		return strings.Replace(loc, "state=", "state=forged", 1)
-	})
-	if code == 0 || !strings.Contains(out, "state does not match") {
-		t.Errorf("exit %d\n%s", code, out)
+	authURL, exit, out := startLogin(e.config, "redbooth")
+	if authURL == "" {
+		t.Fatalf("login printed no URL: exit %d\n%s", <-exit, out)
 	}
+	real := browseAndAllow(t, authURL)
+	resp, err := http.Get(strings.Replace(real, "state=", "state=forged", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the forged redirect: %d, want 400", resp.StatusCode)
+	}
+	waitFor(t, "login to say it ignored the forged redirect", func() bool { return strings.Contains(out.String(), "ignored a redirect") })
 	if _, err := os.Stat(e.storePath); err == nil {
 		t.Error("a forged redirect stored tokens")
 	}
 	if e.api.TokenRequests() != 0 {
 		t.Error("the code of a forged redirect was exchanged")
+	}
+	if resp, err = http.Get(real); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code := <-exit; code != 0 || !strings.Contains(out.String(), "Logged in to redbooth") {
+		t.Errorf("exit %d after the real redirect\n%s", code, out)
 	}
 }
 
