@@ -70,7 +70,7 @@ type ForwardServer struct {
 	handshakes chan struct{} // a slot per handshake under way
 	inner      *http.Server
 	innerLn    *tunnelListener
-	innerDone  chan error
+	innerDone  chan struct{} // closed once the inner server's Serve has returned
 
 	mu     sync.Mutex
 	closed bool
@@ -97,7 +97,7 @@ func NewForwardServer(current func() *Handler, limits ForwardLimits) *ForwardSer
 	f := &ForwardServer{
 		current: current, limits: limits,
 		tunnels: make(chan struct{}, limits.MaxTunnels), handshakes: make(chan struct{}, limits.MaxHandshakes),
-		innerLn: newTunnelListener(), innerDone: make(chan error, 1), blind: map[net.Conn]struct{}{},
+		innerLn: newTunnelListener(), innerDone: make(chan struct{}), blind: map[net.Conn]struct{}{},
 	}
 	var inner http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tun, _ := r.Context().Value(tunnelKey{}).(*tunnel)
@@ -120,7 +120,10 @@ func NewForwardServer(current func() *Handler, limits ForwardLimits) *ForwardSer
 	if limits.Log != nil {
 		f.inner.ErrorLog = log.New(logWriter{limits.Log}, "", 0)
 	}
-	go func() { f.innerDone <- f.inner.Serve(f.innerLn) }()
+	go func() {
+		defer close(f.innerDone)
+		f.inner.Serve(f.innerLn)
+	}()
 	return f
 }
 
@@ -158,7 +161,8 @@ func (f *ForwardServer) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes every tunnel at once.
+// Close closes every tunnel at once. Shutdown and Close may each be
+// called more than once.
 func (f *ForwardServer) Close() error {
 	f.closeBlind()
 	f.innerLn.Close()
