@@ -37,6 +37,8 @@ type forwardTest struct {
 	clientCAs  *x509.CertPool // the forward proxy's CA, which clients trust
 	dials      atomic.Int32   // pass-through dials
 	fw         *ForwardServer
+	// apiTransport is a transport trusting the upstreams' CA.
+	apiTransport func() http.RoundTripper
 }
 
 type forwardSetup struct {
@@ -47,7 +49,7 @@ type forwardSetup struct {
 	answer    func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)
 }
 
-func newTLSUpstream(t *testing.T, ca *testpki.CA, answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)) *fakeUpstream {
+func newTLSUpstream(t testing.TB, ca *testpki.CA, answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)) *fakeUpstream {
 	u := newUpstream(t, answer)
 	u.Server.Close()
 	u.Server = httptest.NewUnstartedServer(u.Server.Config.Handler)
@@ -57,7 +59,7 @@ func newTLSUpstream(t *testing.T, ca *testpki.CA, answer func(w http.ResponseWri
 	return u
 }
 
-func startForward(t *testing.T, s forwardSetup) *forwardTest {
+func startForward(t testing.TB, s forwardSetup) *forwardTest {
 	t.Helper()
 	upstreamCA := testpki.NewCA(t, "upstream CA")
 	ft := &forwardTest{api: newTLSUpstream(t, upstreamCA, s.answer), other: newTLSUpstream(t, upstreamCA, nil)}
@@ -68,6 +70,7 @@ func startForward(t *testing.T, s forwardSetup) *forwardTest {
 		}
 		return tr
 	}
+	ft.apiTransport = transport
 	dir := t.TempDir()
 	if _, _, err := pki.WriteCA(dir, []string{"test.example"}, time.Now()); err != nil {
 		t.Fatal(err)
@@ -115,7 +118,7 @@ func startForward(t *testing.T, s forwardSetup) *forwardTest {
 }
 
 // withLog gives opts a JSON log that p reads the access lines of.
-func withLog(t *testing.T, opts *Options, p *testProxy) Options {
+func withLog(t testing.TB, opts *Options, p *testProxy) Options {
 	p.mu = &sync.Mutex{}
 	p.logs = &bytes.Buffer{}
 	logger := logrus.New()
