@@ -23,6 +23,21 @@ type Upstream struct {
 	// as "reauthorization_required". It is not called with nil: no token
 	// and no error yet is "no_token_yet".
 	Reason func(error) string
+	// ForwardHosts are the hosts ("name:port") through which the forward
+	// proxy reaches this upstream; nil when it is off.
+	ForwardHosts []string
+	// Requests counts the requests answered for this upstream, by the way
+	// they came in; nil: not shown.
+	Requests func() Requests
+}
+
+// Requests counts an upstream's answered requests by the way they came
+// in: to the proxy's own address (Reverse) or through the forward proxy
+// (Forward), and which host the last forward one named.
+type Requests struct {
+	Reverse         uint64 `json:"reverse"`
+	Forward         uint64 `json:"forward"`
+	LastForwardHost string `json:"last_forward_host,omitempty"`
 }
 
 // reason says why u has no usable token.
@@ -129,6 +144,9 @@ type upstreamStatus struct {
 	LastError   string     `json:"last_error,omitempty"`
 	SharedStore string     `json:"shared_store,omitempty"`
 	StoreError  string     `json:"shared_store_error,omitempty"`
+	// ForwardHosts and Requests are there when the forward proxy is on.
+	ForwardHosts []string  `json:"forward_hosts,omitempty"`
+	Requests     *Requests `json:"requests,omitempty"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +158,11 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			us.LastError = st.LastError.Error()
 		}
 		us.SharedStore = st.SharedStore
+		us.ForwardHosts = u.ForwardHosts
+		if u.Requests != nil {
+			r := u.Requests()
+			us.Requests = &r
+		}
 		if st.SharedStoreError != nil {
 			us.StoreError = st.SharedStoreError.Error()
 		}

@@ -101,8 +101,16 @@ func appendJSONAccessLine(b []byte, line *proxy.AccessLine) []byte {
 		b = append(b, `,"fault":`...)
 		b = appendJSONString(b, string(line.Fault))
 	}
+	if line.Host != "" {
+		b = append(b, `,"host":`...)
+		b = appendJSONString(b, line.Host)
+	}
 	b = append(b, `,"level":"info","method":`...)
 	b = appendJSONString(b, line.Method)
+	if line.Mode != proxy.ModeReverse { // left out for reverse, so that those lines stay as they were
+		b = append(b, `,"mode":`...)
+		b = appendJSONString(b, line.Mode.String())
+	}
 	b = append(b, `,"msg":"request","path":`...)
 	b = appendJSONString(b, line.Path)
 	b = append(b, `,"remote":`...)
@@ -153,8 +161,16 @@ func appendTextAccessLine(b []byte, line *proxy.AccessLine) []byte {
 		b = append(b, " fault="...)
 		b = appendTextString(b, string(line.Fault))
 	}
+	if line.Host != "" {
+		b = append(b, " host="...)
+		b = appendTextString(b, line.Host)
+	}
 	b = append(b, " method="...)
 	b = appendTextString(b, line.Method)
+	if line.Mode != proxy.ModeReverse {
+		b = append(b, " mode="...)
+		b = appendTextString(b, line.Mode.String())
+	}
 	b = append(b, " path="...)
 	b = appendTextString(b, line.Path)
 	b = append(b, " remote="...)

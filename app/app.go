@@ -26,6 +26,9 @@ type Options struct {
 	// Ready, if set, is called with the proxy's address once it accepts
 	// connections (useful with listen: 127.0.0.1:0).
 	Ready func(addr string)
+	// ForwardReady, if set, is called with the forward proxy's address,
+	// when forward_proxy.listen is set.
+	ForwardReady func(addr string)
 	// AdminReady, if set, is called with the admin endpoints' address.
 	AdminReady func(addr string)
 	// Now is the token caches' clock; nil means time.Now. Tests pass a

@@ -39,6 +39,7 @@ const (
 	noOperand    operand = iota
 	upstreamName         // required: the upstream that login or token acts on
 	commandName          // optional: the command that help is asked about
+	verbAndDir           // required: a verb and a directory, "create DIR" (ca)
 )
 
 var commands = []command{
@@ -139,6 +140,7 @@ demo-client, its secret demo-secret.`,
 			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, int(port), opts) }
 		},
 	},
+	caCommand,
 	{
 		name: "version", summary: "print the version", about: "Print the version.", example: "authproxy version",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
@@ -253,6 +255,9 @@ func runCommand(ctx context.Context, opts Options) int {
 	var operand string
 	if cmd.operand != noOperand && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		operand, args = args[0], args[1:]
+		if cmd.operand == verbAndDir && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			operand, args = operand+" "+args[0], args[1:]
+		}
 	}
 	prog := "authproxy"
 	if named {
@@ -273,12 +278,17 @@ func runCommand(ctx context.Context, opts Options) int {
 	if cmd.operand != noOperand && operand == "" && len(rest) > 0 {
 		operand, rest = rest[0], rest[1:]
 	}
+	if cmd.operand == verbAndDir && !strings.Contains(operand, " ") && len(rest) > 0 {
+		operand, rest = operand+" "+rest[0], rest[1:]
+	}
 	switch {
 	case len(rest) > 0 && fs.Lookup("config") != nil && !isSet(fs, "config"):
 		// A config file, most likely: check proxy.yaml.
 		return usageError(opts, helpFor(cmd, named, fs), "%s: unexpected argument %q; write --config %s", prog, rest[0], rest[0])
 	case len(rest) > 0:
 		return usageError(opts, helpFor(cmd, named, fs), "%s: unexpected argument %q", prog, rest[0])
+	case cmd.operand == verbAndDir && !strings.Contains(operand, " "):
+		return usageError(opts, helpFor(cmd, named, fs), "%s: write authproxy %s %s", prog, cmd.name, cmd.args)
 	case cmd.operand == upstreamName && operand == "":
 		return usageError(opts, helpFor(cmd, named, fs), "authproxy %s: name the upstream: authproxy %s %s", cmd.name, cmd.name, cmd.args)
 	case cmd.needsConfig && fs.Lookup("config").Value.String() == "":

@@ -27,12 +27,13 @@ type program struct {
 	replay       *proxy.ReplayBudget // every upstream's replay copies; reloads change only its limit
 	state        atomic.Pointer[proxyState]
 	shuttingDown atomic.Bool
+	counts       requestCounts // by the way requests came in, for /status
 }
 
 // proxyState is one config's handler and token caches.
 type proxyState struct {
 	cfg       *config.Config
-	handler   http.Handler
+	handler   *proxy.Handler
 	upstreams []upstreamRuntime
 }
 
@@ -82,7 +83,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 			return nil, credentialError(cfg, fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
 		ups = append(ups, proxy.Upstream{
-			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Tokens: cache,
+			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Hosts: u.Hosts, Tokens: cache,
 			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
 			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: transport,
 			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
@@ -92,7 +93,12 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	for i, k := range cfg.Inbound.APIKeys {
 		keys[i] = k.Reveal()
 	}
+	forward, err := forwardSettings(cfg, rt)
+	if err != nil {
+		return nil, err
+	}
 	h, err := proxy.New(ups, proxy.Options{
+		Forward:         forward,
 		Log:             rt.log,
 		AccessLog:       rt.access,
 		MaxRequestBody:  cfg.Limits.MaxRequestBody,
@@ -107,6 +113,14 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 			if ev.Truncated {
 				rt.metrics.UpstreamTruncated(ev.Upstream)
 			}
+			if ev.Mode == proxy.ModeForward {
+				host := ev.Host
+				if ev.Upstream == "" {
+					host = "" // a host no upstream took: any name a client chose
+				}
+				rt.metrics.ForwardRequest(ev.Upstream, host, ev.Status)
+			}
+			rt.counts.record(ev)
 		},
 	})
 	if err != nil {
@@ -193,9 +207,21 @@ func (rt *program) gauges() metrics.Gauges {
 
 func (rt *program) adminUpstreams() []admin.Upstream {
 	var out []admin.Upstream
-	for _, u := range rt.state.Load().upstreams {
+	state := rt.state.Load()
+	for _, u := range state.upstreams {
 		cache := u.cache
+		var hosts []string
+		var requests func() admin.Requests
+		if state.cfg.ForwardProxy.Listen != "" {
+			for _, cu := range state.cfg.Upstreams {
+				if cu.Name == u.name {
+					hosts = cu.Hosts
+				}
+			}
+			requests = rt.counts.requests(u.name)
+		}
 		out = append(out, admin.Upstream{
+			ForwardHosts: hosts, Requests: requests,
 			Name: u.name,
 			State: func() admin.State {
 				st := cache.Status()

@@ -254,6 +254,8 @@ func restartOnly(prev, next *config.Config) []string {
 	}{
 		{"listen", prev.Listen != next.Listen},
 		{"admin.listen", prev.AdminListen != next.AdminListen},
+		{"forward_proxy.listen", prev.ForwardProxy.Listen != next.ForwardProxy.Listen},
+		{"forward_proxy.max_tunnels", prev.ForwardProxy.MaxTunnels != next.ForwardProxy.MaxTunnels},
 		{"shutdown_timeout", prev.ShutdownTimeout != next.ShutdownTimeout},
 		{"limits.max_header_bytes", prev.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes},
 		{"limits.read_header_timeout", prev.Limits.ReadHeaderTimeout != next.Limits.ReadHeaderTimeout},

@@ -122,6 +122,15 @@ func serve(ctx context.Context, path string, opts Options) int {
 		logger.WithError(err).Error("cannot listen for the admin endpoints")
 		return 1
 	}
+	fwdSrv, fwdLn, fwd, err := rt.forwardServer(cfg, srv.ErrorLog)
+	if err != nil {
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		logger.WithError(err).Error("cannot listen for the forward proxy")
+		return 1
+	}
 	names := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		names[i] = u.Name
@@ -129,6 +138,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 	fields := logrus.Fields{"addr": ln.Addr().String(), "upstreams": strings.Join(names, ",")}
 	if adminLn != nil {
 		fields["admin"] = adminLn.Addr().String()
+	}
+	if fwdLn != nil {
+		fields["forward_proxy"] = fwdLn.Addr().String()
 	}
 	logger.WithFields(fields).Info("authproxy listening")
 	for _, d := range demo {
@@ -143,6 +155,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 	if adminLn != nil && opts.AdminReady != nil {
 		opts.AdminReady(adminLn.Addr().String())
 	}
+	if fwdLn != nil && opts.ForwardReady != nil {
+		opts.ForwardReady(fwdLn.Addr().String())
+	}
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
@@ -151,6 +166,11 @@ func serve(ctx context.Context, path string, opts Options) int {
 	if adminSrv != nil {
 		servers, listeners = append(servers, adminSrv), append(listeners, adminLn)
 		defer adminSrv.Close()
+	}
+	if fwdSrv != nil {
+		servers, listeners = append(servers, fwdSrv), append(listeners, fwdLn)
+		defer fwd.Close()
+		defer fwdSrv.Close()
 	}
 	serveErr, err := runServers(ctx, servers, listeners)
 	if err != nil {
@@ -163,6 +183,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 	logger.WithField("timeout", cfg.ShutdownTimeout.String()).Info("shutting down: draining in-flight requests")
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	shutdownForward(drainCtx, fwdSrv, fwd, logger)
 	if err := srv.Shutdown(drainCtx); err != nil {
 		logger.WithError(err).Warn("drain cut short")
 		srv.Close()

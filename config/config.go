@@ -31,6 +31,9 @@ type Config struct {
 	Store Store
 	// AdminListen is the admin endpoints' address; "" turns them off.
 	AdminListen string
+	// ForwardProxy is the listener apps reach through HTTPS_PROXY; off
+	// unless its Listen is set.
+	ForwardProxy ForwardProxy
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
 	// Digest identifies the text the config was read from (see Digest),

@@ -33,7 +33,10 @@ type Upstream struct {
 	// TLS is how the upstream is reached over https: a private CA, a
 	// client certificate (an internal API that requires mutual TLS), the
 	// name its certificate is checked against.
-	TLS    TLS
+	TLS TLS
+	// Hosts are where the forward proxy routes to this upstream,
+	// "name:port" (see forward.go); requests go to Target all the same.
+	Hosts  []string
 	Token  Token
 	Inject Inject
 	Replay Replay
@@ -50,6 +53,7 @@ type fileUpstream struct {
 	Token      fileToken       `mapstructure:"token"`
 	Inject     fileInject      `mapstructure:"inject"`
 	Replay     fileReplay      `mapstructure:"replay"`
+	Hosts      []string        `mapstructure:"hosts"`
 }
 
 // upstreams checks every upstream, sorted by name, and what they must not
@@ -129,6 +133,7 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		// Not quoted: a URL's userinfo or query may hold a credential.
 		p.add(key+".tls", "is for an https target, and target is %s: write an https:// target, or remove tls", u.Target.Scheme)
 	}
+	u.Hosts = p.upstreamHosts(key, u.Target, fu.Hosts)
 	u.Token = p.token(key+".token", fu.Token, dir)
 	u.Inject = p.inject(key+".inject", fu.Inject)
 	if u.Token.TokenType != "Bearer" && strings.Contains(strings.ToLower(u.Inject.Format), "bearer") {

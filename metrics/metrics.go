@@ -29,6 +29,7 @@ type Metrics struct {
 	replaySkipped *prometheus.CounterVec
 	truncated     *prometheus.CounterVec
 	errors        *prometheus.CounterVec
+	forward       *prometheus.CounterVec
 
 	// upstreams, once set, are the upstream labels exported; nil: all.
 	upstreams atomic.Pointer[map[string]bool]
@@ -79,12 +80,16 @@ func New(read func() Gauges) *Metrics {
 			Name: "authproxy_request_errors_total",
 			Help: "Requests that failed, by upstream, error (the code the client and the access log got) and fault (client, upstream, token_endpoint, proxy).",
 		}, []string{"upstream", "error", "fault"}),
+		forward: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_forward_requests_total",
+			Help: "Requests that came in through the forward proxy (also counted in authproxy_requests_total), by upstream, the host they named (an upstream's host; other for a pass-through or refused one) and status; a CONNECT is one, each request inside its tunnel another.",
+		}, []string{"upstream", "host", "status"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.tokenRequests, m.refreshes, m.replays, m.shared,
-		m.replaySkipped, m.truncated, m.errors, gaugeCollector{read},
+		m.replaySkipped, m.truncated, m.errors, m.forward, gaugeCollector{read},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.byUpstream = append(m.byUpstream, m.requests, m.duration, m.tokenRequests, m.refreshes, m.replays, m.shared,
-		m.replaySkipped, m.truncated, m.errors)
+		m.replaySkipped, m.truncated, m.errors, m.forward)
 	return m
 }
 
@@ -184,6 +189,20 @@ func (m *Metrics) Request(upstream, method string, status int, d time.Duration, 
 	if errCode != "" {
 		m.errors.WithLabelValues(upstream, errCode, fault).Inc()
 	}
+}
+
+// ForwardRequest records one answered request that came in through the
+// forward proxy. host must be one the config names (an upstream's), or
+// "" for any other, which is counted as "other": the label stays
+// bounded whatever hosts clients ask for.
+func (m *Metrics) ForwardRequest(upstream, host string, status int) {
+	if upstream == "" {
+		upstream = noUpstream
+	}
+	if host == "" {
+		host = "other"
+	}
+	m.forward.WithLabelValues(upstream, host, statusLabel(status)).Inc()
 }
 
 // InFlight wraps h to count the requests it is answering.

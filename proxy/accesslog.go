@@ -16,6 +16,11 @@ type AccessLine struct {
 	Path     string // without the query string, which may carry keys
 	Remote   string
 	Upstream string // "": left out (no upstream took the request)
+	// Mode is the way the request came in ("mode": "forward"; left out
+	// for ModeReverse, whose lines are as before it); Host the host:port
+	// a forward request named ("host"; "": left out).
+	Mode     Mode
+	Host     string
 	Status   int
 	Duration time.Duration // written as "duration_ms", to the microsecond
 	Bytes    int64
@@ -46,6 +51,9 @@ type AccessLogger interface {
 // transport and the error writer fill it in through the context.
 type requestInfo struct {
 	upstream string
+	// host is, through the forward proxy, the host:port the request
+	// named; its mode is below, in what would be padding.
+	host string
 	// replay is "" when the request was not replayed, else its outcome
 	// as the transport saw it: "success", "rejected" or "error".
 	replay string
@@ -62,6 +70,7 @@ type requestInfo struct {
 	// none).
 	expectedBytes int64
 	fail          failureKind
+	mode          Mode // the way the request came in
 	// truncated: the upstream's body ended before its end.
 	truncated bool
 }
@@ -127,7 +136,7 @@ func (h *Handler) logAccess(r *http.Request, st *requestState) {
 		f = failures[info.fail]
 	}
 	if h.onRequest != nil {
-		ev := RequestEvent{Upstream: info.upstream, Method: r.Method, Status: status, Duration: duration,
+		ev := RequestEvent{Upstream: info.upstream, Mode: info.mode, Host: info.host, Method: r.Method, Status: status, Duration: duration,
 			Replay: info.replay, ReplaySkipped: skip, Truncated: info.truncated, Error: f.Code, Fault: f.Fault}
 		if info.fail != failNone && ev.Replay != "" {
 			ev.Replay = "error" // answered after the replay, then failed (a cut-off body)
@@ -135,7 +144,7 @@ func (h *Handler) logAccess(r *http.Request, st *requestState) {
 		h.onRequest(ev)
 	}
 	line := AccessLine{
-		Time: end, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Upstream: info.upstream,
+		Time: end, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Upstream: info.upstream, Mode: info.mode, Host: info.host,
 		Status: status, Duration: duration, Bytes: st.rec.bytes, Replayed: info.replay != "",
 		ReplaySkipped: skip, ExpectedBytes: -1, Error: f.Code, Fault: f.Fault,
 	}
@@ -163,6 +172,12 @@ func logAccessTo(log logrus.FieldLogger, line AccessLine) {
 		"bytes":       line.Bytes,
 		"replayed":    line.Replayed,
 		"remote":      line.Remote,
+	}
+	if line.Mode != ModeReverse {
+		fields["mode"] = line.Mode.String()
+	}
+	if line.Host != "" {
+		fields["host"] = line.Host
 	}
 	if line.Upstream != "" {
 		fields["upstream"] = line.Upstream

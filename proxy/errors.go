@@ -91,6 +91,13 @@ const (
 	failUpstreamIdle
 	failUpstreamIdleHeld
 	failUpstreamTruncated
+	// The forward proxy's (forwardroute.go, tunnel.go).
+	failProxyAuth
+	failHostNotAllowed
+	failMisdirected
+	failTunnelHandshake
+	failTooManyTunnels
+	failCertificate
 	numFailureKinds
 )
 
@@ -133,6 +140,16 @@ var failures = [numFailureKinds]Failure{
 	// The idle timeout, in the body of an answer held back to decide on a
 	// replay: nothing of it has reached the client.
 	failUpstreamIdleHeld: {http.StatusGatewayTimeout, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream},
+	// The forward proxy's: no key in Proxy-Authorization; a host no
+	// upstream lists (nothing was sent anywhere); inside a tunnel, a Host
+	// or TLS name other than the tunnel's (RFC 9110 15.5.20); the
+	// tunnels' cap; no certificate for a tunnel (the CA is ours to fix).
+	failProxyAuth:       {http.StatusProxyAuthRequired, "proxy_authentication_required", "proxy_authentication_required", FaultClient},
+	failHostNotAllowed:  {http.StatusForbidden, "host_not_allowed", "host_not_allowed", FaultClient},
+	failMisdirected:     {http.StatusMisdirectedRequest, "misdirected_request", "misdirected_request", FaultClient},
+	failTunnelHandshake: {0, "tunnel_handshake_failed", "tunnel_handshake_failed", FaultClient},
+	failTooManyTunnels:  {http.StatusServiceUnavailable, "too_many_tunnels", "too_many_tunnels", FaultProxy},
+	failCertificate:     {http.StatusBadGateway, "certificate_unavailable", "certificate_unavailable", FaultProxy},
 }
 
 // kindOf says what kind of failure err is. clientGone tells whether the
@@ -244,8 +261,11 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 		secs := math.Ceil(backoff.Wait.Seconds())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(secs))))
 	}
-	if kind == failMethodNotAllowed {
+	switch kind {
+	case failMethodNotAllowed:
 		w.Header().Set("Allow", forwardedMethods)
+	case failProxyAuth:
+		w.Header().Set("Proxy-Authenticate", `Basic realm="authproxy"`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -60,6 +60,12 @@ func TestFailureTable(t *testing.T) {
 		{failUpstreamIdle, nil, false, Failure{0, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
 		{failUpstreamIdleHeld, &heldIdleError{time.Second, 401}, false, Failure{504, "upstream_idle_timeout", "upstream_idle_timeout", FaultUpstream}},
 		{failUpstreamTruncated, nil, false, Failure{0, "upstream_truncated", "upstream_truncated", FaultUpstream}},
+		{failProxyAuth, errProxyAuth, false, Failure{407, "proxy_authentication_required", "proxy_authentication_required", FaultClient}},
+		{failHostNotAllowed, hostNotAllowed("x.example:443"), false, Failure{403, "host_not_allowed", "host_not_allowed", FaultClient}},
+		{failMisdirected, &requestError{failMisdirected, "x"}, false, Failure{421, "misdirected_request", "misdirected_request", FaultClient}},
+		{failTunnelHandshake, nil, false, Failure{0, "tunnel_handshake_failed", "tunnel_handshake_failed", FaultClient}},
+		{failTooManyTunnels, errTooManyTunnels, false, Failure{503, "too_many_tunnels", "too_many_tunnels", FaultProxy}},
+		{failCertificate, &requestError{failCertificate, "x"}, false, Failure{502, "certificate_unavailable", "certificate_unavailable", FaultProxy}},
 	}
 	covered := map[failureKind]bool{}
 	for _, tt := range tests {

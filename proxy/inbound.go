@@ -31,28 +31,13 @@ var (
 // compared in constant time, so neither timing nor wording tells a caller
 // how close it came.
 func (in *Inbound) admit(r *http.Request) error {
-	if len(in.AllowCIDRs) > 0 {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		addr, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil {
-			return errForbidden
-		}
-		addr = addr.Unmap()
-		allowed := false
-		for _, p := range in.AllowCIDRs {
-			allowed = allowed || p.Contains(addr)
-		}
-		if !allowed {
-			return errForbidden
-		}
+	if len(in.AllowCIDRs) > 0 && !in.allowed(r.RemoteAddr) {
+		return errForbidden
 	}
 	if len(in.APIKeys) == 0 {
 		return nil
 	}
-	header := in.APIKeyHeader
-	if header == "" {
-		header = "X-Authproxy-Key"
-	}
+	header := in.keyHeader()
 	got := []byte(r.Header.Get(header))
 	r.Header.Del(header)
 	match := 0
@@ -63,4 +48,28 @@ func (in *Inbound) admit(r *http.Request) error {
 		return errUnauthorized
 	}
 	return nil
+}
+
+// allowed says whether the client at remoteAddr is in AllowCIDRs. The
+// connection's address is used, never a client-sent header.
+func (in *Inbound) allowed(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	addr, perr := netip.ParseAddr(host)
+	if err != nil || perr != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range in.AllowCIDRs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *Inbound) keyHeader() string {
+	if in.APIKeyHeader == "" {
+		return "X-Authproxy-Key"
+	}
+	return in.APIKeyHeader
 }

@@ -33,6 +33,10 @@ type Upstream struct {
 	// PathPrefix selects the requests for this upstream and is stripped
 	// from them. "" takes every request no other prefix takes.
 	PathPrefix string
+	// Hosts select the requests for this upstream that come through the
+	// forward proxy: "name:port", lower case. They choose the upstream,
+	// never the destination: requests go to Target. Nil: none.
+	Hosts []string
 	// Tokens supplies the access token. Required.
 	Tokens TokenSource
 	// Header is the header the token goes in; "" means Authorization.
@@ -88,6 +92,8 @@ type Options struct {
 	// BodyReadTimeout answers 408 to a client whose request body makes
 	// no progress for this long. Zero waits for ever.
 	BodyReadTimeout time.Duration
+	// Forward is what the forward proxy serves (see ForwardServer).
+	Forward Forward
 	// OnRequest, if set, is called once per request after it is answered.
 	// It must not block.
 	OnRequest func(RequestEvent)
@@ -96,6 +102,10 @@ type Options struct {
 // RequestEvent describes one answered request, for metrics.
 type RequestEvent struct {
 	Upstream string // "" when no upstream took it
+	// Mode is the way the request came in; Host, for ModeForward, the
+	// host:port it named ("" for ModeReverse).
+	Mode     Mode
+	Host     string
 	Method   string
 	Status   int
 	Duration time.Duration
@@ -126,7 +136,9 @@ type Handler struct {
 	bodyTimeout time.Duration
 	inbound     Inbound
 	onRequest   func(RequestEvent)
-	accessLog   AccessLogger // nil: log through log
+	accessLog   AccessLogger      // nil: log through log
+	hosts       map[string]*route // the forward proxy's routes, by "name:port"
+	forward     Forward
 }
 
 type route struct {
@@ -144,12 +156,14 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
-		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog}
+		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog, forward: opts.Forward}
 	if opts.Now != nil {
 		h.now = opts.Now
 	}
 	seen := map[string]string{}
+	hostsOf := map[string][]string{}
 	for _, u := range upstreams {
+		hostsOf[u.Name] = u.Hosts
 		if u.Target == nil || u.Target.Scheme == "" || u.Target.Host == "" {
 			return nil, fmt.Errorf("upstream %q: target must be an absolute URL", u.Name)
 		}
@@ -164,6 +178,15 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log, opts.ReplayBudget)})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
+	h.hosts = map[string]*route{}
+	for i := range h.routes {
+		for _, host := range hostsOf[h.routes[i].name] {
+			if other, dup := h.hosts[host]; dup {
+				return nil, fmt.Errorf("upstreams %q and %q both list host %s", other.name, h.routes[i].name, host)
+			}
+			h.hosts[host] = &h.routes[i]
+		}
+	}
 	return h, nil
 }
 
@@ -187,18 +210,25 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 	}
 	ours := oursToSet(header, static, u.AppendForwardedFor)
 	target := u.Target
+	// Through the forward proxy the app sends the API's own path: it goes
+	// to the target's scheme and host as it came, not below its path.
+	targetRoot := &url.URL{Scheme: target.Scheme, Host: target.Host}
 	return &httputil.ReverseProxy{
 		// Rewrite, not Director: with Director, hop-by-hop removal runs
 		// afterwards and could delete what it set. The token itself is
 		// set later still, by the transport.
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			rest := strings.TrimPrefix(pr.In.URL.EscapedPath(), prefix)
-			if rest == "" || rest[0] != '/' {
-				rest = "/" + rest
+			if info := infoFrom(pr.In.Context()); info != nil && info.mode == ModeForward {
+				pr.SetURL(targetRoot) // the path as it came; the Host the target's
+			} else {
+				rest := strings.TrimPrefix(pr.In.URL.EscapedPath(), prefix)
+				if rest == "" || rest[0] != '/' {
+					rest = "/" + rest
+				}
+				pr.Out.URL.RawPath = rest
+				pr.Out.URL.Path, _ = url.PathUnescape(rest)
+				pr.SetURL(target) // also sets the outbound Host to the target's
 			}
-			pr.Out.URL.RawPath = rest
-			pr.Out.URL.Path, _ = url.PathUnescape(rest)
-			pr.SetURL(target) // also sets the outbound Host to the target's
 			// ReverseProxy has already dropped the client's Forwarded and
 			// X-Forwarded-For, -Host and -Proto from Out.
 			dropClientHeaders(pr.Out.Header, ours, !u.AppendForwardedFor)
@@ -303,14 +333,23 @@ func (p *bufferPool) Put(b []byte) {
 	}
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, nil, nil) }
+
+// serve answers a request that came in by the proxy's own listener (fw
+// nil), or through the forward proxy fw: as an absolute-form or CONNECT
+// request (tun nil), or inside the tunnel tun. Every way in takes the same
+// admission, refusals, routes and failures.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fw *ForwardServer, tun *tunnel) {
 	st := newRequestState(r.Context(), h.now())
 	st.rec.ResponseWriter = w
 	r = r.WithContext(&st.ctx)
 	defer h.logAccess(r, st)
 	rec := &st.rec
+	if fw != nil {
+		st.info.mode = ModeForward
+	}
 
-	if err := h.checkRequest(r); err != nil {
+	if err := h.checkRequest(r, &st.info, tun); err != nil {
 		writeError(rec, r, "", err)
 		return
 	}
@@ -320,6 +359,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body := &st.info.bodies.client
 		body.init(r.Body, w, h.maxBody, h.bodyTimeout)
 		r.Body = body
+	}
+	if fw != nil {
+		fw.route(h, rec, r, st, tun)
+		return
 	}
 	for i := range h.routes {
 		rt := &h.routes[i]
@@ -360,9 +403,16 @@ func echoesRequest(method string) bool {
 // segment could climb out of the target's base path once the upstream
 // normalises it, and an h2c upgrade would open a tunnel past the proxy's
 // checks (h2c smuggling), and a TRACE would come back with the token.
-// It also applies the inbound access rules.
-func (h *Handler) checkRequest(r *http.Request) error {
-	if err := h.inbound.admit(r); err != nil {
+// It also applies the inbound access rules. Through the forward proxy,
+// absolute form and CONNECT are how a client names its host:
+// checkForward decides on them, and inside a tunnel they are refused as
+// here.
+func (h *Handler) checkRequest(r *http.Request, info *requestInfo, tun *tunnel) error {
+	admit := h.inbound.admit
+	if info.mode == ModeForward {
+		admit = func(r *http.Request) error { return h.inbound.admitForward(r, tun != nil) }
+	}
+	if err := admit(r); err != nil {
 		return err
 	}
 	if echoesRequest(r.Method) {
@@ -378,7 +428,11 @@ func (h *Handler) checkRequest(r *http.Request) error {
 			}
 		}
 	}
-	if r.URL.Scheme != "" || r.URL.Host != "" || r.Method == http.MethodConnect {
+	if info.mode == ModeForward {
+		if err := h.checkForward(r, info, tun); err != nil || r.Method == http.MethodConnect {
+			return err
+		}
+	} else if r.URL.Scheme != "" || r.URL.Host != "" || r.Method == http.MethodConnect {
 		return &requestError{failBadRequest, "absolute-form and CONNECT requests are not proxied; send the path only"}
 	}
 	if !strings.HasPrefix(r.URL.Path, "/") {

@@ -70,7 +70,7 @@ type fakeUpstream struct {
 	answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)
 }
 
-func newUpstream(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)) *fakeUpstream {
+func newUpstream(t testing.TB, answer func(w http.ResponseWriter, r *http.Request, rec upstreamRecord)) *fakeUpstream {
 	u := &fakeUpstream{answer: answer}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -156,7 +156,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		t.Fatal(err)

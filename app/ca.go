@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/authproxy/authproxy/pki"
+)
+
+// caCommand is `authproxy ca create DIR --hosts a,b`: the forward
+// proxy's CA, constrained to the hosts it serves.
+var caCommand = command{
+	name: "ca", args: "create DIR --hosts HOST[,HOST...]", operand: verbAndDir,
+	summary: "make the forward proxy's CA, valid for the named hosts only",
+	about: `Make a certificate authority for forward_proxy in DIR: ca.pem (give it to
+the apps, which trust it) and ca-key.pem (mode 600, for authproxy alone).
+Its X.509 name constraints (critical) permit only the hosts given and the
+names below them, and no IP address: if the key leaked, it could
+impersonate no other site. Print how to make common clients trust it.`,
+	example: "authproxy ca create /etc/authproxy/ca --hosts api.redgifs.com,api.producthunt.com",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+		hosts := fs.String("hosts", "", "the `HOSTS` the CA may issue for, comma-separated (each covers the names below it)")
+		return func(_ context.Context, operand string) int {
+			verb, dir, _ := strings.Cut(operand, " ")
+			if verb != "create" {
+				fmt.Fprintf(opts.Stderr, "authproxy ca: unknown action %q; write authproxy ca create DIR --hosts HOST,...\n", verb)
+				return 2
+			}
+			return caCreate(dir, *hosts, opts)
+		}
+	},
+}
+
+func caCreate(dir, hostList string, opts Options) int {
+	var hosts []string
+	for h := range strings.SplitSeq(hostList, ",") {
+		if h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		fmt.Fprintln(opts.Stderr, "authproxy ca create: name the hosts with --hosts, e.g. --hosts api.redgifs.com (those of your upstreams' targets and hosts:)")
+		return 2
+	}
+	for _, h := range hosts {
+		if strings.ContainsAny(h, "/:*@ ") || strings.Trim(h, "0123456789.") == "" {
+			fmt.Fprintf(opts.Stderr, "authproxy ca create: %q is not a host name; write e.g. api.example.com\n", h)
+			return 2
+		}
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	certPath, keyPath, err := pki.WriteCA(dir, hosts, now())
+	if err != nil {
+		fmt.Fprintln(opts.Stderr, "authproxy ca create:", err)
+		return 1
+	}
+	writeTrustHelp(opts.Stdout, certPath, keyPath, hosts)
+	return 0
+}
+
+// writeTrustHelp tells the operator what to do with the new CA.
+func writeTrustHelp(w io.Writer, certPath, keyPath string, hosts []string) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	certPath, keyPath = abs(certPath), abs(keyPath)
+	fmt.Fprintf(w, `Wrote %s (the CA certificate: give it to the apps)
+  and %s (its key, mode 600: authproxy's alone, never into an app's image).
+It may issue certificates for %s and the names below them, nothing else.
+
+In proxy.yaml:
+  forward_proxy:
+    listen: 127.0.0.1:3128
+    ca_cert_file: %s
+    ca_key_file: %s
+
+Make the app trust it and use the proxy (the app itself is unchanged):
+  every client: HTTPS_PROXY=http://127.0.0.1:3128  (and HTTP_PROXY for http://)
+  curl:    CURL_CA_BUNDLE=%[1]s   or  curl --cacert %[1]s
+  Go:      SSL_CERT_FILE=%[1]s   (replaces the system roots: concatenate them if the app calls other hosts)
+  Python:  REQUESTS_CA_BUNDLE=%[1]s (requests), SSL_CERT_FILE=%[1]s (urllib, httpx)
+  Node:    NODE_EXTRA_CA_CERTS=%[1]s  (Node 22.21+ and 24.5+ honour HTTPS_PROXY with NODE_USE_ENV_PROXY=1)
+  Java:    keytool -importcert -noprompt -alias authproxy -file %[1]s -keystore app-truststore.jks -storepass changeit
+           then -Djavax.net.ssl.trustStore=app-truststore.jks -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=3128
+  system:  cp %[1]s /usr/local/share/ca-certificates/authproxy.crt && update-ca-certificates  (Debian, Ubuntu)
+
+In a container, mount the certificate alone, read-only:
+  docker run -v %[1]s:/etc/authproxy/ca.pem:ro -e HTTPS_PROXY=http://authproxy:3128 \
+    -e SSL_CERT_FILE=/etc/authproxy/ca.pem -e NODE_EXTRA_CA_CERTS=/etc/authproxy/ca.pem app-image
+  (compose: volumes: ["./ca/ca.pem:/etc/authproxy/ca.pem:ro"])
+`, certPath, keyPath, strings.Join(hosts, ", "), certPath, keyPath)
+}

@@ -1,0 +1,198 @@
+// Package pki holds the forward proxy's certificate authority: loading
+// the operator's CA (its certificate and key files), checking that its
+// name constraints permit the hosts the proxy serves, making a new one
+// (authproxy ca create), and minting the short-lived leaf certificates
+// a tunnel is served with.
+//
+// It is a leaf: it imports nothing of authproxy's, so that config (for
+// its checks), app (for the wiring) and tests can all use it. Nothing
+// here ever puts key material in an error or a log.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// maxFileSize bounds what is read of a certificate or key file: a PEM
+// CA is a few KiB, and a wrong path (a log, a device) must not be read
+// whole.
+const maxFileSize = 1 << 20
+
+// CA is an operator's certificate authority, loaded for minting.
+type CA struct {
+	Cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// ErrKeyReadable marks a CA key file that its group or others can read:
+// whoever reads it can impersonate every host the CA permits.
+var ErrKeyReadable = errors.New("the CA key is readable by others")
+
+// CheckKeyMode refuses a key file that anyone but its owner can read or
+// write (mode & 0o077).
+func CheckKeyMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cannot read it: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; make it its owner's alone: chmod 600 %s", ErrKeyReadable, path, perm, path)
+	}
+	return nil
+}
+
+// LoadCA reads a CA certificate and its private key (PEM), refusing a
+// key file that others can read, a certificate that is not a CA, and a
+// key that is not the certificate's.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	cert, err := ReadCertificate(certFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckKeyMode(keyFile); err != nil {
+		return nil, err
+	}
+	b, err := readSmall(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	key, err := ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
+	}
+	if !cert.IsCA || !cert.BasicConstraintsValid {
+		return nil, fmt.Errorf("%s is not a CA certificate (basic constraints CA:TRUE); make one with: authproxy ca create DIR --hosts ...", certFile)
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("%s may not sign certificates (its key usage lacks keyCertSign)", certFile)
+	}
+	if !samePublicKey(cert.PublicKey, key.Public()) {
+		return nil, fmt.Errorf("%s is not the key of %s", keyFile, certFile)
+	}
+	return &CA{Cert: cert, key: key}, nil
+}
+
+// ReadCertificate reads the first certificate of a PEM file.
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	b, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
+		}
+		if block.Type == "CERTIFICATE" {
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: the certificate does not parse: %v", path, err)
+			}
+			return cert, nil
+		}
+	}
+}
+
+// Permits says whether the CA's name constraints allow a certificate for
+// host, a DNS name. A CA without permitted DNS names is refused too: if
+// its key leaked, it could impersonate any site to whoever trusts it.
+func (ca *CA) Permits(host string) error { return Permits(ca.Cert, host) }
+
+// Permits is CA.Permits for a certificate alone.
+func Permits(cert *x509.Certificate, host string) error {
+	if len(cert.PermittedDNSDomains) == 0 {
+		return errors.New("the CA has no name constraints: with its key, anyone could impersonate any site to the apps that trust it; make a constrained one with: authproxy ca create DIR --hosts " + host)
+	}
+	for _, d := range cert.ExcludedDNSDomains {
+		if domainMatch(host, d) {
+			return fmt.Errorf("the CA's name constraints exclude %s (excluded: %s)", host, d)
+		}
+	}
+	for _, d := range cert.PermittedDNSDomains {
+		if domainMatch(host, d) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the CA's name constraints do not permit %s (permitted: %s); make one that does with: authproxy ca create DIR --hosts %s",
+		host, strings.Join(cert.PermittedDNSDomains, ", "), host)
+}
+
+// domainMatch is RFC 5280 4.2.1.10 for DNS names: "example.com" matches
+// itself and every name below it, ".example.com" only the names below.
+func domainMatch(host, constraint string) bool {
+	host, constraint = strings.ToLower(host), strings.ToLower(constraint)
+	if constraint == "" {
+		return true
+	}
+	if strings.HasPrefix(constraint, ".") {
+		return strings.HasSuffix(host, constraint)
+	}
+	return host == constraint || strings.HasSuffix(host, "."+constraint)
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read it: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("%s is over 1 MiB; it must hold one PEM certificate or key", path)
+	}
+	return b, nil
+}
+
+// ParsePrivateKey reads the first private key in PEM: PKCS#8, PKCS#1 or
+// SEC1. Its errors describe the structure, never the key's bytes.
+func ParsePrivateKey(pemBytes []byte) (crypto.Signer, error) {
+	for rest := pemBytes; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no PEM private key found (-----BEGIN PRIVATE KEY-----)")
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, errors.New("the key is encrypted; write it unencrypted, mode 600")
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %q does not parse: %v", block.Type, err)
+		}
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+			return k.(crypto.Signer), nil
+		}
+		return nil, fmt.Errorf("PEM block %q holds a %T; use an EC, RSA or Ed25519 key", block.Type, key)
+	}
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
