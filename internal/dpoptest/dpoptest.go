@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -169,6 +170,8 @@ type Event struct {
 	Error        string // why it was refused; "" if accepted
 	Proof        *Proof
 	Token        string
+	DPoP         []string // the DPoP headers as they came
+	Body         string
 }
 
 // Log records events.
@@ -233,7 +236,7 @@ func (as *AS) JKT(token string) string {
 }
 
 func (as *AS) serve(w http.ResponseWriter, r *http.Request) {
-	ev := Event{Method: r.Method, Path: r.URL.Path}
+	ev := Event{Method: r.Method, Path: r.URL.Path, DPoP: r.Header.Values("DPoP")}
 	defer func() { as.add(ev) }()
 	refuse := func(code, desc string) {
 		ev.Status, ev.Error = http.StatusBadRequest, code+": "+desc
@@ -312,7 +315,8 @@ func StartRS(t testing.TB, as *AS) *RS {
 func (rs *RS) RotateNonce() { rs.nonces.rotate() }
 
 func (rs *RS) serve(w http.ResponseWriter, r *http.Request) {
-	ev := Event{Method: r.Method, Path: r.URL.Path}
+	body, _ := io.ReadAll(r.Body)
+	ev := Event{Method: r.Method, Path: r.URL.Path, DPoP: r.Header.Values("DPoP"), Body: string(body)}
 	defer func() { rs.add(ev) }()
 	refuse := func(errCode, desc string) {
 		ev.Status, ev.Error = http.StatusUnauthorized, errCode+": "+desc
