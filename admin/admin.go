@@ -44,6 +44,9 @@ type State struct {
 	// (unreachable: failing closed); SharedStoreError says why.
 	SharedStore      string
 	SharedStoreError error
+	// DPoPThumbprint is the RFC 7638 thumbprint of the key the tokens are
+	// bound to (public: the tokens' cnf.jkt); "" without DPoP.
+	DPoPThumbprint string
 }
 
 // Handler serves the admin endpoints. Its zero value is not usable; fill
@@ -129,6 +132,7 @@ type upstreamStatus struct {
 	LastError   string     `json:"last_error,omitempty"`
 	SharedStore string     `json:"shared_store,omitempty"`
 	StoreError  string     `json:"shared_store_error,omitempty"`
+	DPoPJKT     string     `json:"dpop_jkt,omitempty"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +143,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		if st.LastError != nil {
 			us.LastError = st.LastError.Error()
 		}
-		us.SharedStore = st.SharedStore
+		us.SharedStore, us.DPoPJKT = st.SharedStore, st.DPoPThumbprint
 		if st.SharedStoreError != nil {
 			us.StoreError = st.SharedStoreError.Error()
 		}
