@@ -59,6 +59,9 @@ type State struct {
 	// (unreachable: failing closed); SharedStoreError says why.
 	SharedStore      string
 	SharedStoreError error
+	// DPoPThumbprint is the RFC 7638 thumbprint of the key the tokens are
+	// bound to (public: the tokens' cnf.jkt); "" without DPoP.
+	DPoPThumbprint string
 }
 
 // Handler serves the admin endpoints. Its zero value is not usable; fill
@@ -144,6 +147,7 @@ type upstreamStatus struct {
 	LastError   string     `json:"last_error,omitempty"`
 	SharedStore string     `json:"shared_store,omitempty"`
 	StoreError  string     `json:"shared_store_error,omitempty"`
+	DPoPJKT     string     `json:"dpop_jkt,omitempty"`
 	// ForwardHosts and Requests are there when the forward proxy is on.
 	ForwardHosts []string  `json:"forward_hosts,omitempty"`
 	Requests     *Requests `json:"requests,omitempty"`
@@ -157,7 +161,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		if st.LastError != nil {
 			us.LastError = st.LastError.Error()
 		}
-		us.SharedStore = st.SharedStore
+		us.SharedStore, us.DPoPJKT = st.SharedStore, st.DPoPThumbprint
 		us.ForwardHosts = u.ForwardHosts
 		if u.Requests != nil {
 			r := u.Requests()

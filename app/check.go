@@ -54,6 +54,7 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 	}
 	checkTLS(tk+".tls", t.TLS, problem)
 	checkTLS("upstreams."+u.Name+".tls", u.TLS, problem)
+	checkDPoP(u, problem)
 	return problems
 }
 
@@ -101,6 +102,9 @@ func credentialWarnings(u config.Upstream) (warnings []string) {
 		warnings = append(warnings, o.Key+": "+o.Message)
 	}
 	keyFileMode(tk+".private_key_file", t.PrivateKeyFile)
+	if t.DPoP != nil {
+		keyFileMode(tk+".dpop.private_key_file", t.DPoP.PrivateKeyFile)
+	}
 	for _, f := range []struct{ key, path string }{
 		{"client_assertion_file", t.ClientAssertionFile}, {"assertion_file", t.AssertionFile},
 	} {

@@ -87,6 +87,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
 			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: transport,
 			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
+			DPoP: cache.DPoPKey(),
 		})
 	}
 	keys := make([]string, len(cfg.Inbound.APIKeys))
@@ -149,6 +150,7 @@ func tokenSettings(u config.Upstream) auth.Settings {
 		AssertionFile: t.AssertionFile, SubjectTokenFile: t.SubjectTokenFile, SubjectTokenType: t.SubjectTokenType,
 		ActorTokenFile: t.ActorTokenFile, ActorTokenType: t.ActorTokenType, RequestedTokenType: t.RequestedTokenType,
 		Username: t.Username, Password: t.Password.Reveal(),
+		DPoPKeyFile: dpopKeyFile(t), DPoPSigningAlg: dpopSigningAlg(t),
 	}
 }
 
@@ -226,7 +228,7 @@ func (rt *program) adminUpstreams() []admin.Upstream {
 			State: func() admin.State {
 				st := cache.Status()
 				return admin.State{Valid: st.Valid, ExpiresAt: st.Expiry, LastRefresh: st.LastRefresh, LastError: st.LastError,
-					SharedStore: sharedMode(st), SharedStoreError: st.SharedError}
+					SharedStore: sharedMode(st), SharedStoreError: st.SharedError, DPoPThumbprint: dpopThumbprint(cache)}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
 			Reason: func(err error) string { return proxy.DescribeToken(err).Reason },

@@ -37,6 +37,9 @@ func check(path string, opts Options) int {
 		warnings = append(warnings, credentialWarnings(u)...)
 		return credentialProblems(u)
 	}})
+	if cfg != nil {
+		warnings = append(warnings, dpopFleetWarnings(cfg)...)
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
 	}
@@ -72,6 +75,9 @@ func serve(ctx context.Context, path string, opts Options) int {
 		for _, w := range credentialWarnings(u) {
 			logger.Warn(w)
 		}
+	}
+	for _, w := range dpopFleetWarnings(cfg) {
+		logger.Warn(w)
 	}
 	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
 	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")

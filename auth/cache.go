@@ -102,6 +102,7 @@ type Cache struct {
 	src      Source
 	opts     CacheOptions
 	identity Identity // set by NewSource; zero for a hand-built Cache
+	dpop     *DPoPKey // set by NewSource with DPoP; see DPoPKey
 
 	cur        atomic.Pointer[cachedToken]
 	group      singleflight.Group

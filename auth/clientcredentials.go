@@ -86,6 +86,12 @@ type Client struct {
 	// not understand, and a sender-constrained (DPoP) token sent as a
 	// Bearer one would fail, or worse, work where it should not.
 	TokenType string
+	// DPoP, if set, binds the tokens to its key (RFC 9449): every token
+	// request carries a proof, a use_dpop_nonce answer is retried once
+	// with the server's nonce, and a token that is not of type DPoP, or
+	// a JWT bound to another key, is unusable (ErrBadResponse), whatever
+	// TokenType says.
+	DPoP *DPoPKey
 	// HTTPClient sends the request; nil means http.DefaultClient's
 	// transport. Redirects are never followed whatever the client says,
 	// so the secret is only ever sent to TokenURL.
@@ -97,7 +103,7 @@ type Client struct {
 func (c Client) endpoint() tokenEndpoint {
 	return tokenEndpoint{
 		url: c.TokenURL, auth: c.clientAuth(), params: c.Params, audience: c.Audience, resource: c.Resource,
-		json: c.BodyFormat == JSONBody, client: c.HTTPClient, now: c.Now, tokenType: c.TokenType,
+		json: c.BodyFormat == JSONBody, client: c.HTTPClient, now: c.Now, tokenType: c.TokenType, dpop: c.DPoP,
 	}
 }
 
@@ -150,7 +156,8 @@ type tokenEndpoint struct {
 	json               bool
 	client             *http.Client
 	now                func() time.Time
-	tokenType          string // "" means Bearer
+	tokenType          string   // "" means Bearer
+	dpop               *DPoPKey // nil: no proof (see dpopExchange)
 }
 
 // exchange builds one attempt from the grant's fields and posts it. Every
@@ -158,6 +165,14 @@ type tokenEndpoint struct {
 // secrets (see secretFields). An error of the client authentication (an
 // unreadable assertion file) is returned as is: nothing was sent.
 func (e tokenEndpoint) exchange(ctx context.Context, grant [][2]string) (*Token, error) {
+	if e.dpop != nil {
+		return e.dpopExchange(ctx, grant)
+	}
+	return e.exchangeOnce(ctx, grant)
+}
+
+// exchangeOnce builds one attempt and posts it.
+func (e tokenEndpoint) exchangeOnce(ctx context.Context, grant [][2]string) (*Token, error) {
 	a := &attempt{fields: make([][2]string, 0, len(grant)+len(e.params)+4), header: make(http.Header)}
 	a.fields = append(a.fields, grant...)
 	if err := e.auth.apply(a); err != nil {
@@ -231,9 +246,15 @@ func (e tokenEndpoint) post(ctx context.Context, a *attempt, red redactor) (*Tok
 		return nil, &RetrieveError{StatusCode: resp.StatusCode,
 			ErrorDescription: "redirect not followed: credentials are only sent to the configured token url"}
 	}
+	if e.dpop != nil {
+		e.dpop.ObserveNonce(req.URL, resp.Header)
+	}
 	tok, err := parseTokenResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, sent)
 	if err == nil {
 		err = e.checkType(tok, resp.StatusCode)
+	}
+	if err == nil && e.dpop != nil {
+		err = e.dpop.checkBinding(tok.AccessToken, resp.StatusCode)
 	}
 	var re *RetrieveError
 	if errors.As(err, &re) && (re.StatusCode == http.StatusTooManyRequests || re.StatusCode == http.StatusServiceUnavailable) {
@@ -274,6 +295,14 @@ func (e tokenEndpoint) newRequest(ctx context.Context, a *attempt) (*http.Reques
 	for k, vs := range a.header {
 		req.Header[k] = vs
 	}
+	if e.dpop != nil {
+		// Signed last, for this attempt alone: a retry gets a new jti.
+		proof, err := e.dpop.Proof(http.MethodPost, req.URL, "")
+		if err != nil {
+			return nil, err
+		}
+		req.Header["Dpop"] = []string{proof}
+	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "authproxy")
@@ -284,8 +313,14 @@ func (e tokenEndpoint) newRequest(ctx context.Context, a *attempt) (*http.Reques
 // naming the type the endpoint sent (the type is not a secret).
 func (e tokenEndpoint) checkType(tok *Token, status int) error {
 	want := Token{TokenType: e.tokenType}.Type()
+	if e.dpop != nil {
+		want = DPoPTokenType
+	}
 	if strings.EqualFold(tok.Type(), want) {
 		return nil
+	}
+	if e.dpop != nil {
+		return badResponse("status %d with token_type %q, not DPoP: the token endpoint did not bind the token to token.dpop's key (RFC 9449 5), and it is not sent as another type; turn DPoP on for this client at the provider (Okta: Require DPoP; Keycloak: OAuth 2.0 DPoP bound access tokens)", status, tok.TokenType)
 	}
 	if strings.EqualFold(tok.TokenType, "DPoP") {
 		return badResponse("status %d with token_type %q: a DPoP-bound token (RFC 9449) is useless without a proof of its key on every request, and is not sent as a %s token", status, tok.TokenType, want)

@@ -39,6 +39,13 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	if s.DPoPKeyFile != "" && c.DPoP == nil {
+		k, err := ReadDPoPKey(s.DPoPKeyFile, s.DPoPSigningAlg, c.Now)
+		if err != nil {
+			return Client{}, nil, fmt.Errorf("upstream %q: dpop: %w", s.Name, err)
+		}
+		c.DPoP = k
+	}
 	signed, err := s.signedAssertion(c)
 	if err != nil {
 		return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)

@@ -40,6 +40,11 @@ func (s Settings) Identity() Identity {
 		// upgrade's reload.
 		sum = sha256.Sum256(fmt.Appendf(sum[:], "|%s", more))
 	}
+	if jkt := s.dpopThumbprint(); jkt != "" {
+		// Only when set, as above. The key counts by its thumbprint: a
+		// token bound to another key is useless with this one.
+		sum = sha256.Sum256(fmt.Appendf(sum[:], "|dpop=%s|%s", jkt, s.DPoPSigningAlg))
+	}
 	return Identity{Client: s.clientFingerprint(), Settings: hex.EncodeToString(sum[:])}
 }
 
@@ -73,6 +78,11 @@ func (s Settings) tokenTypeSetting() string {
 // client's own, who the subject is.
 func (s Settings) clientFingerprint() string {
 	c := s.Client
+	if c.DPoP == nil && s.DPoPKeyFile != "" {
+		// The key is read when the source is built; here only its
+		// thumbprint counts, as Client.Fingerprint counts it then.
+		c.DPoP = &DPoPKey{thumbprint: s.dpopThumbprint()}
+	}
 	var subject []string
 	switch s.Grant {
 	case GrantPassword:
@@ -98,6 +108,12 @@ func (c Client) Fingerprint() string {
 // the client asks for.
 func (c Client) fingerprintScopes() []string {
 	s := append(slices.Clone(c.Scopes), paramScopes(c.Params)...)
+	if c.DPoP != nil {
+		// A token, and a public client's refresh token, bound to one key
+		// is no other key's: a new key gets tokens of its own, in the
+		// Store and in the fleet's shared store alike.
+		s = append(s, "dpop:jkt="+c.DPoP.thumbprint)
+	}
 	for _, a := range c.Audience {
 		s = append(s, "audience:"+a)
 	}

@@ -80,6 +80,12 @@ type Settings struct {
 	RequestedTokenType                 string
 	// Username and Password are GrantPassword's.
 	Username, Password string
+
+	// DPoPKeyFile, if set, binds the tokens to its key (RFC 9449; see
+	// Client.DPoP and DPoPKey): read once, when the source is built.
+	// DPoPSigningAlg is the proofs' alg ("": the key's default).
+	DPoPKeyFile    string
+	DPoPSigningAlg SigningAlg
 }
 
 // Options are what every source of a process shares. The zero value of
@@ -157,7 +163,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 		}
 	}
 	c := NewCache(src, copts)
-	c.identity = id
+	c.identity, c.dpop = id, client.DPoP
 	return c, nil
 }
 

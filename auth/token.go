@@ -51,6 +51,9 @@ func (t Token) Type() string {
 	if t.TokenType == "" || strings.EqualFold(t.TokenType, "bearer") {
 		return "Bearer"
 	}
+	if strings.EqualFold(t.TokenType, DPoPTokenType) {
+		return DPoPTokenType // RFC 9449 7.1's spelling of the scheme
+	}
 	return t.TokenType
 }
 

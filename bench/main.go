@@ -43,6 +43,10 @@ type scenario struct {
 	body     int    // request body bytes
 	conns    int
 	lifetime int // token lifetime in seconds; small makes refreshes happen during the run
+	// dpop, if set, binds authproxy's tokens to a key of this algorithm
+	// (ES256, EdDSA): a DPoP proof signed for every request (issue 25).
+	// The "before" binary is left out of such a scenario.
+	dpop string
 }
 
 var scenarios = []scenario{
@@ -51,6 +55,9 @@ var scenarios = []scenario{
 	{name: "post64KiB", what: "POST, 64 KiB body (kept for replay), 256 B answer", method: "POST", path: "/size/256", body: 64 << 10, conns: 64, lifetime: 3600},
 	{name: "conns1000", what: "GET, 256 B answer, 1000 connections", method: "GET", path: "/size/256", conns: 1000, lifetime: 3600},
 	{name: "refresh", what: "GET, 256 B, token lifetime 2 s (refreshed about every second)", method: "GET", path: "/size/256", conns: 64, lifetime: 2},
+	// small with DPoP: compare authproxy's CPU/req and allocs/req with small's.
+	{name: "small-dpop-es256", what: "small, with a DPoP proof (ES256, P-256) signed for every request", method: "GET", path: "/size/256", conns: 64, lifetime: 3600, dpop: "ES256"},
+	{name: "small-dpop-ed25519", what: "small, with a DPoP proof (EdDSA, Ed25519) signed for every request", method: "GET", path: "/size/256", conns: 64, lifetime: 3600, dpop: "EdDSA"},
 }
 
 // options are the command line's, made plain for run.

@@ -72,9 +72,9 @@ upstreams:
     path_prefix: ""
     upstream_timeout: 60s
     upstream_idle_timeout: 5m
-    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
+    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m%s}
     replay: {max_body: "%s"}
-`, addr, admin, up.url, up.url, ps.replayMaxBody)
+`, addr, admin, up.url, up.url, dpopSetting(dir, up.dpop), ps.replayMaxBody)
 	path := filepath.Join(dir, "proxy.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 	if err != nil {
 		return rep, err
 	}
+	up.dpop = sc.dpop
 	defer up.close()
 	var procs []*proxyProc
 	defer func() {
@@ -49,7 +50,7 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 		}
 	}()
 	starts := []func(context.Context, *upstream) (*proxyProc, error){ps.startAuthproxy, ps.startBare}
-	if ps.before != "" {
+	if ps.before != "" && sc.dpop == "" {
 		starts = append(starts, ps.startBefore)
 	}
 	if ps.nginx != "" {

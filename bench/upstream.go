@@ -2,10 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 )
@@ -18,6 +27,10 @@ type upstream struct {
 	url         string
 	tokenGrants atomic.Int64
 	close       func()
+	// dpop is the scenario's DPoP algorithm, "" for none: authproxy is
+	// given a key of it. The API does not verify proofs: what is
+	// measured is the proxy's cost of making them.
+	dpop string
 }
 
 func startUpstream(lifetime int) (*upstream, error) {
@@ -30,7 +43,11 @@ func startUpstream(lifetime int) (*upstream, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"access_token":"bench-%d","token_type":"Bearer","expires_in":%d}`, u.tokenGrants.Add(1), lifetime)
+		typ := "Bearer"
+		if r.Header.Get("DPoP") != "" {
+			typ = "DPoP"
+		}
+		fmt.Fprintf(w, `{"access_token":"bench-%d","token_type":%q,"expires_in":%d}`, u.tokenGrants.Add(1), typ, lifetime)
 	})
 	mux.HandleFunc("/size/{n}", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" {
@@ -50,4 +67,27 @@ func startUpstream(lifetime int) (*upstream, error) {
 	}()
 	u.close = func() { srv.Close(); <-done }
 	return u, nil
+}
+
+// dpopSetting writes a key of alg into dir and returns the token's dpop
+// setting for it; "" for no alg.
+func dpopSetting(dir, alg string) string {
+	if alg == "" {
+		return ""
+	}
+	var key crypto.Signer
+	if alg == "EdDSA" {
+		_, key, _ = ed25519.GenerateKey(rand.Reader)
+	} else {
+		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		panic(err)
+	}
+	path := filepath.Join(dir, "dpop.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf(", dpop: {private_key_file: %q, signing_alg: %s}", path, alg)
 }

@@ -98,6 +98,9 @@ type Token struct {
 	Username string
 	Password Secret
 
+	// DPoP, if set, binds the tokens to a key (see dpop.go).
+	DPoP *DPoP
+
 	// Obsolete are keys the file sets that are accepted but no longer
 	// used, each with what to do: warnings, for check and serve's start,
 	// not problems, so that a config written for an older version still
@@ -144,6 +147,8 @@ type fileToken struct {
 	Username           string `mapstructure:"username"`
 	Password           string `mapstructure:"password"`
 	PasswordFile       string `mapstructure:"password_file"`
+
+	DPoP fileDPoP `mapstructure:"dpop"`
 }
 
 // token checks upstreams.NAME.token, whose key is tk.
@@ -206,11 +211,15 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 	if t.Timeout <= 0 {
 		p.add(tk+".timeout", "must be more than 0; write e.g. 10s")
 	}
+	if t.DPoP = p.dpop(tk, ft.DPoP, dir); t.DPoP != nil {
+		t.TokenType = p.dpopTokenType(tk, ft.TokenType)
+	}
 	switch {
+	case t.DPoP != nil:
 	case strings.EqualFold(t.TokenType, "bearer"):
 		t.TokenType = "Bearer"
 	case strings.EqualFold(t.TokenType, "dpop"):
-		p.add(tk+".token_type", "DPoP tokens need a proof of the key with every request (RFC 9449), which the proxy does not make; remove token_type to take Bearer tokens")
+		p.add(tk+".token_type", "DPoP tokens need a proof of a key with every request (RFC 9449): write token.dpop.private_key_file, the key to prove; or remove token_type to take Bearer tokens")
 	case !headerPattern.MatchString(t.TokenType):
 		p.add(tk+".token_type", "%q is not a token type; write e.g. Bearer, or the type the token endpoint answers with (N_A, MAC)", t.TokenType)
 	}

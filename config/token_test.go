@@ -177,7 +177,7 @@ func TestTokenType(t *testing.T) {
 		{"      token_type: MAC\n    inject: {format: \"{token_type} {token}\"}\n", "MAC", ""},
 		{"      token_type: N_A\n", "", `upstreams.api.inject.format: "Bearer {token}" presents the token as Bearer, and token_type is N_A; write "{token_type} {token}", or "{token}" for the raw token`},
 		{"      token_type: \"a b\"\n", "", `upstreams.api.token.token_type: "a b" is not a token type; write e.g. Bearer`},
-		{"      token_type: DPoP\n", "", "upstreams.api.token.token_type: DPoP tokens need a proof of the key with every request (RFC 9449), which the proxy does not make"},
+		{"      token_type: DPoP\n", "", "upstreams.api.token.token_type: DPoP tokens need a proof of a key with every request (RFC 9449): write token.dpop.private_key_file"},
 	} {
 		cfg, err := Parse([]byte(minimal+tt.yaml), Options{NoEnvOverrides: true})
 		switch {

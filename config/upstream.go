@@ -136,6 +136,9 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 	u.Hosts = p.upstreamHosts(key, u.Target, fu.Hosts)
 	u.Token = p.token(key+".token", fu.Token, dir)
 	u.Inject = p.inject(key+".inject", fu.Inject)
+	if u.Token.DPoP != nil {
+		p.dpopInject(key+".inject", &u.Inject, fu.Inject)
+	}
 	if u.Token.TokenType != "Bearer" && strings.Contains(strings.ToLower(u.Inject.Format), "bearer") {
 		p.add(key+".inject.format", "%q presents the token as Bearer, and token_type is %s; write \"{token_type} {token}\", or \"{token}\" for the raw token", u.Inject.Format, u.Token.TokenType)
 	}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authproxy/authproxy/auth"
 	"github.com/sirupsen/logrus"
 )
 
@@ -63,6 +64,12 @@ type Upstream struct {
 	// (X-Real-IP, X-Original-URL, ...), as client-sent headers cannot be
 	// trusted.
 	AppendForwardedFor bool
+	// DPoP, if set, is the key the tokens are bound to (RFC 9449): every
+	// request sent upstream carries a proof made for it alone, and a 401
+	// asking for the upstream's nonce is sent once more with one (see
+	// requestHeader). Format then defaults to "{token_type} {token}",
+	// which gives `Authorization: DPoP <token>`.
+	DPoP *auth.DPoPKey
 	// Transport sends requests upstream; nil means a clone of
 	// http.DefaultTransport whose connections are dialled through
 	// WithPooledCopy.
@@ -201,7 +208,14 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 	if header == "" {
 		header = "Authorization"
 	}
-	if format == "" {
+	var perRequest requestHeader
+	if u.DPoP != nil {
+		perRequest = dpopProof{key: u.DPoP, upstream: u.Name}
+	}
+	switch {
+	case format == "" && u.DPoP != nil:
+		format = "{token_type} {token}"
+	case format == "":
 		format = "Bearer {token}"
 	}
 	static := http.Header{}
@@ -243,7 +257,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 			base: base, upstream: u.Name, tokens: u.Tokens,
 			header: http.CanonicalHeaderKey(header), render: headerTemplate(format), static: static,
 			replayOn: u.ReplayOn, maxBody: u.MaxReplayBody, budget: budget, idleTimeout: u.IdleTimeout,
-			log: logger.WithField("upstream", u.Name),
+			log: logger.WithField("upstream", u.Name), perRequest: perRequest,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, u.Name, err)

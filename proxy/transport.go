@@ -50,6 +50,10 @@ type tokenTransport struct {
 	// rejected is where a just-fetched token was refused too: a 401 there
 	// is passed back without a refresh.
 	rejected rejectedPaths
+	// perRequest is the header step made anew for each request, after
+	// the token's cached header, with the URL as rewritten: a DPoP proof.
+	// nil for Bearer.
+	perRequest requestHeader
 
 	// rendered caches the header value of the current token, so the hot
 	// path formats nothing.
@@ -88,9 +92,15 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.setHeaders(req.Header, value)
+	if t.perRequest != nil {
+		if err := t.perRequest.set(req, tok); err != nil {
+			closeBody(req)
+			return nil, err
+		}
+	}
 	// A body that may need replaying is copied as it streams upstream.
 	var tee *teeBody
-	replayable := len(t.replayOn) > 0
+	replayable := len(t.replayOn) > 0 || t.perRequest != nil
 	if replayable && req.Body != nil && req.Body != http.NoBody {
 		skip := skipMaxBody
 		if req.ContentLength <= t.maxBody {
@@ -112,8 +122,11 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && replayable && slices.Contains(t.replayOn, resp.StatusCode) {
-		resp, err = t.replay(ctx, req, tok, tee, resp)
+	switch {
+	case err == nil && replayable:
+		resp, err = t.decideAndSend(ctx, req, tok, tee, resp)
+	case err == nil && t.perRequest != nil:
+		t.perRequest.observe(req, resp) // a nonce, even on an answer that cannot be retried
 	}
 	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		// The body of a 101 is the upgraded connection ReverseProxy writes
@@ -137,6 +150,55 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// replayDecision is what an upstream's answer calls for.
+type replayDecision int
+
+const (
+	// pass: the answer goes back to the client.
+	pass replayDecision = iota
+	// refreshAndReplay: the token is stale (a replay status); refresh it
+	// and send the request once more (see replay).
+	refreshAndReplay
+	// retryWithNewHeader: the same token, with a new per-request header
+	// (a DPoP proof with the nonce the server just gave); no refresh.
+	retryWithNewHeader
+)
+
+// decide is the one replay decision: a per-request header's challenge
+// first, at most once per request (headerRetried: it was), then the
+// replay statuses. The per-request step sees every answer, so that a
+// nonce is kept from each.
+func (t *tokenTransport) decide(req *http.Request, resp *http.Response, headerRetried bool) replayDecision {
+	if t.perRequest != nil && t.perRequest.observe(req, resp) {
+		if headerRetried {
+			// Asked again: the token is not what is refused, so no
+			// refresh either; the answer goes back as it came.
+			return pass
+		}
+		return retryWithNewHeader
+	}
+	if slices.Contains(t.replayOn, resp.StatusCode) {
+		return refreshAndReplay
+	}
+	return pass
+}
+
+// decideAndSend acts on decide: each of the two retries at most once,
+// the header's first, so that no answer makes the proxy loop.
+func (t *tokenTransport) decideAndSend(ctx context.Context, req *http.Request, tok *auth.Token, tee *teeBody, resp *http.Response) (*http.Response, error) {
+	switch t.decide(req, resp, false) {
+	case retryWithNewHeader:
+		resp, err := t.retryHeader(ctx, req, tok, tee, resp)
+		if err != nil || t.decide(req, resp, true) != refreshAndReplay {
+			return resp, err
+		}
+		return t.replay(ctx, req, tok, tee, resp)
+	case refreshAndReplay:
+		return t.replay(ctx, req, tok, tee, resp)
+	}
+	return resp, nil
 }
 
 // replay handles a rejected token: refresh it and send the request once
@@ -183,15 +245,19 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 	}
 	// A copy with headers of its own: the first request may still be in
 	// the hands of the transport that sent it.
-	again := req.WithContext(ctx)
-	again.Header = req.Header.Clone()
+	again := resend(ctx, req, body, tee != nil)
 	t.setHeaders(again.Header, value)
-	if tee != nil {
-		again.Body = io.NopCloser(bytes.NewReader(body))
-		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		again.ContentLength = int64(len(body))
+	if t.perRequest != nil {
+		// A new proof, for the fresh token: the first one was spent.
+		if err := t.perRequest.set(again, fresh); err != nil {
+			t.rejected.failed(fresh, key)
+			return nil, err
+		}
 	}
 	resp, err := t.base.RoundTrip(again)
+	if err == nil && t.perRequest != nil {
+		t.perRequest.observe(again, resp)
+	}
 	outcome := "error"
 	switch {
 	case err != nil:
@@ -207,6 +273,20 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		info.replay = outcome
 	}
 	return resp, err
+}
+
+// resend is req to send once more, with headers of its own (the first
+// request may still be in the hands of the transport that sent it) and,
+// if it had one, the kept body.
+func resend(ctx context.Context, req *http.Request, body []byte, hasBody bool) *http.Request {
+	again := req.WithContext(ctx)
+	again.Header = req.Header.Clone()
+	if hasBody {
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		again.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		again.ContentLength = int64(len(body))
+	}
+	return again
 }
 
 // atBound says, once for each token that reaches it, that refreshes

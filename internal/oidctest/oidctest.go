@@ -64,6 +64,10 @@ type Options struct {
 	// Users are the password grant's users and their passwords; without
 	// any, it lets every user in.
 	Users map[string]string
+	// DPoPNonces makes the token endpoint require a nonce of its own in
+	// every DPoP proof (RFC 9449 8): the first proof without one is
+	// refused with use_dpop_nonce. DPoP itself is always on.
+	DPoPNonces bool
 }
 
 // Client is one registered client. The zero AuthMethod is the
@@ -88,6 +92,9 @@ type Client struct {
 	// names the certificate a tls_client_auth client must present.
 	SubjectDN string
 	SANDNS    string
+	// DPoPBound (dpop_bound_access_tokens, RFC 9449 5.2) makes the
+	// provider refuse this client's token requests without a DPoP proof.
+	DPoPBound bool
 }
 
 // MarshalJSON writes the client's registration metadata.
@@ -106,6 +113,9 @@ func (c Client) MarshalJSON() ([]byte, error) {
 	set("tls_client_auth_san_dns", c.SANDNS)
 	if len(c.Keys) > 0 {
 		m["jwks"] = jose.JSONWebKeySet{Keys: c.Keys}
+	}
+	if c.DPoPBound {
+		m["dpop_bound_access_tokens"] = true
 	}
 	if len(c.GrantTypes) > 0 {
 		m["grant_types"] = c.GrantTypes
@@ -157,6 +167,9 @@ func Start(t testing.TB, opts Options) *Server {
 			"key": string(serverCert.KeyPEM), "cert": string(serverCert.CertPEM),
 			"client_ca": string(s.ClientCA.PEM),
 		},
+	}
+	if opts.DPoPNonces {
+		cfg["dpop_nonces"] = true
 	}
 	if opts.AccessTokenTTL > 0 {
 		cfg["access_token_ttl"] = int(opts.AccessTokenTTL.Seconds())

@@ -48,6 +48,10 @@ type TokenRequest struct {
 	// and its registered method; empty when it authenticated none.
 	ClientID   string `json:"client_id"`
 	AuthMethod string `json:"auth_method"`
+	// DPoP is the request's DPoP proof, decoded but not verified (the
+	// provider verifies it); TokenType the token_type answered.
+	DPoP      *JWT   `json:"dpop"`
+	TokenType string `json:"token_type"`
 }
 
 // JWT is a decoded, unverified JWT.

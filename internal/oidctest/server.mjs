@@ -158,6 +158,12 @@ function newProvider(issuer) {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      // RFC 9449, on by default in this version; with dpop_nonces the
+      // token endpoint refuses a proof without its nonce (use_dpop_nonce).
+      dPoP: {
+        enabled: true,
+        ...(config.dpop_nonces ? { nonceSecret: crypto.randomBytes(32), requireNonce: () => true } : {}),
+      },
       revocation: { enabled: true },
       mTLS: {
         enabled: true,
@@ -263,6 +269,7 @@ async function recordTokenRequests(ctx, next) {
     client_cert_authorized: cert ? ctx.req.socket.authorized === true : undefined,
   };
   if (params.client_assertion) rec.client_assertion = decodeJWT(params.client_assertion);
+  if (ctx.get('dpop')) rec.dpop = decodeJWT(ctx.get('dpop'));
   records.token_requests.push(rec);
 
   if (failNext.count > 0) {
@@ -279,6 +286,7 @@ async function recordTokenRequests(ctx, next) {
     rec.client_id = ctx.oidc?.client?.clientId;
     rec.auth_method = ctx.oidc?.client?.clientAuthMethod;
     if (ctx.status >= 400 && ctx.body && typeof ctx.body === 'object') rec.error = ctx.body.error;
+    if (ctx.status < 300 && ctx.body && typeof ctx.body === 'object') rec.token_type = ctx.body.token_type;
   }
 }
 
