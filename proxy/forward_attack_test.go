@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Attacks on the forward proxy by a hostile client: names that are not
+// host names, requests inside a tunnel that name another host, smuggling
+// past the tunnel's checks.
+
+// inTunnel opens a tunnel to api.test.example:443 and a TLS connection
+// inside it speaking HTTP/1.1, for requests written by hand.
+func (ft *forwardTest) inTunnel(t *testing.T) (*tls.Conn, *bufio.Reader) {
+	t.Helper()
+	resp, conn := ft.connect(t, "api.test.example:443", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: "api.test.example", RootCAs: ft.clientCAs, NextProtos: []string{"http/1.1"}})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return tc, bufio.NewReader(tc)
+}
+
+// Inside a tunnel to api, every spelling of another host is refused and
+// reaches no upstream; the spellings of api's own name are served.
+func TestForwardTunnelHostSpellings(t *testing.T) {
+	ft := startForward(t, forwardSetup{})
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"api.test.example", true},
+		{"API.Test.Example.", true},
+		{"api.test.example:443", true},
+		{"other.test.example", false},
+		{"OTHER.test.example.", false},
+		{"api.test.example:8443", false},
+		{"api.test.example:80", false},
+		{"api.test.example.other.test.example", false},
+		{"127.0.0.1", false},
+		{"[::1]:443", false},
+		{"api%2etest.example", false},
+		{"xn--api-test-example", false},
+	} {
+		tc, br := ft.inTunnel(t)
+		fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic c2VjcmV0LXByb3h5LWtleQ==\r\n\r\n", tt.host)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("Host %s: %v", tt.host, err)
+		}
+		resp.Body.Close()
+		if (resp.StatusCode == 200) != tt.ok {
+			t.Errorf("Host %s: %d, want served %v", tt.host, resp.StatusCode, tt.ok)
+		}
+		tc.Close()
+	}
+	if n := len(ft.other.requests()); n != 0 {
+		t.Errorf("the other upstream got %d requests", n)
+	}
+	for _, r := range ft.api.requests() {
+		if r.header.Get("Proxy-Authorization") != "" {
+			t.Error("Proxy-Authorization sent inside the tunnel reached the upstream")
+		}
+	}
+	if strings.Contains(ft.proxy.logs.String(), "c2VjcmV0LXByb3h5LWtleQ") {
+		t.Error("Proxy-Authorization is in the log")
+	}
+}
+
+// Inside a tunnel: TRACE, an h2c upgrade, absolute form and CONNECT are
+// refused, and none of them, nor OPTIONS * (which net/http answers
+// itself), reaches an upstream.
+func TestForwardTunnelSmuggling(t *testing.T) {
+	ft := startForward(t, forwardSetup{})
+	for _, raw := range []string{
+		"TRACE /x HTTP/1.1\r\nHost: api.test.example\r\n\r\n",
+		"track /x HTTP/1.1\r\nHost: api.test.example\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: api.test.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: H2C\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+		"GET http://api.test.example/x HTTP/1.1\r\nHost: api.test.example\r\n\r\n",
+		"CONNECT other.test.example:443 HTTP/1.1\r\nHost: other.test.example:443\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: api.test.example\r\n\r\n",
+	} {
+		tc, br := ft.inTunnel(t)
+		io.WriteString(tc, raw)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 && !strings.HasPrefix(raw, "OPTIONS *") {
+			t.Errorf("%q: %d, want a refusal", raw, resp.StatusCode)
+		}
+		tc.Close()
+	}
+	if n := len(ft.api.requests()) + len(ft.other.requests()); n != 0 {
+		t.Errorf("%d requests reached an upstream", n)
+	}
+}
+
+// Plaintext sent right after a CONNECT to an upstream's host, before any
+// TLS, is never served as a request.
+func TestForwardPlaintextAfterConnectIsNotServed(t *testing.T) {
+	ft := startForward(t, forwardSetup{})
+	conn, err := net.Dial("tcp", ft.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "CONNECT api.test.example:443 HTTP/1.1\r\nHost: api.test.example:443\r\nContent-Length: 5\r\n\r\nhelloGET /x HTTP/1.1\r\nHost: api.test.example\r\n\r\n")
+	io.ReadAll(conn) // the 200, then the handshake fails and the tunnel closes
+	if n := len(ft.api.requests()); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+}
+
+// User info in an absolute-form URI goes nowhere: not to the upstream,
+// not to the log.
+func TestForwardUserinfoInTheURIGoesNowhere(t *testing.T) {
+	ft := startForward(t, forwardSetup{})
+	status, _ := rawRequest(t, ft.proxyURL.Host, "GET http://user:s3cret-pw@api.test.example/x HTTP/1.1\r\nHost: api.test.example\r\n\r\n")
+	if status != 200 {
+		t.Fatalf("%d", status)
+	}
+	for _, r := range ft.api.requests() {
+		if strings.Contains(fmt.Sprint(r.header), "s3cret") || strings.Contains(fmt.Sprint(r.header), "dXNlcjpzM2NyZXQtcHc") {
+			t.Errorf("the URI's user info reached the upstream: %v", r.header)
+		}
+	}
+	if strings.Contains(ft.proxy.logs.String(), "s3cret") {
+		t.Error("the URI's user info is in the log")
+	}
+}
