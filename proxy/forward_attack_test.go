@@ -30,6 +30,36 @@ func (ft *forwardTest) inTunnel(t *testing.T) (*tls.Conn, *bufio.Reader) {
 	return tc, bufio.NewReader(tc)
 }
 
+// A CONNECT's host must be a host name: an IPv6 literal with a zone
+// that ends like a pass-through suffix is an IP address all the same,
+// and other bytes no DNS name has are never dialled.
+func TestForwardRefusesNamesThatAreNotHostNames(t *testing.T) {
+	ft := startForward(t, forwardSetup{opts: Options{Forward: Forward{PassThrough: []string{"*.blobs.example:443"}}}})
+	for _, target := range []string{
+		"[2001:db8::1%25.blobs.example]:443",
+		"[::1%25.blobs.example]:443",
+		"[fe80::a9fe:a9fe%25.blobs.example]:443",
+		".blobs.example:443",
+		"a..blobs.example:443",
+		"%C3%A9.blobs.example:443",
+		"-x.blobs.example:443",
+		// Suffix look-alikes of the pattern and the pattern's own name.
+		"evilblobs.example:443",
+		"blobs.example:443",
+		"blobs.example.evil:443",
+		"v1.blobs.example.:8443",
+	} {
+		resp, _ := ft.connect(t, target, "")
+		resp.Body.Close()
+		if resp.StatusCode == 200 || resp.StatusCode >= 500 {
+			t.Errorf("CONNECT %s: %d, want a refusal", target, resp.StatusCode)
+		}
+	}
+	if n := ft.dials.Load(); n != 0 {
+		t.Errorf("%d connections made for names that are not host names", n)
+	}
+}
+
 // Inside a tunnel to api, every spelling of another host is refused and
 // reaches no upstream; the spellings of api's own name are served.
 func TestForwardTunnelHostSpellings(t *testing.T) {
