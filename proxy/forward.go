@@ -27,9 +27,10 @@ type ForwardLimits struct {
 	// MaxTunnels bounds the CONNECT tunnels open at once; one more gets
 	// 503. Zero means DefaultMaxTunnels.
 	MaxTunnels int
-	// MaxHandshakes bounds the TLS handshakes under way at once (each is
-	// a signature); more wait, within HandshakeTimeout. Zero means
-	// DefaultMaxHandshakes.
+	// MaxHandshakes bounds the TLS handshakes the proxy works on at once,
+	// from a client's hello to the proxy's signature; more wait, within
+	// HandshakeTimeout. A client slow to send its hello or its Finished
+	// holds none. Zero means DefaultMaxHandshakes.
 	MaxHandshakes int
 	// HandshakeTimeout bounds a tunnel's TLS handshake, the wait for it,
 	// and the dial of a pass-through host. Zero means

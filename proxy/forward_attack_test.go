@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Attacks on the forward proxy by a hostile client: names that are not
@@ -167,5 +168,37 @@ func TestForwardUserinfoInTheURIGoesNowhere(t *testing.T) {
 	}
 	if strings.Contains(ft.proxy.logs.String(), "s3cret") {
 		t.Error("the URI's user info is in the log")
+	}
+}
+
+// Clients whose TLS handshakes never finish hold no handshake slot:
+// another client's handshake goes ahead while they wait for their
+// timeout. One stalls after its hello (it never sends its Finished), one
+// before it.
+func TestForwardStalledHandshakesDoNotStarveOthers(t *testing.T) {
+	ft := startForward(t, forwardSetup{limits: ForwardLimits{MaxHandshakes: 1, HandshakeTimeout: time.Hour}})
+	resp, conn := ft.connect(t, "api.test.example:443", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	hello, stop := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go tls.Client(conn, &tls.Config{ServerName: "api.test.example", RootCAs: ft.clientCAs,
+		VerifyConnection: func(tls.ConnectionState) error { close(hello); <-stop; return nil }}).Handshake()
+	<-hello                                             // the proxy has signed its part and waits for the client's
+	resp, _ = ft.connect(t, "api.test.example:443", "") // then says nothing
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	// Not a timing dependence: with a slot held, this handshake would
+	// wait out the stalled ones' hour; the deadline only bounds a failure.
+	resp, conn = ft.connect(t, "api.test.example:443", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	tc := tls.Client(conn, &tls.Config{ServerName: "api.test.example", RootCAs: ft.clientCAs})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("a handshake behind two stalled ones: %v", err)
 	}
 }
