@@ -202,3 +202,21 @@ func TestForwardStalledHandshakesDoNotStarveOthers(t *testing.T) {
 		t.Fatalf("a handshake behind two stalled ones: %v", err)
 	}
 }
+
+// The pass-through dialer refuses every address by which a name could
+// lead to the proxy's own host or a cloud metadata service, AWS's IPv6
+// one (a unique local address, not link-local) included, and takes the
+// others.
+func TestRefuseLocalAddresses(t *testing.T) {
+	for addr, refused := range map[string]bool{
+		"127.0.0.1:443": true, "127.1.2.3:443": true, "[::1]:443": true, "[::ffff:127.0.0.1]:443": true,
+		"0.0.0.0:443": true, "[::]:443": true,
+		"169.254.169.254:80": true, "[::ffff:169.254.169.254]:80": true, "[fe80::1]:443": true,
+		"[fd00:ec2::254]:80": true,
+		"93.184.215.14:443":  false, "10.1.2.3:443": false, "[2001:db8::1]:443": false, "[fd00:ec2::253]:443": false,
+	} {
+		if err := refuseLocal("tcp", addr, nil); (err != nil) != refused {
+			t.Errorf("%s: %v, want refused %v", addr, err, refused)
+		}
+	}
+}
