@@ -220,3 +220,22 @@ func TestRefuseLocalAddresses(t *testing.T) {
 		}
 	}
 }
+
+// The signing key a handshake slot is given back by serves TLS 1.2 as
+// well as 1.3.
+func TestForwardTunnelTLS12(t *testing.T) {
+	ft := startForward(t, forwardSetup{limits: ForwardLimits{MaxHandshakes: 1}})
+	for range 3 { // each needs the one slot given back
+		resp, conn := ft.connect(t, "api.test.example:443", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("CONNECT: %d", resp.StatusCode)
+		}
+		tc := tls.Client(conn, &tls.Config{ServerName: "api.test.example", RootCAs: ft.clientCAs, MaxVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		io.WriteString(tc, "GET /x HTTP/1.1\r\nHost: api.test.example\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil || resp.StatusCode != 200 || tc.ConnectionState().Version != tls.VersionTLS12 {
+			t.Fatalf("TLS 1.2 inside the tunnel: %v %v", resp, err)
+		}
+		tc.Close()
+	}
+}
