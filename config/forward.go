@@ -173,6 +173,12 @@ func (p *Problems) forwardProxy(f fileForwardProxy, ups []Upstream, fus map[stri
 			p.add(key, "%v", err)
 			continue
 		}
+		if suffix, ok := strings.CutPrefix(name, "*."); ok && !strings.Contains(suffix, ".") {
+			// A pattern for a top-level domain is an open proxy to a
+			// good part of the internet.
+			p.add(key, "%q passes every name under .%s through; name the domain, e.g. *.blobs.example.%s", h, suffix, suffix)
+			continue
+		}
 		if port == "" {
 			port = "443"
 		}

@@ -99,6 +99,8 @@ func TestForwardProxyProblems(t *testing.T) {
 			caHosts: []string{"example.com", "example.net"}, key: "forward_proxy.pass_through[0]", want: "without its token"},
 		{name: "IP pass-through", forward: strings.Replace(forwardOn, "telemetry.example.org", "10.0.0.1", 1),
 			caHosts: []string{"example.com", "example.net"}, key: "forward_proxy.pass_through[0]", want: "IP address"},
+		{name: "pass-through of a whole top-level domain", forward: strings.Replace(forwardOn, "telemetry.example.org", "\"*.org\"", 1),
+			caHosts: []string{"example.com", "example.net"}, key: "forward_proxy.pass_through[0]", want: "every name under .org"},
 		{name: "bad listen", forward: strings.Replace(forwardOn, "127.0.0.1:3128", "3128", 1),
 			caHosts: []string{"example.com", "example.net"}, key: "forward_proxy.listen", want: "127.0.0.1:3128"},
 	} {

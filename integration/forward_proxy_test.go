@@ -35,6 +35,7 @@ type forwardEnv struct {
 	api     *fakeapi.Server
 	logs    *syncbuf.Buffer
 	forward string // the forward proxy's host:port
+	reverse string // the proxy's own listener's host:port
 	admin   string // the admin endpoints' base URL
 	caFile  string // the forward proxy's CA certificate, for the apps
 	dir     string
@@ -78,7 +79,7 @@ func startForwardProxy(t *testing.T, extraTop string) *forwardEnv {
 		})
 	}()
 	select {
-	case <-ready:
+	case fe.reverse = <-ready:
 		fe.forward, fe.admin = <-fwd, <-adm
 	case code := <-exit:
 		cancel()

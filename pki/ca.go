@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 )
@@ -106,14 +107,25 @@ func ReadCertificate(path string) (*x509.Certificate, error) {
 }
 
 // Permits says whether the CA's name constraints allow a certificate for
-// host, a DNS name. A CA without permitted DNS names is refused too: if
-// its key leaked, it could impersonate any site to whoever trusts it.
+// host, a DNS name. A CA whose constraints leave other sites open is
+// refused too: if its key leaked, it could impersonate them to whoever
+// trusts it. That is one without permitted DNS names, one whose
+// constraints are not critical (a client that does not know them would
+// ignore them), and one that neither permits some IP ranges nor
+// excludes all of them (DNS constraints do not bind a certificate for an
+// address).
 func (ca *CA) Permits(host string) error { return Permits(ca.Cert, host) }
 
 // Permits is CA.Permits for a certificate alone.
 func Permits(cert *x509.Certificate, host string) error {
-	if len(cert.PermittedDNSDomains) == 0 {
-		return errors.New("the CA has no name constraints: with its key, anyone could impersonate any site to the apps that trust it; make a constrained one with: authproxy ca create DIR --hosts " + host)
+	const remake = "; make a constrained one with: authproxy ca create DIR --hosts "
+	switch {
+	case len(cert.PermittedDNSDomains) == 0:
+		return errors.New("the CA has no name constraints: with its key, anyone could impersonate any site to the apps that trust it" + remake + host)
+	case !cert.PermittedDNSDomainsCritical:
+		return errors.New("the CA's name constraints are not marked critical: a client that does not know them would take a certificate for any site from it" + remake + host)
+	case len(cert.PermittedIPRanges) == 0 && !(excludesAll(cert.ExcludedIPRanges, 32) && excludesAll(cert.ExcludedIPRanges, 128)):
+		return errors.New("the CA's name constraints leave IP addresses open: with its key, anyone could impersonate any site reached by address" + remake + host)
 	}
 	for _, d := range cert.ExcludedDNSDomains {
 		if domainMatch(host, d) {
@@ -127,6 +139,17 @@ func Permits(cert *x509.Certificate, host string) error {
 	}
 	return fmt.Errorf("the CA's name constraints do not permit %s (permitted: %s); make one that does with: authproxy ca create DIR --hosts %s",
 		host, strings.Join(cert.PermittedDNSDomains, ", "), host)
+}
+
+// excludesAll says whether ranges hold every address of the family
+// whose masks have bits bits (32: IPv4, 128: IPv6).
+func excludesAll(ranges []*net.IPNet, bits int) bool {
+	for _, r := range ranges {
+		if ones, b := r.Mask.Size(); ones == 0 && b == bits {
+			return true
+		}
+	}
+	return false
 }
 
 // domainMatch is RFC 5280 4.2.1.10 for DNS names: "example.com" matches

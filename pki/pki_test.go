@@ -1,8 +1,13 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,5 +148,68 @@ func TestMinterCachesWithABoundAndRenewsBeforeExpiry(t *testing.T) {
 	}
 	if got := b1.Leaf.NotAfter.Sub(b1.Leaf.NotBefore); got > LeafLifetime+10*time.Minute {
 		t.Errorf("leaf lifetime %s", got)
+	}
+}
+
+// An operator's CA constrained to DNS names alone can still, if its key
+// leaks, impersonate any site reached by IP address (a certificate with
+// an IP SAN), and non-critical constraints are ignored by clients that
+// do not know them: neither is taken.
+func TestPermitsRefusesConstraintsThatLeaveSitesOpen(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeCA := func(tmpl *x509.Certificate) *x509.Certificate {
+		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(1), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	dnsOnly := makeCA(&x509.Certificate{PermittedDNSDomainsCritical: true, PermittedDNSDomains: []string{"api.example.com"}})
+	// What the thief of its key could do: a certificate for 10.0.0.1.
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("10.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		dnsOnly, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(leafDER)
+	roots := x509.NewCertPool()
+	roots.AddCert(dnsOnly)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "10.0.0.1"}); err != nil {
+		t.Fatalf("the premise: an IP certificate from a DNS-only CA does not verify: %v", err)
+	}
+	for name, ca := range map[string]*x509.Certificate{
+		"DNS names only": dnsOnly,
+		"not critical": makeCA(&x509.Certificate{PermittedDNSDomains: []string{"api.example.com"},
+			ExcludedIPRanges: []*net.IPNet{{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}, {IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}}),
+		"IPv4 excluded only": makeCA(&x509.Certificate{PermittedDNSDomainsCritical: true, PermittedDNSDomains: []string{"api.example.com"},
+			ExcludedIPRanges: []*net.IPNet{{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}}),
+	} {
+		if err := Permits(ca, "api.example.com"); err == nil {
+			t.Errorf("%s: permitted", name)
+		}
+	}
+	// Those ca create makes, and one that permits some addresses only.
+	ok := makeCA(&x509.Certificate{PermittedDNSDomainsCritical: true, PermittedDNSDomains: []string{"api.example.com"},
+		PermittedIPRanges: []*net.IPNet{{IP: net.ParseIP("192.0.2.0"), Mask: net.CIDRMask(24, 32)}}})
+	if err := Permits(ok, "api.example.com"); err != nil {
+		t.Errorf("a CA permitting one IP range: %v", err)
+	}
+	dir := writeCA(t, "api.example.com")
+	made, err := ReadCertificate(filepath.Join(dir, CertFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Permits(made, "api.example.com"); err != nil {
+		t.Errorf("ca create's CA: %v", err)
 	}
 }

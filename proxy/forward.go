@@ -27,9 +27,10 @@ type ForwardLimits struct {
 	// MaxTunnels bounds the CONNECT tunnels open at once; one more gets
 	// 503. Zero means DefaultMaxTunnels.
 	MaxTunnels int
-	// MaxHandshakes bounds the TLS handshakes under way at once (each is
-	// a signature); more wait, within HandshakeTimeout. Zero means
-	// DefaultMaxHandshakes.
+	// MaxHandshakes bounds the TLS handshakes the proxy works on at once,
+	// from a client's hello to the proxy's signature; more wait, within
+	// HandshakeTimeout. A client slow to send its hello or its Finished
+	// holds none. Zero means DefaultMaxHandshakes.
 	MaxHandshakes int
 	// HandshakeTimeout bounds a tunnel's TLS handshake, the wait for it,
 	// and the dial of a pass-through host. Zero means
@@ -44,8 +45,9 @@ type ForwardLimits struct {
 	// means net/http's default.
 	MaxHeaderBytes int
 	// Dial connects to a pass-through host; nil means a net.Dialer that
-	// refuses loopback, link-local and unspecified addresses (a name that
-	// resolves to the proxy's own host or a cloud metadata service).
+	// refuses loopback, link-local, unspecified and EC2's IPv6 metadata
+	// addresses (a name that resolves to the proxy's own host or a cloud
+	// metadata service).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Wrap, if set, wraps the handler of the requests inside tunnels, as
 	// the app wraps the listener's (to count requests in flight).
@@ -203,11 +205,16 @@ func refuseLocal(network, address string, _ syscall.RawConn) error {
 		return err
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
-		return errors.New("a pass-through host resolves to a loopback, link-local or unspecified address: refused")
+	if ip == nil || ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(awsMetadataIPv6) {
+		return errors.New("a pass-through host resolves to a loopback, link-local, unspecified or cloud metadata address: refused")
 	}
 	return nil
 }
+
+// awsMetadataIPv6 is EC2's instance metadata service over IPv6: a unique
+// local address, which IsLinkLocalUnicast does not cover (the IPv4 one,
+// 169.254.169.254, and every other cloud's, are link-local).
+var awsMetadataIPv6 = net.ParseIP("fd00:ec2::254")
 
 // tunnelListener hands the inner server the tunnels' connections, once
 // their TLS handshakes are done.

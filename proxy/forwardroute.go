@@ -140,6 +140,12 @@ func (h *Handler) checkForward(r *http.Request, info *requestInfo, tun *tunnel) 
 	if net.ParseIP(strings.Trim(name, "[]")) != nil {
 		return &requestError{failHostNotAllowed, fmt.Sprintf("%s is an IP address; the forward proxy serves host names only", host)}
 	}
+	// Checked before any pattern: "[2001:db8::1%.blobs.example]" ends
+	// like "*.blobs.example" but is an address (its zone the rest), and a
+	// dialer takes it as one.
+	if !isHostName(name) {
+		return &requestError{failHostNotAllowed, fmt.Sprintf("%q is not a host name; the forward proxy serves host names only", name)}
+	}
 	if h.hosts[host] != nil {
 		if r.Method == http.MethodConnect && h.forward.Certificates == nil {
 			return &requestError{failHostNotAllowed, fmt.Sprintf("%s: the forward proxy has no CA to serve a tunnel with", host)}
@@ -170,6 +176,27 @@ func (h *Handler) passesThrough(host string) bool {
 		}
 	}
 	return false
+}
+
+// isHostName says whether name is a DNS host name: dot-separated labels
+// of 1 to 63 letters, digits, hyphens (not first or last) and
+// underscores, 253 bytes at most.
+func isHostName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // normalHost is host as the forward proxy's tables hold it: lower case,

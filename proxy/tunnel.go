@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -96,6 +97,7 @@ func (f *ForwardServer) intercept(h *Handler, rec *responseRecorder, r *http.Req
 		return
 	}
 	conn.tunnel = &tunnel{host: info.host}
+	slot := &handshakeSlot{slots: f.handshakes}
 	tlsConn := tls.Server(conn, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -103,10 +105,12 @@ func (f *ForwardServer) intercept(h *Handler, rec *responseRecorder, r *http.Req
 			if sni := strings.TrimSuffix(strings.ToLower(hello.ServerName), "."); sni != "" && sni != name {
 				return nil, fmt.Errorf("the client's TLS names %q inside the tunnel to %s", hello.ServerName, info.host)
 			}
-			return cert, nil
+			return slot.take(hello.Context(), cert)
 		},
 	})
-	if err := f.handshake(r.Context(), tlsConn); err != nil {
+	err = f.handshake(r.Context(), tlsConn)
+	slot.release()
+	if err != nil {
 		tlsConn.Close()
 		info.fail, info.err = failTunnelHandshake, err
 		return
@@ -114,23 +118,68 @@ func (f *ForwardServer) intercept(h *Handler, rec *responseRecorder, r *http.Req
 	f.innerLn.push(tlsConn)
 }
 
-// handshake runs a tunnel's TLS handshake within HandshakeTimeout, once
-// one of the MaxHandshakes slots is free.
+// handshake runs a tunnel's TLS handshake within HandshakeTimeout.
 func (f *ForwardServer) handshake(ctx context.Context, c *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.limits.HandshakeTimeout)
 	defer cancel()
-	select {
-	case f.handshakes <- struct{}{}:
-		defer func() { <-f.handshakes }()
-	case <-ctx.Done():
-		return errors.New("no TLS handshake slot came free in time")
-	}
 	deadline, _ := ctx.Deadline()
 	c.SetDeadline(deadline)
 	if err := c.HandshakeContext(ctx); err != nil {
 		return err
 	}
 	return c.SetDeadline(time.Time{})
+}
+
+// handshakeSlot is one of the MaxHandshakes slots, held by a handshake
+// only while the proxy works for it: from the client's hello, once it
+// has come, to the proxy's signature. A client that stalls before its
+// hello or after the signature (never sending its Finished) holds none,
+// so a few such clients cannot keep every other handshake waiting.
+type handshakeSlot struct {
+	slots chan struct{}
+	mu    sync.Mutex
+	held  bool
+}
+
+// take waits for a slot within ctx, and gives cert with a key that
+// gives the slot back once it has signed.
+func (s *handshakeSlot) take(ctx context.Context, cert *tls.Certificate) (*tls.Certificate, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, errors.New("no TLS handshake slot came free in time")
+	}
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+	key, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok {
+		return cert, nil // held to the handshake's end
+	}
+	signing := *cert
+	signing.PrivateKey = releasingSigner{key, s}
+	return &signing, nil
+}
+
+// release gives the slot back if it is held; it may be called more than
+// once.
+func (s *handshakeSlot) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held {
+		s.held = false
+		<-s.slots
+	}
+}
+
+type releasingSigner struct {
+	crypto.Signer
+	slot *handshakeSlot
+}
+
+func (k releasingSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	defer k.slot.release()
+	return k.Signer.Sign(rand, digest, opts)
 }
 
 // passThrough tunnels a pass_through host blindly: no TLS of ours, no
