@@ -145,7 +145,10 @@ func TestATinyLifetimeCostsAFewTokenRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed []int
+	first := time.Now()
+	var last time.Time
 	for range 200 {
+		last = time.Now()
 		wg.Go(func() {
 			resp, err := client.Get("http://" + p.addr + "/" + f.Name + f.APIPath)
 			if err != nil {
@@ -169,8 +172,14 @@ func TestATinyLifetimeCostsAFewTokenRequests(t *testing.T) {
 			refused++
 		}
 	}
-	t.Logf("expires_in 0.2, 200 requests over 2 s: %d token requests, %d refused by the API", api.TokenRequests(), refused)
-	if n := api.TokenRequests(); n > 5 || refused > 0 || len(failed) > 0 {
-		t.Errorf("%d token requests (want at most 5), %d requests refused by the API (want none), failures %v", n, refused, failed)
+	// Token requests start at least min_refresh_interval apart, from the
+	// first request to the last one's wait: over 2 s of sending that is
+	// 5. A loaded machine may send the last ones late, so the bound is
+	// the design's for the span the requests really took.
+	span := last.Sub(first)
+	allowed := 2 + int(span/(500*time.Millisecond))
+	t.Logf("expires_in 0.2, 200 requests over %s: %d token requests (at most %d), %d refused by the API", span.Round(time.Millisecond), api.TokenRequests(), allowed, refused)
+	if n := api.TokenRequests(); n > allowed || refused > 0 || len(failed) > 0 {
+		t.Errorf("%d token requests (want at most %d for requests sent over %s), %d requests refused by the API (want none), failures %v", n, allowed, span, refused, failed)
 	}
 }
