@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// Every authproxy_ metric the proxy exports is in the README's metrics
+// Every authproxy_ metric the proxy exports is in docs/operating.md's metrics
 // table: an operator reads the table, not the code, to build alerts.
 func TestEveryMetricIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operating.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	}
 	for _, n := range names {
 		if !regexp.MustCompile("(?m)^\\| `" + n[1] + "` \\|").Match(readme) {
-			t.Errorf("%s is exported but not in the README's metrics table", n[1])
+			t.Errorf("%s is exported but not in docs/operating.md's metrics table", n[1])
 		}
 	}
 }

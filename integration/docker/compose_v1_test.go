@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// TestComposeV1 runs the README's compose lines with docker-compose, the
-// Compose v1 that Debian 12 ships, for `docker compose`, as the README
-// tells its users to: the default stack, a restart, a login from a
-// container, the replicas profile next to it, down.
+// TestComposeV1 runs the documented compose lines with docker-compose,
+// the Compose v1 that Debian 12 ships, for `docker compose`, as
+// docs/docker.md tells its users to: the default stack, a restart, a login
+// from a container, the replicas profile next to it, the clean-up.
 func TestComposeV1(t *testing.T) {
 	requireDocker(t)
 	if _, err := exec.LookPath("docker-compose"); err != nil {
@@ -29,7 +29,7 @@ func TestComposeV1(t *testing.T) {
 	authenticated(t, time.Minute, "http://127.0.0.1:8080/redbooth/api/3/me")
 	loginFromContainer(t, p.shell, v1(documented(t, "docker compose run --rm -p 127.0.0.1:8085:8085 authproxy login redbooth")))
 
-	p.start(t, v1(documented(t, "docker compose --profile replicas up replica")), nil)
+	p.start(t, v1(documented(t, "docker compose --profile replicas up --build replica")), nil)
 	for _, port := range []string{"8181", "8182", "8183"} {
 		authenticated(t, 2*time.Minute, "http://127.0.0.1:"+port+"/redgifs/v2/gifs/search")
 	}
@@ -39,5 +39,8 @@ func TestComposeV1(t *testing.T) {
 	if s := stats(t)["redgifs"]; s.TokenRequests != 2 {
 		t.Errorf("redgifs: %d token requests; want 2 (the single proxy's and the fleet's)", s.TokenRequests)
 	}
-	p.run(t, v1(documented(t, "docker compose down")))
+	p.run(t, v1(documented(t, "docker compose --profile replicas down -v")))
+	if left := p.leftovers(t); len(left) > 0 {
+		t.Errorf("after %s: %q", v1(documented(t, "docker compose --profile replicas down -v")), left)
+	}
 }

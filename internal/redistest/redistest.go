@@ -39,7 +39,7 @@ type Server struct {
 }
 
 // Start runs redis-server until the test ends. It persists every write to
-// an append-only file, fsynced, as the README tells users with
+// an append-only file, fsynced, as docs/replicas.md tells users with
 // refresh-token upstreams to do, so a Restart keeps the data.
 func Start(t testing.TB) *Server {
 	t.Helper()
