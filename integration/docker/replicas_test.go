@@ -19,7 +19,9 @@ func TestReplicasProfile(t *testing.T) {
 	p := newProject(t, "replicas")
 	p.start(t, documented(t, "docker compose --profile replicas up --build replica"), nil)
 	var replicas []string
-	eventually(t, 3*time.Minute, "three replicas", func() (bool, string) {
+	// --build: from the layer cache, or a build of its own when compose's
+	// builder cannot use the suite's layers (minutes on a busy machine).
+	eventually(t, 15*time.Minute, "three replicas", func() (bool, string) {
 		replicas = p.containers(t, "replica")
 		return len(replicas) == 3, fmt.Sprint(replicas)
 	})

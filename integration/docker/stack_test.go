@@ -69,7 +69,7 @@ func TestDefaultStack(t *testing.T) {
 	p := newProject(t, "stack")
 	staleImage(t)
 	up := p.start(t, documented(t, "docker compose up"), nil)
-	took := authenticated(t, 3*time.Minute, "http://127.0.0.1:8080/redgifs/v2/gifs/search")
+	took := authenticated(t, 15*time.Minute, "http://127.0.0.1:8080/redgifs/v2/gifs/search") // --build: see TestReplicasProfile
 	t.Logf("docker compose up --build: the first authenticated request after %s", took.Round(time.Second))
 	proxy := p.container(t, "authproxy")
 	if stale := docker(t, "image", "inspect", "-f", `{{index .Config.Labels "authproxytest.stale"}}`, docker(t, "inspect", "-f", "{{.Image}}", proxy)); stale != "" {
