@@ -144,6 +144,20 @@ func documented(t *testing.T, prefix string) string {
 	return found[0]
 }
 
+// documentedLine returns line if it is a documented command as written,
+// for a command that starts another one (`down`, `down -v`).
+func documentedLine(t *testing.T, line string) string {
+	t.Helper()
+	cmds, err := documentedCommands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(cmds, line) {
+		t.Fatalf("%q is not a documented command", line)
+	}
+	return line
+}
+
 // TestDocumentedCommandsAreFound guards the extraction itself: it runs
 // without Docker.
 func TestDocumentedCommandsAreFound(t *testing.T) {

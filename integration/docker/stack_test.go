@@ -163,7 +163,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	t.Run("down keeps the tokens volume", func(t *testing.T) {
-		p.run(t, documented(t, "docker compose down"))
+		p.run(t, documentedLine(t, "docker compose down"))
 		if err := up.wait(t, time.Minute); err != nil {
 			t.Logf("docker compose up ended with %v", err)
 		}
@@ -173,7 +173,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	t.Run("down -v leaves nothing behind", func(t *testing.T) {
-		p.run(t, documented(t, "docker compose down -v"))
+		p.run(t, documentedLine(t, "docker compose down -v"))
 		if left := p.leftovers(t); len(left) > 0 {
 			t.Errorf("after docker compose down -v: %q", left)
 		}
