@@ -1,13 +1,17 @@
 # authproxy: a static binary on a minimal image, running as uid 65532, no shell.
 #   docker build -t authproxy .
-# The image holds proxy.yaml, the documented example with the four seed
-# APIs; it needs their eight client variables (export them first; Redbooth
-# then needs one `authproxy login`, see README, "Docker and docker-compose"):
+# The image holds proxy.yaml, the documented example with four real APIs;
+# it needs their eight client variables (export them first; Redbooth then
+# needs one `authproxy login`: see docs/docker.md):
 #   docker run --rm --stop-timeout 35 -p 127.0.0.1:8080:8080 -p 127.0.0.1:9090:9090 -v authproxy-tokens:/var/lib/authproxy \
 #     -e REDGIFS_CLIENT_ID -e REDGIFS_CLIENT_SECRET -e PRODUCTHUNT_CLIENT_ID -e PRODUCTHUNT_CLIENT_SECRET \
 #     -e TEENQUOTES_CLIENT_ID -e TEENQUOTES_CLIENT_SECRET -e REDBOOTH_CLIENT_ID -e REDBOOTH_CLIENT_SECRET authproxy
-# Your own config instead: add -v "$PWD/my-proxy.yaml:/etc/authproxy/proxy.yaml:ro"
-# and pass the variables it names.
+# Your own config instead: mount the directory that holds it, as
+# proxy.yaml, and pass the variables it names:
+#   -v "$PWD/config:/etc/authproxy:ro"
+# The directory, not the file: an editor replaces the file, which a file
+# mount never shows the container; in a directory the proxy sees it and
+# reloads.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -202,3 +202,40 @@ func TestAdminListenerCutsOffSlowHeadersAndIdleConnections(t *testing.T) {
 		}
 	})
 }
+
+// /readyz says the proxy holds a token it has not seen expire; it does not
+// ask the API. A token the API stopped accepting stays ready until a
+// request meets the 401, and then only a failed refresh turns it not
+// ready (docs/operating.md, "What ready means"). With the refresh token
+// dead too, each later look sends nothing to the token endpoint and says
+// Retry-After: 1 (docs/behaviour.md, "A dead refresh token").
+func TestReadyzStaysReadyWithARevokedTokenUntilARequestMeetsIt(t *testing.T) {
+	f := fakeapi.Redbooth()
+	e := start(t, f, setup{seedRefresh: true})
+	if status, _, _ := e.do("GET", f.APIPath, nil); status != 200 {
+		t.Fatal(status)
+	}
+	e.api.RevokeAll()           // the access token
+	e.api.RevokeRefreshTokens() // and the refresh token: the user revoked the app
+	before := e.api.TokenRequests()
+	if status, body := e.adminGet("/readyz"); status != 200 {
+		t.Errorf("/readyz with a revoked, unexpired token: %d %s; want 200 (it does not ask the API)", status, body)
+	}
+	hdr := e.expectError(f.APIPath, 502, "reauthorization_required", "run: authproxy login redbooth: token endpoint answered 400 invalid_grant")
+	if status, body := e.adminGet("/readyz"); status != 503 || !strings.Contains(body, `"redbooth":"reauthorization_required"`) {
+		t.Errorf("/readyz after the request met the revocation: %d %s", status, body)
+	}
+	if got := e.api.TokenRequests() - before; got != 1 {
+		t.Errorf("%d token requests; want 1 (the refresh the 401 caused)", got)
+	}
+	for range 3 {
+		e.clock.Advance(2 * time.Second) // past each "next attempt"
+		hdr = e.expectError(f.APIPath, 502, "reauthorization_required", "the refresh token was rejected; run: authproxy login redbooth (next attempt at ")
+		if got := hdr.Get("Retry-After"); got != "1" {
+			t.Errorf("Retry-After %q; want 1", got)
+		}
+	}
+	if got := e.api.TokenRequests() - before; got != 1 {
+		t.Errorf("%d token requests; the next attempts must send none", got)
+	}
+}

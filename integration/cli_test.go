@@ -123,16 +123,16 @@ func TestCheckReportsEachMissingVariableOnce(t *testing.T) {
 	}
 }
 
-// The README's validation example is what check prints for its
-// proxy.yaml, line for line, with no variable set.
-func TestCheckPrintsTheREADMEsValidationExample(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// The validation example of docs/configuration.md is what check prints
+// for its proxy.yaml, line for line, with no variable set.
+func TestCheckPrintsTheDocumentedValidationExample(t *testing.T) {
+	readme, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, example, ok := strings.Cut(string(readme), "**Validation.**")
 	if !ok {
-		t.Fatal("README.md has no **Validation.** paragraph")
+		t.Fatal("docs/configuration.md has no **Validation.** paragraph")
 	}
 	blocks := regexp.MustCompile("(?s)```(yaml)?\n(.*?)```").FindAllStringSubmatch(example, 2)
 	if len(blocks) != 2 || blocks[0][1] != "yaml" || blocks[1][1] != "" {
@@ -144,7 +144,7 @@ func TestCheckPrintsTheREADMEsValidationExample(t *testing.T) {
 	}
 	code, out, errOut := runCLI("check", "--config", path)
 	if got, want := strings.ReplaceAll(errOut, path, "proxy.yaml"), blocks[1][2]; code != 2 || out != "" || got != want {
-		t.Errorf("exit %d, stdout %q; check prints\n%s\nthe README shows\n%s", code, out, got, want)
+		t.Errorf("exit %d, stdout %q; check prints\n%s\ndocs/configuration.md shows\n%s", code, out, got, want)
 	}
 }
 

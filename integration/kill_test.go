@@ -29,7 +29,7 @@ import (
 // before using the new access token, so at every instant the store holds
 // a refresh token that still works. (With a server that revokes on
 // redemption, a crash after the server rotates and before the answer is
-// saved is unrecoverable by any client; see README.)
+// saved is unrecoverable by any client; see docs/user-apis.md.)
 func TestKill9DuringRefreshesAlwaysRecovers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary 60 times")

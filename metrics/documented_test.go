@@ -44,7 +44,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 	}
 	for _, n := range names {
 		if !regexp.MustCompile("(?m)^\\| `" + n[1] + "` \\|").Match(readme) {
-			t.Errorf("%s is exported but not in the README's metrics table", n[1])
+			t.Errorf("%s is exported but not in docs/operating.md's metrics table", n[1])
 		}
 	}
 }

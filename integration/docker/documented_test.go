@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// The commands the Dockerfile, docker-compose.yml and the README's Docker
-// sections show a user. Tests run them through shell.run/start/try, which
-// mark them; TestMain fails the suite if one was never run as written.
+// The commands the Dockerfile, docker-compose.yml, the README's Docker
+// section and the Docker pages of docs/ show a user. Tests run them
+// through shell.run/start/try, which mark them; TestMain fails the suite
+// if one was never run as written.
 
 var (
 	ranMu sync.Mutex
@@ -31,9 +32,13 @@ func normalize(line string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(line, "\\\n", " ")), " ")
 }
 
-// readmeSections are the README sections whose ```sh blocks are the
-// Docker commands.
-var readmeSections = []string{"## Docker and docker-compose", "## Running several replicas"}
+// dockerDocs are the Markdown files, and the section of each ("" for the
+// whole file), whose ```sh blocks are Docker commands.
+var dockerDocs = []struct{ file, section string }{
+	{"README.md", "## Docker"},
+	{"docs/docker.md", ""},
+	{"docs/replicas.md", ""},
+}
 
 // documentedCommands returns every command a user is shown, normalized.
 func documentedCommands() ([]string, error) {
@@ -45,11 +50,13 @@ func documentedCommands() ([]string, error) {
 		}
 		cmds = append(cmds, commentCommands(string(data))...)
 	}
-	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
-	if err != nil {
-		return nil, err
+	for _, d := range dockerDocs {
+		data, err := os.ReadFile(filepath.Join(repoRoot, d.file))
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, markdownCommands(string(data), d.section)...)
 	}
-	cmds = append(cmds, readmeCommands(string(data))...)
 	for i, c := range cmds {
 		cmds[i] = normalize(c)
 	}
@@ -82,17 +89,18 @@ func commentCommands(text string) []string {
 	return cmds
 }
 
-// readmeCommands finds the lines of the ```sh blocks in readmeSections.
-func readmeCommands(text string) []string {
+// markdownCommands finds the lines of the ```sh blocks in text, only
+// under the "## " heading section if it is not "".
+func markdownCommands(text, section string) []string {
 	var cmds []string
-	section, inBlock := false, false
+	in, inBlock := section == "", false
 	lines := strings.Split(text, "\n")
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		switch {
-		case strings.HasPrefix(l, "## "):
-			section = slices.Contains(readmeSections, strings.TrimSpace(l))
-		case section && strings.HasPrefix(strings.TrimSpace(l), "```sh"):
+		case section != "" && strings.HasPrefix(l, "## "):
+			in = strings.TrimSpace(l) == section
+		case in && strings.HasPrefix(strings.TrimSpace(l), "```sh"):
 			inBlock = true
 		case inBlock && strings.HasPrefix(strings.TrimSpace(l), "```"):
 			inBlock = false
@@ -136,6 +144,20 @@ func documented(t *testing.T, prefix string) string {
 	return found[0]
 }
 
+// documentedLine returns line if it is a documented command as written,
+// for a command that starts another one (`down`, `down -v`).
+func documentedLine(t *testing.T, line string) string {
+	t.Helper()
+	cmds, err := documentedCommands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(cmds, line) {
+		t.Fatalf("%q is not a documented command", line)
+	}
+	return line
+}
+
 // TestDocumentedCommandsAreFound guards the extraction itself: it runs
 // without Docker.
 func TestDocumentedCommandsAreFound(t *testing.T) {
@@ -143,7 +165,8 @@ func TestDocumentedCommandsAreFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"docker build -t authproxy .", "docker compose up"} {
+	for _, want := range []string{"docker build -t authproxy .", "docker compose up --build", "docker compose --profile replicas down -v",
+		"docker compose --profile replicas up --build replica"} {
 		if !slices.Contains(cmds, want) {
 			t.Errorf("%q is not among the documented commands:\n%s", want, strings.Join(cmds, "\n"))
 		}
@@ -151,6 +174,39 @@ func TestDocumentedCommandsAreFound(t *testing.T) {
 	for _, c := range cmds {
 		if strings.Contains(c, "\\") {
 			t.Errorf("a continuation was not joined: %q", c)
+		}
+	}
+}
+
+// Wherever the replicas profile is started, its clean-up is shown: a
+// plain `down -v` leaves Redis, its volume, the replicas and the network.
+func TestTheReplicasCleanUpIsShownWhereverTheProfileStarts(t *testing.T) {
+	for _, f := range []string{"README.md", "docs/docker.md", "docs/replicas.md", "docker-compose.yml", "Dockerfile"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := normalize(string(data))
+		if strings.Contains(text, "--profile replicas up") && !strings.Contains(text, "docker compose --profile replicas down -v") {
+			t.Errorf("%s starts the replicas profile and does not show: docker compose --profile replicas down -v", f)
+		}
+	}
+}
+
+// The Dockerfile and docs/docker.md say alike to mount the config's
+// directory, not the file, which an editor's replace never reaches.
+func TestTheConfigMountIsTheDirectoryEverywhere(t *testing.T) {
+	const mount = `-v "$PWD/config:/etc/authproxy:ro"`
+	for _, f := range []string{"Dockerfile", "docs/docker.md"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), mount) {
+			t.Errorf("%s does not show the directory mount %s", f, mount)
+		}
+		if regexp.MustCompile(`-v "?\S*:/etc/authproxy/proxy\.yaml`).Match(data) {
+			t.Errorf("%s shows a mount of the config file itself", f)
 		}
 	}
 }

@@ -158,7 +158,7 @@ func newProject(t *testing.T, what string) *project {
 	name := fmt.Sprintf("%s%s%d", projectPrefix, what, os.Getpid())
 	p := &project{shell: shell{dir: repoRoot, env: []string{"COMPOSE_PROJECT_NAME=" + name}}, name: name}
 	t.Cleanup(func() {
-		out, err := exec.Command("docker", "compose", "-p", name, "down", "-v", "--remove-orphans", "-t", "5").CombinedOutput()
+		out, err := exec.Command("docker", "compose", "-p", name, "--profile", "replicas", "down", "-v", "--remove-orphans", "-t", "5").CombinedOutput()
 		if err != nil {
 			t.Logf("cleanup: docker compose -p %s down -v: %v\n%s", name, err, out)
 		}
@@ -281,3 +281,21 @@ func expireAccessTokens(t *testing.T) {
 
 // upstreamPaths are a path of each upstream in deploy/compose.yaml.
 var upstreamPaths = []string{"/redgifs/v2/gifs/search", "/producthunt/v2/api/graphql", "/teenquotes/quotes", "/generic/my-api-endpoint", "/redbooth/api/3/me"}
+
+// leftovers lists what of the project is still there: its containers,
+// volumes and networks, by the label compose gives each.
+func (p *project) leftovers(t *testing.T) []string {
+	t.Helper()
+	label := "label=com.docker.compose.project=" + p.name
+	var left []string
+	for _, args := range [][]string{
+		{"ps", "-a", "--filter", label, "--format", "container {{.Names}}"},
+		{"volume", "ls", "--filter", label, "--format", "volume {{.Name}}"},
+		{"network", "ls", "--filter", label, "--format", "network {{.Name}}"},
+	} {
+		if out := docker(t, args...); out != "" {
+			left = append(left, strings.Split(out, "\n")...)
+		}
+	}
+	return left
+}

@@ -13,9 +13,10 @@
 // files name (8080, 9090, 9105, 8085, 8181-8183 on 127.0.0.1), so the
 // tests run one after another.
 //
-// Every command that the Dockerfile, docker-compose.yml and the README's
-// Docker sections show is run as written by some test; at the end the
-// suite fails if one was not (see documented.go).
+// Every command that the Dockerfile, docker-compose.yml, the README's
+// Docker section and docs/docker.md and docs/replicas.md show is run as
+// written by some test; at the end the suite fails if one was not (see
+// documented_test.go).
 package docker
 
 import (
@@ -126,7 +127,7 @@ func sweepLeftovers() {
 		for _, p := range strings.Fields(string(out)) {
 			if strings.HasPrefix(p, projectPrefix) && !seen[p] {
 				seen[p] = true
-				exec.Command("docker", "compose", "-p", p, "down", "-v", "--remove-orphans", "-t", "1").Run()
+				exec.Command("docker", "compose", "-p", p, "--profile", "replicas", "down", "-v", "--remove-orphans", "-t", "1").Run()
 			}
 		}
 	}

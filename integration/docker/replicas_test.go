@@ -8,16 +8,20 @@ import (
 	"time"
 )
 
-// TestReplicasProfile is the replicas profile as the README runs it:
-// three replicas behind their own ports share one token per upstream,
-// and one refresh token, through Redis (issue point 5).
+// TestReplicasProfile is the replicas profile as docs/replicas.md runs
+// it: three replicas behind their own ports share one token per upstream,
+// and one refresh token, through Redis; their state is looked at from the
+// host; a login for them reaches them all; and the documented clean-up
+// leaves nothing behind.
 func TestReplicasProfile(t *testing.T) {
 	requireDocker(t)
-	requireFreePorts(t, 8181, 8182, 8183, 9105)
+	requireFreePorts(t, 8181, 8182, 8183, 9191, 9192, 9193, 9105, 8085)
 	p := newProject(t, "replicas")
-	p.start(t, documented(t, "docker compose --profile replicas up replica"), nil)
+	p.start(t, documented(t, "docker compose --profile replicas up --build replica"), nil)
 	var replicas []string
-	eventually(t, 3*time.Minute, "three replicas", func() (bool, string) {
+	// --build: from the layer cache, or a build of its own when compose's
+	// builder cannot use the suite's layers (minutes on a busy machine).
+	eventually(t, 15*time.Minute, "three replicas", func() (bool, string) {
 		replicas = p.containers(t, "replica")
 		return len(replicas) == 3, fmt.Sprint(replicas)
 	})
@@ -74,6 +78,30 @@ func TestReplicasProfile(t *testing.T) {
 		}
 	}
 
+	t.Run("each replica's state, from the host", func(t *testing.T) {
+		ps := p.run(t, documented(t, "docker compose --profile replicas ps replica"))
+		for _, id := range replicas {
+			proxyPort := strings.TrimPrefix(docker(t, "port", id, "8080"), "127.0.0.1:")
+			adminPort := strings.TrimPrefix(docker(t, "port", id, "9090"), "127.0.0.1:")
+			if !strings.HasPrefix(adminPort, "919") {
+				t.Errorf("replica %s: admin endpoints published on %q; want one of 127.0.0.1:9191-9193", id, adminPort)
+			}
+			if !strings.Contains(ps, "127.0.0.1:"+proxyPort+"->8080/tcp") || !strings.Contains(ps, "127.0.0.1:"+adminPort+"->9090/tcp") {
+				t.Errorf("ps does not show replica %s's ports %s and %s:\n%s", id, proxyPort, adminPort, ps)
+			}
+		}
+		if out := p.run(t, documented(t, "curl http://127.0.0.1:9191/status")); !strings.Contains(out, `"upstream":"redbooth"`) || !strings.Contains(out, `"shared_store":"shared"`) {
+			t.Errorf("/status: %s", out)
+		}
+		if out := p.run(t, documented(t, "curl http://127.0.0.1:9191/readyz")); !strings.Contains(out, `"ready":true`) {
+			t.Errorf("/readyz: %s", out)
+		}
+		line := documented(t, "docker compose --profile replicas exec --index 2 replica /authproxy health")
+		if out := p.run(t, line); !strings.Contains(out, "healthy: http://127.0.0.1:9090/readyz") {
+			t.Errorf("%s: %s", line, out)
+		}
+	})
+
 	// One replica dies; the others serve.
 	docker(t, "kill", replicas[0])
 	for _, id := range replicas[1:] {
@@ -108,4 +136,31 @@ func TestReplicasProfile(t *testing.T) {
 	if s.Redemptions != before.Redemptions+1 || s.RedeemedTwice != 0 || s.InvalidGrants != 0 || s.Logins != 0 {
 		t.Errorf("fake Redbooth after the Redis restart: %+v; want one more redemption, none twice, no invalid grant, no login (before: %+v)", s, before)
 	}
+
+	t.Run("a login for the replicas reaches them all", func(t *testing.T) {
+		// The fakes restart and forget every token: Redis's refresh token
+		// is dead, as when a user revokes the app.
+		docker(t, "restart", p.container(t, "fakeapis"))
+		for _, id := range replicas[1:] {
+			eventually(t, time.Minute, "reauthorization_required", func() (bool, string) {
+				status, body := get(urls[id] + "/redbooth/api/3/me")
+				return status == 502 && strings.Contains(body, "reauthorization_required"), fmt.Sprint(status, " ", body)
+			})
+		}
+		loginFromContainer(t, p.shell, documented(t, "docker compose --profile replicas run --rm -p 127.0.0.1:8085:8085 replica login redbooth"))
+		for _, id := range replicas[1:] {
+			took := authenticated(t, 30*time.Second, urls[id]+"/redbooth/api/3/me")
+			t.Logf("replica %s took the login's refresh token up after %s", id, took.Round(100*time.Millisecond))
+		}
+		if s := stats(t)["redbooth"]; s.RedeemedTwice != 0 || s.InvalidGrants != 0 {
+			t.Errorf("fake Redbooth after the login: %+v", s)
+		}
+	})
+
+	t.Run("the documented clean-up leaves nothing behind", func(t *testing.T) {
+		p.run(t, documented(t, "docker compose --profile replicas down -v"))
+		if left := p.leftovers(t); len(left) > 0 {
+			t.Errorf("after docker compose --profile replicas down -v: %q", left)
+		}
+	})
 }

@@ -59,18 +59,22 @@ func checkTokenFile(t *testing.T, container string) string {
 	return rt
 }
 
-// TestDefaultStack is `docker compose up` as the README shows it, and
-// what a user does with it next, in order: the requests (issue points 2
-// and 3), a restart, a login from a container with the browser on this
-// machine (4), a stop with a request in flight (4), and down.
+// TestDefaultStack is `docker compose up --build` as the docs show it,
+// and what a user does with it next, in order: the requests, a restart, a
+// login from a container with the browser on this machine, a stop with a
+// request in flight, down, and down -v.
 func TestDefaultStack(t *testing.T) {
 	requireDocker(t)
 	requireFreePorts(t, 8080, 9090, 9105, 8085)
 	p := newProject(t, "stack")
+	staleImage(t)
 	up := p.start(t, documented(t, "docker compose up"), nil)
-	took := authenticated(t, 3*time.Minute, "http://127.0.0.1:8080/redgifs/v2/gifs/search")
-	t.Logf("docker compose up: the first authenticated request after %s", took.Round(time.Second))
+	took := authenticated(t, 15*time.Minute, "http://127.0.0.1:8080/redgifs/v2/gifs/search") // --build: see TestReplicasProfile
+	t.Logf("docker compose up --build: the first authenticated request after %s", took.Round(time.Second))
 	proxy := p.container(t, "authproxy")
+	if stale := docker(t, "image", "inspect", "-f", `{{index .Config.Labels "authproxytest.stale"}}`, docker(t, "inspect", "-f", "{{.Image}}", proxy)); stale != "" {
+		t.Error("the proxy runs the stale authproxy image: --build did not build it from this code")
+	}
 
 	t.Run("requests reach the fake APIs with the token attached", func(t *testing.T) {
 		for _, line := range documentedAll(t, "curl http://127.0.0.1:8080/") {
@@ -159,7 +163,7 @@ func TestDefaultStack(t *testing.T) {
 	})
 
 	t.Run("down keeps the tokens volume", func(t *testing.T) {
-		p.run(t, documented(t, "docker compose down"))
+		p.run(t, documentedLine(t, "docker compose down"))
 		if err := up.wait(t, time.Minute); err != nil {
 			t.Logf("docker compose up ended with %v", err)
 		}
@@ -167,6 +171,31 @@ func TestDefaultStack(t *testing.T) {
 			t.Error("docker compose down removed the tokens volume")
 		}
 	})
+
+	t.Run("down -v leaves nothing behind", func(t *testing.T) {
+		p.run(t, documentedLine(t, "docker compose down -v"))
+		if left := p.leftovers(t); len(left) > 0 {
+			t.Errorf("after docker compose down -v: %q", left)
+		}
+	})
+}
+
+// staleImage tags as authproxy an image that this code did not build (the
+// suite's image with a label added), as an image built from older code
+// would be, which `--build` must replace. Whatever happens, authproxy is
+// the suite's image again at the end.
+func staleImage(t *testing.T) {
+	t.Helper()
+	fresh := docker(t, "image", "inspect", "-f", "{{.Id}}", "authproxy")
+	t.Cleanup(func() { exec.Command("docker", "tag", fresh, "authproxy").Run() })
+	build := exec.Command("docker", "build", "-t", "authproxy", "-")
+	build.Stdin = strings.NewReader("FROM authproxy\nLABEL authproxytest.stale=true\n")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("a stale authproxy image: %v\n%s", err, out)
+	}
+	if docker(t, "image", "inspect", "-f", "{{.Id}}", "authproxy") == fresh {
+		t.Fatal("the stale image has the suite's id")
+	}
 }
 
 // loginFromContainer runs line, a `login redbooth` in a container, and

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/authproxy/authproxy/internal/skipreport"
 )
 
 // InstallCommand installs the server's npm packages; .ci/run runs it, and
@@ -19,29 +21,32 @@ const InstallCommand = "npm ci --no-audit --no-fund --prefix internal/oidctest"
 
 const requireEnv = "AUTHPROXY_REQUIRE_OIDC"
 
-func skipOrFail(t testing.TB, format string, args ...any) {
+// skipOrFail skips t, counting it under reason (what is missing, for the
+// package's summary line: see skipreport), or fails it when requireEnv is
+// set.
+func skipOrFail(t testing.TB, reason, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(requireEnv) != "" {
 		t.Fatalf(format+" (and "+requireEnv+" is set, so this fails instead of skipping)", args...)
 	}
-	t.Skipf(format, args...)
+	skipreport.Skip(t, reason, fmt.Sprintf(format, args...))
 }
 
 func requireNode(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		skipOrFail(t, "node is not installed, so the oidc-provider tests cannot run; install Node.js 20.19 or later and npm, as .ci/run does")
+		skipOrFail(t, "node is not installed (install Node.js 20.19 or later and npm)", "node is not installed, so the oidc-provider tests cannot run; install Node.js 20.19 or later and npm, as .ci/run does")
 	}
 	nodeVersion.once.Do(func() {
 		out, err := exec.Command(node, "--version").Output()
 		nodeVersion.v, nodeVersion.err = strings.TrimSpace(string(out)), err
 	})
 	if nodeVersion.err != nil {
-		skipOrFail(t, "%s --version: %v", node, nodeVersion.err)
+		skipOrFail(t, "node --version failed", "%s --version: %v", node, nodeVersion.err)
 	}
 	if !nodeSupported(nodeVersion.v) {
-		skipOrFail(t, "node %s is too old for oidc-provider 9, which needs Node.js 20.19 or later (Debian 12's nodejs package is 18)", nodeVersion.v)
+		skipOrFail(t, "node is older than 20.19 (install Node.js 20.19 or later)", "node %s is too old for oidc-provider 9, which needs Node.js 20.19 or later (Debian 12's nodejs package is 18)", nodeVersion.v)
 	}
 	return node
 }
@@ -100,14 +105,14 @@ func ensurePackages(t testing.TB, dir string) {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		skipOrFail(t, "the oidc-provider npm packages are not installed and npm is missing; install npm and run: %s", InstallCommand)
+		skipOrFail(t, "npm is not installed (install npm)", "the oidc-provider npm packages are not installed and npm is missing; install npm and run: %s", InstallCommand)
 	}
 	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		skipOrFail(t, "npm ci in %s failed (%v); run by hand: %s\n%s", dir, err, InstallCommand, out.String())
+		skipOrFail(t, "npm ci failed (it needs the npm registry or its cache; run: "+InstallCommand+")", "npm ci in %s failed (%v); run by hand: %s\n%s", dir, err, InstallCommand, out.String())
 	}
 	if !installed(dir) {
 		t.Fatalf("oidctest: npm ci succeeded but node_modules/oidc-provider is not the pinned version\n%s", out.String())

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authproxy/authproxy/internal/skipreport"
 )
 
 // Server is one redis-server process.
@@ -37,7 +39,7 @@ type Server struct {
 }
 
 // Start runs redis-server until the test ends. It persists every write to
-// an append-only file, fsynced, as the README tells users with
+// an append-only file, fsynced, as docs/replicas.md tells users with
 // refresh-token upstreams to do, so a Restart keeps the data.
 func Start(t testing.TB) *Server {
 	t.Helper()
@@ -51,7 +53,8 @@ func start(t testing.TB, args ...string) *Server {
 		if os.Getenv("AUTHPROXY_REQUIRE_REDIS") != "" {
 			t.Fatal("redis-server is not installed, and AUTHPROXY_REQUIRE_REDIS is set; install it: apt-get install redis-server")
 		}
-		t.Skip("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
+		skipreport.Skip(t, "redis-server is not installed (apt-get install redis-server)",
+			"redis-server is not installed (apt-get install redis-server); .ci/run installs it")
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
