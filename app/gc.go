@@ -10,7 +10,7 @@ import (
 // The garbage collector's defaults for a serving proxy. Go's GOGC of 100
 // collects each time the heap doubles; a proxy's heap is small and its
 // garbage is almost all per request, so that is a collection every few
-// thousand requests, and about a sixth of its CPU (issue 16). 400 trades
+// thousand requests, and about a sixth of its CPU. 400 trades
 // memory for that CPU, and a soft memory limit bounds the trade: near the
 // limit the collector runs as often as it must to stay under it.
 const (

@@ -9,7 +9,7 @@ import (
 // The keys here are how the process serves: listen, shutdown_timeout,
 // log, admin and limits.
 
-// Defaults, as documented in README.md.
+// Defaults, as documented in docs/configuration.md.
 const (
 	DefaultListen          = "127.0.0.1:8080"
 	DefaultAdminListen     = "127.0.0.1:9090"
