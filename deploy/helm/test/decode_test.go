@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -36,11 +38,31 @@ type typeMeta struct {
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
+// strictDecode decodes a YAML object into its API type as strictly as
+// the API server's strict field validation does: a field the type does
+// not have (a misspelling, a wrong level of indentation), a field given
+// twice, and a field spelt in another case fail. sigs.k8s.io/yaml's own
+// UnmarshalStrict goes through encoding/json, which matches field names
+// regardless of case: readOnlyRootFileSystem would pass for
+// readOnlyRootFilesystem there, and a cluster would ignore it.
+func strictDecode(doc []byte, into any) error {
+	js, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strictErrs, err := kjson.UnmarshalStrict(js, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	if len(strictErrs) > 0 {
+		return fmt.Errorf("%v", strictErrs)
+	}
+	return nil
+}
+
 // decodeAll splits a multi-document YAML stream and decodes every object
-// with sigs.k8s.io/yaml's UnmarshalStrict into the type its apiVersion
-// and kind name: a field the type does not have (a misspelling, a wrong
-// level of indentation) or a field given twice fails the test, as would
-// an apiVersion and kind this test does not know.
+// strictly (strictDecode) into the type its apiVersion and kind name; an
+// apiVersion and kind this test does not know fail the test.
 func decodeAll(t *testing.T, stream string) *objects {
 	t.Helper()
 	objs := &objects{deploymentByName: map[string]*appsv1.Deployment{}}
@@ -55,7 +77,7 @@ func decodeAll(t *testing.T, stream string) *objects {
 		id := tm.APIVersion + " " + tm.Kind
 		strict := func(into any) {
 			t.Helper()
-			if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			if err := strictDecode([]byte(doc), into); err != nil {
 				t.Fatalf("%s does not decode strictly: %v\n%s", id, err, doc)
 			}
 		}
@@ -123,6 +145,8 @@ func TestStrictDecodingCatchesMisspelledFields(t *testing.T) {
 		{"misspelled", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 1\n"},
 		{"wrong level", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports:\n    - port: 80\n      readOnly: true\n"},
 		{"twice", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\ndata: {c: d}\n"},
+		{"another case", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          securityContext: {readOnlyRootFileSystem: true}\n"},
+		{"twice in yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  a: b\n  a: c\n"},
 		{"servicemonitor", "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: x}\nspec:\n  endpoints: [{port: admin, intervall: 30s}]\n  selector: {}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +163,7 @@ func TestStrictDecodingCatchesMisspelledFields(t *testing.T) {
 			case "ServiceMonitor":
 				into = &monitoringv1.ServiceMonitor{}
 			}
-			if err := yaml.UnmarshalStrict([]byte(tc.doc), into); err == nil {
+			if err := strictDecode([]byte(tc.doc), into); err == nil {
 				t.Errorf("decoded without an error:\n%s", tc.doc)
 			}
 		})

@@ -129,7 +129,7 @@ func checkProxyContainer(t *testing.T, pod *corev1.PodSpec, c *corev1.Container)
 		t.Fatalf("AUTHPROXY_SHUTDOWN_TIMEOUT=%q: %v", st, err)
 	}
 	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= drain {
-		t.Errorf("terminationGracePeriodSeconds %v is not longer than shutdown_timeout %s", pod.TerminationGracePeriodSeconds, drain)
+		t.Errorf("terminationGracePeriodSeconds %s is not longer than shutdown_timeout %s", describe(pod.TerminationGracePeriodSeconds), drain)
 	}
 
 	// GOMEMLIMIT: 90% of the memory limit, in bytes.
@@ -258,4 +258,10 @@ func container(t *testing.T, pod *corev1.PodSpec, name string) *corev1.Container
 
 func quantity(s string) resource.Quantity { return resource.MustParse(s) }
 
-func describe(v any) string { return fmt.Sprintf("%+v", v) }
+// describe prints v, and what a pointer points to.
+func describe(v any) string {
+	if p, ok := v.(*int64); ok && p != nil {
+		return fmt.Sprint(*p)
+	}
+	return fmt.Sprintf("%+v", v)
+}
