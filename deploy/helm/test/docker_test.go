@@ -10,16 +10,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The Docker test runs like integration/docker: only with
 // AUTHPROXY_DOCKER_TESTS=1 (.ci/run sets it), and then a missing engine
 // is a failure, not a skip.
 const enableVar = "AUTHPROXY_DOCKER_TESTS"
+
+// imageVar names an image already built from the repository's
+// Dockerfile to run instead of building one.
+const imageVar = "AUTHPROXY_HELM_TEST_IMAGE"
 
 // label marks every container, network and image this test makes, so
 // that a run killed half-way is cleaned up by the next.
@@ -52,14 +59,17 @@ func TestRenderedContainerRunsInDocker(t *testing.T) {
 		t.Fatalf("the volumes are given the owner and group a kubelet gives them (chown), which needs root")
 	}
 	dockerCleanup()
-	image := fmt.Sprintf("%s:%d", label, os.Getpid())
-	start := time.Now()
-	build := exec.Command("docker", "build", "--label", label, "-t", image, ".")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
+	image := os.Getenv(imageVar)
+	if image == "" {
+		image = fmt.Sprintf("%s:%d", label, os.Getpid())
+		start := time.Now()
+		build := exec.Command("docker", "build", "--label", label, "-t", image, ".")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("docker build: %v\n%s", err, out)
+		}
+		t.Logf("docker build -t %s . took %s", image, time.Since(start).Round(time.Second))
 	}
-	t.Logf("docker build -t %s . took %s", image, time.Since(start).Round(time.Second))
 
 	repo, tag, _ := strings.Cut(image, ":")
 	objs := render(t, []string{valuesSets["docker"]}, "image.repository="+repo, "image.tag="+tag)
@@ -74,7 +84,7 @@ func TestRenderedContainerRunsInDocker(t *testing.T) {
 	docker(t, "run", "-d", "--label", label, "--network", network, "--network-alias", "fakeapis", "--no-healthcheck",
 		image, "fakeapis", "--host", "0.0.0.0", "--base-port", "9101")
 	args := append([]string{"run", "-d", "--label", label, "--network", network}, opts...)
-	t.Logf("docker %s", strings.Join(append(args, imageArgs...), " "))
+	t.Logf("docker %s", strings.Join(redactSecretEnv(c, append(args, imageArgs...)), " "))
 	id := docker(t, append(args, imageArgs...)...)
 	t.Cleanup(func() {
 		logs, _ := exec.Command("docker", "logs", id).CombinedOutput()
@@ -99,6 +109,9 @@ func TestRenderedContainerRunsInDocker(t *testing.T) {
 		{"liveness", c.LivenessProbe.HTTPGet.Path}, {"readiness", c.ReadinessProbe.HTTPGet.Path},
 	} {
 		took := eventually(t, time.Minute, probe.what+" probe "+probe.path+" answering 200", func() (bool, string) {
+			if state := docker(t, "inspect", "-f", "{{.State.Status}}", id); state != "running" {
+				t.Fatalf("the proxy's container is %s", state)
+			}
 			status, body := get(admin + probe.path)
 			return status == 200, fmt.Sprint(status, " ", body)
 		})
@@ -155,6 +168,24 @@ func TestRenderedContainerRunsInDocker(t *testing.T) {
 		t.Errorf("docker stop -t %d: exit code %s after %s", grace, code, stopped.Round(time.Millisecond))
 	}
 	t.Logf("docker stop: exit 0 after %s (grace %ds)", stopped.Round(time.Millisecond), grace)
+}
+
+// redactSecretEnv is args with the values of c's variables that come
+// from a Secret left out, for the test's log.
+func redactSecretEnv(c *corev1.Container, args []string) []string {
+	shown := slices.Clone(args)
+	for i, a := range shown {
+		name, _, ok := strings.Cut(a, "=")
+		if !ok || i == 0 || shown[i-1] != "-e" {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == name && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				shown[i] = name + "=(Secret " + e.ValueFrom.SecretKeyRef.Name + ", key " + e.ValueFrom.SecretKeyRef.Key + ")"
+			}
+		}
+	}
+	return shown
 }
 
 // docker runs the docker CLI and returns its trimmed stdout.
