@@ -219,7 +219,8 @@ func dockerCleanup() {
 	}
 	out, _ = exec.Command("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", label).Output()
 	for _, img := range strings.Fields(string(out)) {
-		exec.Command("docker", "image", "rm", img).Run()
+		// --no-prune keeps the build's layers: the next build is a cache hit.
+		exec.Command("docker", "image", "rm", "--no-prune", img).Run()
 	}
 }
 
