@@ -6,6 +6,8 @@
 //	go run ./bench -quick                        # one short round of each (CI smoke)
 //	go run ./bench -scenario small -profile /tmp/prof
 //	go run ./bench -before /tmp/authproxy-main    # an older build side by side
+//	go run ./bench -far                          # latency to a far API (root: a netns behind tc netem)
+//	go run ./bench -memory                       # RSS with idle and loaded connections
 //
 // Each proxy runs as a process of its own: authproxy as the built binary
 // with a config file, the baseline as bench/bareproxy (a bare
@@ -79,6 +81,10 @@ func main() {
 	flag.StringVar(&o.before, "before", "", `another authproxy binary (an older build) to measure side by side with the same config, reported as "before"`)
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of authproxy's first measured interval of each scenario into this directory (runs bench/profiled, which serves net/http/pprof)")
 	flag.StringVar(&o.replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
+	far := flag.Bool("far", false, "instead of the scenarios: latency to a far HTTPS API behind an emulated round trip, direct and through authproxy (needs root for ip netns and tc; skips without)")
+	fo := farOptions{}
+	flag.DurationVar(&fo.rtt, "far-rtt", 20*time.Millisecond, "-far: the emulated round trip to the API")
+	flag.IntVar(&fo.clients, "far-clients", 8, "-far: concurrent callers")
 	flag.Parse()
 	if *quick {
 		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
@@ -96,6 +102,13 @@ func main() {
 	o.out = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *far {
+		if err := runFar(ctx, o, fo); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -far:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if _, err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
