@@ -66,6 +66,7 @@ type options struct {
 	before        string        // another authproxy build measured side by side as "before"; "": none
 	profileDir    string        // "": no profiles
 	replayMaxBody string
+	gcVariants    []gcVariant // -memory: authproxy's GC settings to measure; nil: no memory measurement
 	out           io.Writer
 }
 
@@ -85,6 +86,8 @@ func main() {
 	fo := farOptions{}
 	flag.DurationVar(&fo.rtt, "far-rtt", 20*time.Millisecond, "-far: the emulated round trip to the API")
 	flag.IntVar(&fo.clients, "far-clients", 8, "-far: concurrent callers")
+	memory := flag.Bool("memory", false, "instead of the scenarios: RSS with 1,000 and 10,000 idle keep-alive connections and peak RSS under load on 1,000, per proxy")
+	gcVariants := flag.String("gc-variants", "default,GOGC=100,GOGC=200", `-memory: authproxy's GC settings to run it with, comma-separated: "default" (app/gc.go's) or space-separated environment settings`)
 	flag.Parse()
 	if *quick {
 		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
@@ -93,6 +96,9 @@ func main() {
 	if o.scenarios, err = pickScenarios(*only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
+	}
+	if *memory {
+		o.scenarios, o.gcVariants = nil, parseGCVariants(*gcVariants)
 	}
 	o.nginx = findNginx(*nginx)
 	if o.profileDir != "" && o.authproxy != "" {
@@ -207,8 +213,15 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 		}
 		reports = append(reports, rep)
 	}
+	if len(o.gcVariants) > 0 {
+		if _, err := runMemory(ctx, o, ps, o.gcVariants); err != nil {
+			return reports, fmt.Errorf("-memory: %w", err)
+		}
+	}
 	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
-	printSummary(o.out, reports, o.nginx != "", o.before != "")
+	if len(reports) > 0 {
+		printSummary(o.out, reports, o.nginx != "", o.before != "")
+	}
 	return reports, nil
 }
 
