@@ -84,7 +84,7 @@ func runMemory(ctx context.Context, o options, ps *proxies, variants []gcVariant
 	loaded := scenario{name: "loaded", method: "GET", path: "/size/256", conns: 1000, lifetime: 3600}
 	scrape := &http.Client{Timeout: 10 * time.Second}
 	defer scrape.CloseIdleConnections()
-	fmt.Fprintf(o.out, "\n## memory: RSS with idle keep-alive connections (%v), and peak RSS under load on 1,000 connections (%s, warm-up %s)\n", idleSteps, o.duration, o.warmup)
+	fmt.Fprintf(o.out, "\n## memory: RSS with idle keep-alive connections (%v), and peak RSS under load on 1,000 connections (%d rounds of %s on one process, warm-up %s each; CPU/req the median, peak the highest)\n", idleSteps, o.rounds, o.duration, o.warmup)
 	var rows []memoryRow
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
@@ -118,13 +118,20 @@ func runMemory(ctx context.Context, o options, ps *proxies, variants []gcVariant
 			return rows, err
 		}
 		lg := newLoadGen(p.addr, loaded)
-		m, err := measure(p, lg, o, scrape, "")
+		var ms []measurement
+		for range o.rounds {
+			m, err := measure(p, lg, o, scrape, "")
+			if err != nil {
+				lg.close()
+				p.stop()
+				return rows, fmt.Errorf("%s, loaded: %w", c.label, err)
+			}
+			ms = append(ms, m)
+		}
 		lg.close()
 		p.stop()
-		if err != nil {
-			return rows, fmt.Errorf("%s, loaded: %w", c.label, err)
-		}
-		row.loaded = m
+		row.loaded = loadedSummary(ms)
+		m := row.loaded
 		rows = append(rows, row)
 		fmt.Fprintf(o.out, "%-28s start %4d MiB; idle %s; loaded 1,000: peak %d MiB, %.1f µs CPU/req, %.0f req/s, p99 %s, %d errors\n",
 			row.name, row.start>>20, idleString(row), m.peakRSS>>20, micros(m.cpuPerReq), m.rps, m.p99.Round(100*time.Microsecond), m.errors)
@@ -200,4 +207,19 @@ func currentRSS(pids []int) int64 {
 		f.Close()
 	}
 	return total
+}
+
+// loadedSummary is the medians over rounds of one process under load,
+// with the highest peak RSS.
+func loadedSummary(ms []measurement) measurement {
+	m := measurement{proxy: ms[0].proxy,
+		rps:       median(ms, func(m measurement) float64 { return m.rps }),
+		p99:       time.Duration(median(ms, func(m measurement) float64 { return float64(m.p99) })),
+		cpuPerReq: time.Duration(median(ms, func(m measurement) float64 { return float64(m.cpuPerReq) })),
+	}
+	for _, x := range ms {
+		m.peakRSS = max(m.peakRSS, x.peakRSS)
+		m.errors += x.errors
+	}
+	return m
 }
