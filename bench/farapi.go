@@ -86,8 +86,8 @@ func runFar(ctx context.Context, o options, fo farOptions) error {
 	fmt.Fprintf(o.out, "# far API: %s round trip (each packet delayed on the TUN link %s, the API in netns %s), API at https://%s:8443; %d callers; %d rounds of %s\n",
 		fo.rtt, fn.hostIf, fn.ns, fn.nsAddr, fo.clients, o.rounds, o.duration)
 	fmt.Fprintf(o.out, "# load average at start: %s\n", loadAverage())
-	for _, h2 := range []bool{true, false} {
-		if err := farVariant(ctx, o, fo, fn, farBin, authproxyBin, dir, pool, h2, devNull); err != nil {
+	for _, api := range farAPIs {
+		if err := farVariant(ctx, o, fo, fn, farBin, authproxyBin, dir, pool, api, devNull); err != nil {
 			return err
 		}
 	}
@@ -95,11 +95,27 @@ func runFar(ctx context.Context, o options, fo farOptions) error {
 	return nil
 }
 
-// farVariant measures every path against an API that offers HTTP/2, or
-// only HTTP/1.1.
-func farVariant(ctx context.Context, o options, fo farOptions, fn *farNet, farBin, authproxyBin, dir string, pool *x509.CertPool, h2 bool, devNull *os.File) error {
+// farAPI is how the far API serves.
+type farAPI struct {
+	what         string
+	http2        bool // offers HTTP/2 through ALPN
+	tls12        bool // TLS 1.2 at most
+	connRequests int  // closes an HTTP/1.1 connection after this many requests; 0: never
+}
+
+var farAPIs = []farAPI{
+	{what: "HTTP/2 offered (ALPN), TLS 1.3", http2: true},
+	{what: "HTTP/1.1 only, TLS 1.3", http2: false},
+	// Where the proxy must reconnect: TLS 1.2's full handshake takes a
+	// round trip more than a resumed one.
+	{what: "HTTP/1.1 only, TLS 1.2, each connection closed after 100 requests", tls12: true, connRequests: 100},
+}
+
+// farVariant measures every path against one way of serving the API.
+func farVariant(ctx context.Context, o options, fo farOptions, fn *farNet, farBin, authproxyBin, dir string, pool *x509.CertPool, fa farAPI, devNull *os.File) error {
 	api := fn.nsAddr + ":8443"
-	cmd := fn.command(farBin, "-listen", api, "-cert", filepath.Join(dir, "far.crt"), "-key", filepath.Join(dir, "far.key"), fmt.Sprintf("-http2=%t", h2))
+	cmd := fn.command(farBin, "-listen", api, "-cert", filepath.Join(dir, "far.crt"), "-key", filepath.Join(dir, "far.key"),
+		fmt.Sprintf("-http2=%t", fa.http2), fmt.Sprintf("-tls12=%t", fa.tls12), fmt.Sprintf("-conn-requests=%d", fa.connRequests))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
@@ -109,11 +125,7 @@ func farVariant(ctx context.Context, o options, fo farOptions, fn *farNet, farBi
 	if err := waitTCP(ctx, api, 10*time.Second); err != nil {
 		return fmt.Errorf("the far API: %w", err)
 	}
-	offer := "HTTP/1.1 only"
-	if h2 {
-		offer = "HTTP/2 offered (ALPN)"
-	}
-	fmt.Fprintf(o.out, "\n## far API, %s\n", offer)
+	fmt.Fprintf(o.out, "\n## far API, %s\n", fa.what)
 
 	direct := farPath{name: "direct", client: func(keepAlive bool) (*http.Client, string) {
 		// A legacy app's client: HTTP/1.1, no session cache.

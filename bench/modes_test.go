@@ -25,7 +25,7 @@ func TestFarSmoke(t *testing.T) {
 	if strings.Contains(out.String(), "-far skipped") {
 		t.Skip(out.String())
 	}
-	for _, want := range []string{"## far API, HTTP/2 offered", "## far API, HTTP/1.1 only",
+	for _, want := range []string{"## far API, HTTP/2 offered", "## far API, HTTP/1.1 only, TLS 1.2",
 		"| keep-alive | direct |", "| new connection per call | authproxy |",
 		"authproxy/direct, keep-alive: p50", "authproxy/direct, new connection per call: p50",
 		"first request after start"} {
