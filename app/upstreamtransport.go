@@ -28,12 +28,17 @@ const upstreamSessionCacheSize = 256
 // files, request bodies written through the proxy's pooled buffers, and
 // a TLS session cache, so that a connection opened after the pool ran
 // dry resumes a session instead of a full handshake (net/http keeps none
-// by default).
+// by default). Past u.MaxConnections, requests wait for a connection.
 func newUpstreamTransport(u config.Upstream, log logrus.FieldLogger) (http.RoundTripper, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = u.Timeout
 	tr.MaxIdleConnsPerHost = upstreamIdleConnsPerHost
 	tr.MaxIdleConns = upstreamIdleConns
+	// Requests past upstreams.NAME.max_connections wait for a connection
+	// instead of opening one each: every extra connection holds buffers and
+	// two goroutines while it lives, and is closed after its request when
+	// the idle pool is full.
+	tr.MaxConnsPerHost = u.MaxConnections
 	tr.DialContext = proxy.WithPooledCopy(tr.DialContext)
 	transport, err := withUpstreamTLS(tr, u.TLS, log)
 	if err != nil {

@@ -122,3 +122,16 @@ func TestUpstreamTransportReusesConnections(t *testing.T) {
 		})
 	}
 }
+
+// The upstream's max_connections is the transport's cap; 0 leaves none.
+func TestUpstreamTransportCapsConnections(t *testing.T) {
+	for _, n := range []int{256, 3, 0} {
+		rt, err := newUpstreamTransport(config.Upstream{Name: "api", Timeout: time.Second, MaxConnections: n}, logrus.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.(*http.Transport).MaxConnsPerHost; got != n {
+			t.Errorf("max_connections %d: MaxConnsPerHost %d", n, got)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 		Limits: Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, MaxRequestBody: 10 << 20, IdleTimeout: 2 * time.Minute,
 			ReplayMemory: 64 << 20, BodyReadTimeout: 30 * time.Second},
 		Upstreams: []Upstream{{
-			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
+			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute, MaxConnections: 256,
 			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
 				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, TokenType: "Bearer", MinRefreshInterval: 500 * time.Millisecond,
 				Timeout: 10 * time.Second},
