@@ -71,15 +71,8 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 			}
 		}
 		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
-		upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
-		upstreamTransport.ResponseHeaderTimeout = u.Timeout
-		// One upstream takes all of a busy app's traffic: keep enough idle
-		// connections to it that bursts do not reconnect.
-		upstreamTransport.MaxIdleConnsPerHost = 256
-		upstreamTransport.MaxIdleConns = 1024
-		upstreamTransport.DialContext = proxy.WithPooledCopy(upstreamTransport.DialContext)
 		var transport http.RoundTripper
-		if transport, err = withUpstreamTLS(upstreamTransport, u.TLS, rt.log.WithField("upstream", u.Name)); err != nil {
+		if transport, err = newUpstreamTransport(u, rt.log.WithField("upstream", u.Name)); err != nil {
 			return nil, credentialError(cfg, fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
 		ups = append(ups, proxy.Upstream{

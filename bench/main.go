@@ -6,6 +6,8 @@
 //	go run ./bench -quick                        # one short round of each (CI smoke)
 //	go run ./bench -scenario small -profile /tmp/prof
 //	go run ./bench -before /tmp/authproxy-main    # an older build side by side
+//	go run ./bench -far                          # latency to a far API (root: a netns behind tc netem)
+//	go run ./bench -memory                       # RSS with idle and loaded connections
 //
 // Each proxy runs as a process of its own: authproxy as the built binary
 // with a config file, the baseline as bench/bareproxy (a bare
@@ -71,6 +73,7 @@ type options struct {
 	before        string        // another authproxy build measured side by side as "before"; "": none
 	profileDir    string        // "": no profiles
 	replayMaxBody string
+	gcVariants    []gcVariant // -memory: authproxy's GC settings to measure; nil: no memory measurement
 	out           io.Writer
 }
 
@@ -86,6 +89,12 @@ func main() {
 	flag.StringVar(&o.before, "before", "", `another authproxy binary (an older build) to measure side by side with the same config, reported as "before"`)
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of authproxy's first measured interval of each scenario into this directory (runs bench/profiled, which serves net/http/pprof)")
 	flag.StringVar(&o.replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
+	far := flag.Bool("far", false, "instead of the scenarios: latency to a far HTTPS API behind an emulated round trip, direct and through authproxy (needs root for ip netns and tc; skips without)")
+	fo := farOptions{}
+	flag.DurationVar(&fo.rtt, "far-rtt", 20*time.Millisecond, "-far: the emulated round trip to the API")
+	flag.IntVar(&fo.clients, "far-clients", 8, "-far: concurrent callers")
+	memory := flag.Bool("memory", false, "instead of the scenarios: RSS with 1,000 and 10,000 idle keep-alive connections and peak RSS under load on 1,000, per proxy")
+	gcVariants := flag.String("gc-variants", "default,GOGC=100,GOGC=200", `-memory: authproxy's GC settings to run it with, comma-separated: "default" (app/gc.go's) or space-separated environment settings`)
 	flag.Parse()
 	if *quick {
 		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
@@ -95,6 +104,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
+	if *memory {
+		o.scenarios, o.gcVariants = nil, parseGCVariants(*gcVariants)
+	}
 	o.nginx = findNginx(*nginx)
 	if o.profileDir != "" && o.authproxy != "" {
 		fmt.Fprintln(os.Stderr, "bench: -profile builds its own authproxy (bench/profiled); leave out -authproxy")
@@ -103,6 +115,13 @@ func main() {
 	o.out = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *far {
+		if err := runFar(ctx, o, fo); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -far:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if _, err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -201,8 +220,15 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 		}
 		reports = append(reports, rep)
 	}
+	if len(o.gcVariants) > 0 {
+		if _, err := runMemory(ctx, o, ps, o.gcVariants); err != nil {
+			return reports, fmt.Errorf("-memory: %w", err)
+		}
+	}
 	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
-	printSummary(o.out, reports, o.nginx != "", o.before != "")
+	if len(reports) > 0 {
+		printSummary(o.out, reports, o.nginx != "", o.before != "")
+	}
 	return reports, nil
 }
 

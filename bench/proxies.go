@@ -25,6 +25,7 @@ type proxies struct {
 	nginx         string // nginx binary; "" leaves nginx out
 	profile       bool
 	replayMaxBody string
+	authproxyEnv  []string // added to authproxy's environment (-memory's GC settings)
 	devNull       *os.File
 	started       int
 }
@@ -82,7 +83,7 @@ upstreams:
 	if out, err := exec.Command(binary, "check", "--config", path).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check: %w\n%s", name, err, out)
 	}
-	var env []string
+	env := append([]string(nil), ps.authproxyEnv...)
 	if profile {
 		env = append(env, "AUTHPROXY_BENCH_PPROF="+pprofAddr)
 	}

@@ -59,7 +59,7 @@ func TestDefaults(t *testing.T) {
 			ReplayMemory: 64 << 20, BodyReadTimeout: 30 * time.Second},
 		ForwardProxy: ForwardProxy{MaxTunnels: 1024},
 		Upstreams: []Upstream{{
-			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute,
+			Name: "api", Target: cfg.Upstreams[0].Target, PathPrefix: "/api", Timeout: time.Minute, IdleTimeout: 5 * time.Minute, MaxConnections: MaxConnectionsAuto,
 			Hosts: []string{"api.example:443"}, // the forward proxy reaches an upstream by its target's host
 			Token: Token{GrantType: "client_credentials", URL: "https://api.example/token", ClientID: "id", ClientSecret: "s3cret",
 				AuthMethod: "client_secret_post", BodyFormat: "form", RefreshBefore: 10 * time.Minute, TokenType: "Bearer", MinRefreshInterval: 500 * time.Millisecond,

@@ -11,6 +11,13 @@ import (
 const (
 	defaultUpstreamTimeout = 60 * time.Second
 	defaultUpstreamIdle    = 5 * time.Minute
+	// MaxConnectionsAuto, max_connections left unset, lets app choose the
+	// cap from the process's memory limit: none where there is none, so
+	// that a proxy with room keeps opening a connection per request in
+	// flight as it always did, and one in a small container does not open
+	// more than it can hold (1,000 requests in flight in 64 MiB, bench
+	// -memory).
+	MaxConnectionsAuto = -1
 )
 
 var (
@@ -30,6 +37,10 @@ type Upstream struct {
 	// IdleTimeout cuts off a response body that stalls this long; zero:
 	// never.
 	IdleTimeout time.Duration
+	// MaxConnections caps the connections open to the upstream at once;
+	// requests past it wait for one to be free. Zero: no cap;
+	// MaxConnectionsAuto: from the memory limit, at start.
+	MaxConnections int
 	// TLS is how the upstream is reached over https: a private CA, a
 	// client certificate (an internal API that requires mutual TLS), the
 	// name its certificate is checked against.
@@ -49,6 +60,7 @@ type fileUpstream struct {
 	PathPrefix *string         `mapstructure:"path_prefix"` // nil: unset, so "/<name>"
 	Timeout    *duration       `mapstructure:"upstream_timeout"`
 	Idle       *duration       `mapstructure:"upstream_idle_timeout"`
+	MaxConns   *int            `mapstructure:"max_connections"`
 	TLS        fileUpstreamTLS `mapstructure:"tls"`
 	Token      fileToken       `mapstructure:"token"`
 	Inject     fileInject      `mapstructure:"inject"`
@@ -113,6 +125,13 @@ func (p *Problems) upstream(name string, fu fileUpstream, dir string) Upstream {
 		Target:      p.url(key+".target", fu.Target),
 		Timeout:     fu.Timeout.or(defaultUpstreamTimeout),
 		IdleTimeout: fu.Idle.or(defaultUpstreamIdle),
+	}
+	u.MaxConnections = MaxConnectionsAuto
+	if fu.MaxConns != nil {
+		u.MaxConnections = *fu.MaxConns
+		if u.MaxConnections < 0 {
+			p.add(key+".max_connections", "is %d; write a number of connections, e.g. 256, or 0 for no cap (leave it out to size it from the memory limit)", u.MaxConnections)
+		}
 	}
 	if u.Target != nil && u.Target.User != nil {
 		p.add(key+".target", "must not hold credentials; the proxy supplies them")

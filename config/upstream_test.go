@@ -100,3 +100,28 @@ func TestTLSOnHTTPDoesNotQuoteTheURL(t *testing.T) {
 		t.Errorf("a credential is shown:\n%v", err)
 	}
 }
+
+// max_connections caps an upstream's connections: 256 unless set, 0 for
+// no cap, and a negative number is refused by its key.
+func TestMaxConnections(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want int
+		bad  bool
+	}{{"", MaxConnectionsAuto, false}, {"\n    max_connections: 64", 64, false}, {"\n    max_connections: 0", 0, false}, {"\n    max_connections: -1", 0, true}} {
+		file := strings.Replace(minimal, "target: https://api.example", "target: https://api.example"+tt.line, 1)
+		cfg, err := Parse([]byte(file), Options{NoEnvOverrides: true})
+		if tt.bad {
+			if err == nil || !strings.Contains(err.Error(), "upstreams.api.max_connections: is -1") {
+				t.Errorf("%q: %v; want the key named", tt.line, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		if got := cfg.Upstreams[0].MaxConnections; got != tt.want {
+			t.Errorf("%q: max connections %d, want %d", tt.line, got, tt.want)
+		}
+	}
+}
