@@ -104,10 +104,7 @@ func TestDPoPEveryRequestCarriesItsOwnProof(t *testing.T) {
 	if n := len(d.as.Events()); n != 2 {
 		t.Fatalf("%d token requests, want 2 (use_dpop_nonce, then the token)", n)
 	}
-	d.proxy.mu.Lock()
-	logs := d.proxy.logs.String()
-	d.proxy.mu.Unlock()
-	assertNoKey(t, logs, d.der)
+	assertNoKey(t, d.proxy.logged(), d.der)
 }
 
 func assertNoKey(t *testing.T, s string, der []byte) {

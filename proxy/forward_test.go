@@ -381,7 +381,7 @@ func TestForwardProxyAuthorization(t *testing.T) {
 	if len(ft.api.requests()) != 2 {
 		t.Errorf("upstream saw %d requests, want the 2 with the key", len(ft.api.requests()))
 	}
-	if strings.Contains(ft.proxy.logs.String(), key) {
+	if strings.Contains(ft.proxy.logged(), key) {
 		t.Error("the proxy key is in the log")
 	}
 }

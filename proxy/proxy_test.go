@@ -129,6 +129,14 @@ func startProxyWith(t *testing.T, opts Options, ups ...Upstream) testProxy {
 	return testProxy{srv, buf, &mu, served}
 }
 
+// logged is what the proxy has logged so far, read under the lock its
+// writers take: a request still in flight may be writing its line.
+func (p testProxy) logged() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
 func (p testProxy) accessLines(t *testing.T) []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
