@@ -43,6 +43,9 @@ type scenario struct {
 	body     int    // request body bytes
 	conns    int
 	lifetime int // token lifetime in seconds; small makes refreshes happen during the run
+	// run, if set, measures the scenario instead of runScenario (other
+	// proxies, other load: see forward.go).
+	run func(context.Context, options, *proxies, scenario) (scenarioReport, error)
 }
 
 var scenarios = []scenario{
@@ -188,7 +191,11 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 	}
 	var reports []scenarioReport
 	for _, sc := range o.scenarios {
-		rep, err := runScenario(ctx, o, ps, sc)
+		runner := runScenario
+		if sc.run != nil {
+			runner = sc.run
+		}
+		rep, err := runner(ctx, o, ps, sc)
 		if err != nil {
 			return reports, fmt.Errorf("%s: %w", sc.name, err)
 		}
