@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// The commands the Dockerfile, docker-compose.yml and the README's Docker
-// sections show a user. Tests run them through shell.run/start/try, which
+// The commands the Dockerfile, docker-compose.yml, the README's Docker
+// sections and the guides' (docSections) show a user. Tests run them through shell.run/start/try, which
 // mark them; TestMain fails the suite if one was never run as written.
 
 var (
@@ -35,6 +35,9 @@ func normalize(line string) string {
 // Docker commands.
 var readmeSections = []string{"## Docker and docker-compose", "## Running several replicas"}
 
+// docSections are the same for the guides in docs/.
+var docSections = map[string][]string{"docs/forward-proxy.md": {"## Try it in docker compose"}}
+
 // documentedCommands returns every command a user is shown, normalized.
 func documentedCommands() ([]string, error) {
 	var cmds []string
@@ -49,7 +52,14 @@ func documentedCommands() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmds = append(cmds, readmeCommands(string(data))...)
+	cmds = append(cmds, readmeCommands(string(data), readmeSections)...)
+	for f, sections := range docSections {
+		data, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, readmeCommands(string(data), sections)...)
+	}
 	for i, c := range cmds {
 		cmds[i] = normalize(c)
 	}
@@ -82,8 +92,8 @@ func commentCommands(text string) []string {
 	return cmds
 }
 
-// readmeCommands finds the lines of the ```sh blocks in readmeSections.
-func readmeCommands(text string) []string {
+// readmeCommands finds the lines of the ```sh blocks in sections.
+func readmeCommands(text string, sections []string) []string {
 	var cmds []string
 	section, inBlock := false, false
 	lines := strings.Split(text, "\n")
@@ -91,7 +101,7 @@ func readmeCommands(text string) []string {
 		l := lines[i]
 		switch {
 		case strings.HasPrefix(l, "## "):
-			section = slices.Contains(readmeSections, strings.TrimSpace(l))
+			section = slices.Contains(sections, strings.TrimSpace(l))
 		case section && strings.HasPrefix(strings.TrimSpace(l), "```sh"):
 			inBlock = true
 		case inBlock && strings.HasPrefix(strings.TrimSpace(l), "```"):
