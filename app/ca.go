@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,28 +16,31 @@ import (
 // caCommand is `authproxy ca create DIR --hosts a,b`: the forward
 // proxy's CA, constrained to the hosts it serves.
 var caCommand = command{
-	name: "ca", args: "create DIR --hosts HOST[,HOST...]", operand: verbAndDir,
+	name: "ca", args: "create DIR --hosts HOST[,HOST...] [--if-missing]", operand: verbAndDir,
 	summary: "make the forward proxy's CA, valid for the named hosts only",
 	about: `Make a certificate authority for forward_proxy in DIR: ca.pem (give it to
 the apps, which trust it) and ca-key.pem (mode 600, for authproxy alone).
 Its X.509 name constraints (critical) permit only the hosts given and the
 names below them, and no IP address: if the key leaked, it could
-impersonate no other site. Print how to make common clients trust it.`,
+impersonate no other site. Print how to make common clients trust it.
+With --if-missing, a CA already in DIR that permits the hosts is kept (for
+a container that runs this at every start).`,
 	example: "authproxy ca create /etc/authproxy/ca --hosts api.redgifs.com,api.producthunt.com",
 	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 		hosts := fs.String("hosts", "", "the `HOSTS` the CA may issue for, comma-separated (each covers the names below it)")
+		ifMissing := fs.Bool("if-missing", false, "keep a CA already in DIR if it permits the hosts, instead of failing")
 		return func(_ context.Context, operand string) int {
 			verb, dir, _ := strings.Cut(operand, " ")
 			if verb != "create" {
 				fmt.Fprintf(opts.Stderr, "authproxy ca: unknown action %q; write authproxy ca create DIR --hosts HOST,...\n", verb)
 				return 2
 			}
-			return caCreate(dir, *hosts, opts)
+			return caCreate(dir, *hosts, *ifMissing, opts)
 		}
 	},
 }
 
-func caCreate(dir, hostList string, opts Options) int {
+func caCreate(dir, hostList string, ifMissing bool, opts Options) int {
 	var hosts []string
 	for h := range strings.SplitSeq(hostList, ",") {
 		if h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")); h != "" {
@@ -53,6 +57,15 @@ func caCreate(dir, hostList string, opts Options) int {
 			return 2
 		}
 	}
+	if ifMissing {
+		if kept, err := keepCA(dir, hosts); err != nil {
+			fmt.Fprintln(opts.Stderr, "authproxy ca create:", err)
+			return 1
+		} else if kept {
+			fmt.Fprintf(opts.Stdout, "%s already holds a CA that permits %s: kept as it is\n", dir, strings.Join(hosts, ", "))
+			return 0
+		}
+	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -64,6 +77,29 @@ func caCreate(dir, hostList string, opts Options) int {
 	}
 	writeTrustHelp(opts.Stdout, certPath, keyPath, hosts)
 	return 0
+}
+
+// keepCA says whether dir already holds a CA whose key is its owner's
+// alone and that permits every host; an error if it holds one that is
+// not fit. Neither file there: false, and a new CA is made (one without
+// the other is WriteCA's error).
+func keepCA(dir string, hosts []string) (bool, error) {
+	certPath, keyPath := filepath.Join(dir, pki.CertFileName), filepath.Join(dir, pki.KeyFileName)
+	_, certErr := os.Lstat(certPath)
+	_, keyErr := os.Lstat(keyPath)
+	if certErr != nil || keyErr != nil {
+		return false, nil
+	}
+	ca, err := pki.LoadCA(certPath, keyPath)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hosts {
+		if err := ca.Permits(h); err != nil {
+			return false, fmt.Errorf("the CA in %s does not permit %s (%v); remove it to make a new one, or leave that host out", dir, h, err)
+		}
+	}
+	return true, nil
 }
 
 // writeTrustHelp tells the operator what to do with the new CA.

@@ -52,3 +52,36 @@ func TestCACreate(t *testing.T) {
 		}
 	}
 }
+
+// --if-missing is for a container that makes the CA at every start: a CA
+// already in DIR that permits the hosts is kept as it is, one that does
+// not is an error, and none is made as without the flag.
+func TestCACreateIfMissing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), Options{Args: args, Stdout: &out, Stderr: &errOut})
+		return code, out.String(), errOut.String()
+	}
+	if code, _, errOut := run("ca", "create", dir, "--hosts", "api.redgifs.test", "--if-missing"); code != 0 {
+		t.Fatalf("a first --if-missing: exit %d: %s", code, errOut)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, pki.CertFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run("ca", "create", dir, "--hosts", "api.redgifs.test", "--if-missing")
+	if code != 0 || !strings.Contains(out, "kept") {
+		t.Errorf("a second --if-missing: exit %d %q %s", code, out, errOut)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, pki.CertFileName)); !bytes.Equal(before, after) {
+		t.Error("--if-missing replaced the CA")
+	}
+	if code, _, errOut := run("ca", "create", dir, "--hosts", "api.redgifs.test,api.other.test", "--if-missing"); code != 1 || !strings.Contains(errOut, "api.other.test") {
+		t.Errorf("--if-missing over a CA that does not permit a host: exit %d %s", code, errOut)
+	}
+	os.Chmod(filepath.Join(dir, pki.KeyFileName), 0o644)
+	if code, _, errOut := run("ca", "create", dir, "--hosts", "api.redgifs.test", "--if-missing"); code != 1 {
+		t.Errorf("--if-missing over a CA whose key others can read: exit %d %s", code, errOut)
+	}
+}

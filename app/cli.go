@@ -127,17 +127,20 @@ them. With store.type: memory, nothing outlives the run.`,
 		},
 	},
 	{
-		name: "fakeapis", args: "[--host H] [--base-port P]",
+		name: "fakeapis", args: "[--host H] [--base-port P] [--tls-ca DIR]",
 		summary: "serve the fake APIs the tests use (for docker-compose)",
 		about: `Serve the fake APIs the tests use, one port each from --base-port on:
 redgifs, producthunt, teenquotes, generic, redbooth. Their client is
-demo-client, its secret demo-secret.`,
+demo-client, its secret demo-secret. With --tls-ca DIR (a CA as
+authproxy ca create writes it), they speak HTTPS, with a certificate from
+that CA for the name a client calls them by.`,
 		example: "authproxy fakeapis --host 0.0.0.0 --base-port 9101",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
 			host := fs.String("host", "127.0.0.1", "the `address` to serve on")
 			port := portFlag(9101)
 			fs.Var(&port, "base-port", "the first `port`; one per API (0: any free ports)")
-			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, int(port), opts) }
+			tlsCA := fs.String("tls-ca", "", "serve HTTPS with certificates from the CA in `DIR` (ca.pem, ca-key.pem)")
+			return func(ctx context.Context, _ string) int { return fakeapis(ctx, *host, int(port), *tlsCA, opts) }
 		},
 	},
 	caCommand,

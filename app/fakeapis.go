@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/internal/fakeapi"
+	"github.com/authproxy/authproxy/pki"
 )
 
 // composeRefreshToken is the refresh token the fake Redbooth of
@@ -41,11 +44,27 @@ const maxFakeDelay = 2 * time.Minute
 // lifetime), and an API request with ?fake_delay=15s is answered that
 // much later, so that tests from outside the process can watch what the
 // proxy does.
-func fakeapis(ctx context.Context, host string, basePort int, opts Options) int {
+//
+// With tlsCA, a directory holding a CA (ca.pem, ca-key.pem, as `authproxy
+// ca create` writes), every port speaks HTTPS instead, with a certificate
+// from that CA for the name the client asks for: the fakes stand for real
+// APIs called by their own names (docker-compose's forward profile), and
+// a client, or the proxy, trusts them by trusting that CA.
+func fakeapis(ctx context.Context, host string, basePort int, tlsCA string, opts Options) int {
+	var tlsConfig *tls.Config
+	if tlsCA != "" {
+		var err error
+		if tlsConfig, err = fakeTLS(tlsCA, opts.Now); err != nil {
+			fmt.Fprintf(opts.Stderr, "authproxy fakeapis: --tls-ca %s: %v\n", tlsCA, err)
+			return 1
+		}
+	}
+	scheme := map[bool]string{false: "http", true: "https"}[tlsConfig != nil]
 	flavors := append(fakeapi.All(), fakeapi.Redbooth())
+	// Every fake and its listener first, then serving: each port's
+	// /_fake/stats reads the whole map, which must not change under it.
 	apis := map[string]*fakeapi.Server{}
-	var servers fakeServers
-	defer servers.close()
+	listeners := make([]net.Listener, 0, len(flavors))
 	for i, f := range flavors {
 		port := 0
 		if basePort != 0 {
@@ -53,20 +72,53 @@ func fakeapis(ctx context.Context, host string, basePort int, opts Options) int 
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
 			fmt.Fprintf(opts.Stderr, "authproxy fakeapis: %v\n", err)
 			return 1
 		}
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		listeners = append(listeners, ln)
 		api := newFakeAPI(f, opts.Now)
 		if f.ThreeLegged {
 			api.AcceptRefreshToken(composeRefreshToken)
 		}
 		api.SetAPIHook(delayHook)
 		apis[f.Name] = api
-		servers.serve(ln, fakeControl(api, apis))
-		fmt.Fprintf(opts.Stdout, "%s http://%s token=%s api=%s\n", f.Name, ln.Addr(), f.TokenPath, f.APIPath)
+	}
+	var servers fakeServers
+	defer servers.close()
+	for i, f := range flavors {
+		servers.serve(listeners[i], fakeControl(apis[f.Name], apis))
+		fmt.Fprintf(opts.Stdout, "%s %s://%s token=%s api=%s\n", f.Name, scheme, listeners[i].Addr(), f.TokenPath, f.APIPath)
 	}
 	<-ctx.Done()
 	return 0
+}
+
+// fakeTLS serves each TLS name a client asks for (SNI) with a leaf
+// minted from the CA in dir, for the names the CA permits.
+func fakeTLS(dir string, now func() time.Time) (*tls.Config, error) {
+	ca, err := pki.LoadCA(filepath.Join(dir, pki.CertFileName), filepath.Join(dir, pki.KeyFileName))
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := pki.NewMinter(ca, now, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName == "" {
+				return nil, errors.New("no TLS name (SNI) asked for: call the fake by a name its CA permits")
+			}
+			return leaves.Certificate(strings.ToLower(hello.ServerName))
+		},
+	}, nil
 }
 
 // fakeServers are the fake APIs' servers one command runs. Their Serve

@@ -46,9 +46,12 @@ type scenario struct {
 	conns    int
 	lifetime int // token lifetime in seconds; small makes refreshes happen during the run
 	// dpop, if set, binds authproxy's tokens to a key of this algorithm
-	// (ES256, EdDSA): a DPoP proof signed for every request (issue 25).
+	// (ES256, EdDSA): a DPoP proof signed for every request.
 	// The "before" binary is left out of such a scenario.
 	dpop string
+	// run, if set, measures the scenario instead of runScenario (other
+	// proxies, other load: see forward.go).
+	run func(context.Context, options, *proxies, scenario) (scenarioReport, error)
 }
 
 var scenarios = []scenario{
@@ -214,7 +217,11 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 	}
 	var reports []scenarioReport
 	for _, sc := range o.scenarios {
-		rep, err := runScenario(ctx, o, ps, sc)
+		runner := runScenario
+		if sc.run != nil {
+			runner = sc.run
+		}
+		rep, err := runner(ctx, o, ps, sc)
 		if err != nil {
 			return reports, fmt.Errorf("%s: %w", sc.name, err)
 		}

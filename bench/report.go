@@ -102,7 +102,7 @@ func printSummary(out io.Writer, reports []scenarioReport, withNginx, withBefore
 	fmt.Fprintln(out, "| scenario | proxy | req/s | p99 | CPU/req | allocs/req | bytes/req | peak RSS | errors |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|")
 	for i, rep := range reports {
-		for _, name := range []string{"authproxy", "before", "bare", "nginx"} {
+		for _, name := range []string{"authproxy", "before", "reverse", "bare", "nginx"} {
 			m, ok := sums[i].perProxy[name]
 			if !ok {
 				continue

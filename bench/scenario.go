@@ -115,7 +115,7 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 
 // measure warms p's connections up, then reads the proxy process's CPU,
 // allocations and peak RSS around one measured interval of load.
-func measure(p *proxyProc, g *loadGen, o options, scrape *http.Client, profileTo string) (measurement, error) {
+func measure(p *proxyProc, g generator, o options, scrape *http.Client, profileTo string) (measurement, error) {
 	m := measurement{proxy: p.name, allocsPerReq: math.NaN(), bytesPerReq: math.NaN()}
 	if o.warmup > 0 {
 		g.run(o.warmup)

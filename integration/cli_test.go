@@ -54,9 +54,9 @@ func TestTokenCommandShowsTheTokenOnlyWhenAsked(t *testing.T) {
 func TestEveryCommandHasHelp(t *testing.T) {
 	flags := map[string][]string{
 		"serve": {"config"}, "check": {"config"}, "login": {"config", "no-browser"}, "health": {"config", "url"},
-		"token": {"config", "show"}, "fakeapis": {"host", "base-port"}, "version": {},
+		"token": {"config", "show"}, "fakeapis": {"host", "base-port", "tls-ca"}, "version": {},
 	}
-	every := []string{"config", "no-browser", "url", "show", "host", "base-port"}
+	every := []string{"config", "no-browser", "url", "show", "host", "base-port", "tls-ca"}
 	for cmd, own := range flags {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
 			code, out, errOut := runCLI(args...)

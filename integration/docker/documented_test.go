@@ -38,6 +38,7 @@ var dockerDocs = []struct{ file, section string }{
 	{"README.md", "## Docker"},
 	{"docs/docker.md", ""},
 	{"docs/replicas.md", ""},
+	{"docs/forward-proxy.md", "## Try it in docker compose"},
 }
 
 // documentedCommands returns every command a user is shown, normalized.
