@@ -31,6 +31,8 @@ type Config struct {
 	Store Store
 	// AdminListen is the admin endpoints' address; "" turns them off.
 	AdminListen string
+	// Tracing says whether and where OpenTelemetry traces go.
+	Tracing Tracing
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
 	// Digest identifies the text the config was read from (see Digest),

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Upstream is one API behind the proxy. The zero value of each optional
@@ -91,6 +92,9 @@ type Options struct {
 	// OnRequest, if set, is called once per request after it is answered.
 	// It must not block.
 	OnRequest func(RequestEvent)
+	// TracerProvider, if set, records each request as a trace (see
+	// trace.go); nil records none, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // RequestEvent describes one answered request, for metrics.
@@ -127,6 +131,7 @@ type Handler struct {
 	inbound     Inbound
 	onRequest   func(RequestEvent)
 	accessLog   AccessLogger // nil: log through log
+	trace       handlerTracer
 }
 
 type route struct {
@@ -144,7 +149,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
-		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog}
+		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog, trace: newHandlerTracer(opts.TracerProvider)}
 	if opts.Now != nil {
 		h.now = opts.Now
 	}
@@ -161,7 +166,9 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log, opts.ReplayBudget)})
+		rp := newReverseProxy(u, prefix, log, opts.ReplayBudget)
+		h.trace.route(rp)
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: rp})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	return h, nil
@@ -304,7 +311,7 @@ func (p *bufferPool) Put(b []byte) {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := newRequestState(r.Context(), h.now())
+	st := newRequestState(h.trace.start(r), h.now())
 	st.rec.ResponseWriter = w
 	r = r.WithContext(&st.ctx)
 	defer h.logAccess(r, st)
