@@ -64,6 +64,7 @@ type options struct {
 	before        string        // another authproxy build measured side by side as "before"; "": none
 	profileDir    string        // "": no profiles
 	replayMaxBody string
+	traced        bool // also authproxy with tracing on, as "traced" (tracing.go)
 	out           io.Writer
 }
 
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&o.before, "before", "", `another authproxy binary (an older build) to measure side by side with the same config, reported as "before"`)
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of authproxy's first measured interval of each scenario into this directory (runs bench/profiled, which serves net/http/pprof)")
 	flag.StringVar(&o.replayMaxBody, "replay-max-body", "1MiB", "authproxy's replay.max_body (0: bodies stream, no replay of requests with one)")
+	flag.BoolVar(&o.traced, "traced", false, `also measure authproxy with tracing on, every trace sampled, as "traced"; the closing note gives on/off`)
 	flag.Parse()
 	if *quick {
 		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
@@ -196,6 +198,9 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 	}
 	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
 	printSummary(o.out, reports, o.nginx != "", o.before != "")
+	if o.traced {
+		printTracing(o.out, reports)
+	}
 	return reports, nil
 }
 

@@ -82,7 +82,7 @@ upstreams:
 	if out, err := exec.Command(binary, "check", "--config", path).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check: %w\n%s", name, err, out)
 	}
-	var env []string
+	env := tracedEnv(name)
 	if profile {
 		env = append(env, "AUTHPROXY_BENCH_PPROF="+pprofAddr)
 	}
