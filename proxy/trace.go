@@ -73,7 +73,9 @@ func (t handlerTracer) start(r *http.Request) context.Context {
 		return r.Context()
 	}
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	attrs := []attribute.KeyValue{attrMethod.String(r.Method), attrPath.String(r.URL.Path), attrScheme.String("http")}
+	// One slice, made large enough: each growth would be an allocation.
+	attrs := make([]attribute.KeyValue, 0, 4)
+	attrs = append(attrs, attrMethod.String(r.Method), attrPath.String(r.URL.Path), attrScheme.String("http"))
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		attrs = append(attrs, attrClientAddr.String(host))
 	}
@@ -85,7 +87,8 @@ func (t handlerTracer) start(r *http.Request) context.Context {
 // status, the upstream, the replay, and the failure's row.
 func (t handlerTracer) end(r *http.Request, info *requestInfo, status int, f Failure) {
 	span := trace.SpanFromContext(r.Context())
-	attrs := []attribute.KeyValue{attrStatus.Int(status)}
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, attrStatus.Int(status))
 	if info.upstream != "" {
 		span.SetName(r.Method + " " + info.upstream)
 		attrs = append(attrs, attrUpstream.String(info.upstream))
@@ -158,8 +161,9 @@ type attemptTracer struct {
 }
 
 func (t *attemptTracer) RoundTrip(req *http.Request) (*http.Response, error) {
-	attrs := []attribute.KeyValue{attrMethod.String(req.Method), attrURLFull.String(attemptURL(req)),
-		attrServerAddr.String(req.URL.Hostname()), attrServerPort.Int(urlPort(req)), attrUpstream.String(t.upstream)}
+	attrs := make([]attribute.KeyValue, 0, 7)
+	attrs = append(attrs, attrMethod.String(req.Method), attrURLFull.String(attemptURL(req)),
+		attrServerAddr.String(req.URL.Hostname()), attrServerPort.Int(urlPort(req)), attrUpstream.String(t.upstream))
 	if reason, ok := req.Context().Value(replayKey{}).(string); ok {
 		attrs = append(attrs, attrResendCount.Int(1), attrReplayReason.String(reason))
 	}
