@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // tracedShared records each call a Cache makes to its Shared store (the
@@ -79,4 +80,88 @@ func endShared(span trace.Span, err error) {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
+}
+
+// traceStore records the calls a RefreshGrant makes to its Store (a file,
+// or the fleet's Redis) as spans, keeping exactly the optional interfaces
+// (Updater, Swapper) s has: a grant decides by them how to save.
+func traceStore(s Store, tp trace.TracerProvider) Store {
+	if _, noop := tp.(noop.TracerProvider); s == nil || tp == nil || noop {
+		return s
+	}
+	t := tracedStore{Store: s, tracer: tp.Tracer(TracerName)}
+	_, updates := s.(Updater)
+	_, swaps := s.(Swapper)
+	switch {
+	case updates && swaps:
+		return struct {
+			tracedStore
+			tracedUpdate
+			tracedSwap
+		}{t, tracedUpdate{t}, tracedSwap{t}}
+	case updates:
+		return struct {
+			tracedStore
+			tracedUpdate
+		}{t, tracedUpdate{t}}
+	case swaps:
+		return struct {
+			tracedStore
+			tracedSwap
+		}{t, tracedSwap{t}}
+	}
+	return t
+}
+
+// Span names of the Store's calls.
+const (
+	SpanStoreLoad   = "authproxy.store.load"
+	SpanStoreSave   = "authproxy.store.save"
+	SpanStoreUpdate = "authproxy.store.update"
+	SpanStoreSwap   = "authproxy.store.swap"
+)
+
+type tracedStore struct {
+	Store
+	tracer trace.Tracer
+}
+
+func (s tracedStore) Load(ctx context.Context, name string) (*Record, error) {
+	ctx, span := s.tracer.Start(ctx, SpanStoreLoad, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	rec, err := s.Store.Load(ctx, name)
+	span.SetAttributes(attrFound.Bool(rec != nil))
+	endShared(span, err)
+	return rec, err
+}
+
+func (s tracedStore) Save(ctx context.Context, name string, r Record) error {
+	ctx, span := s.tracer.Start(ctx, SpanStoreSave, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	err := s.Store.Save(ctx, name, r)
+	endShared(span, err)
+	return err
+}
+
+type tracedUpdate struct{ s tracedStore }
+
+func (u tracedUpdate) Update(ctx context.Context, name string, fn func(cur *Record) (*Record, error)) error {
+	ctx, span := u.s.tracer.Start(ctx, SpanStoreUpdate, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	err := u.s.Store.(Updater).Update(ctx, name, fn)
+	endShared(span, err)
+	return err
+}
+
+type tracedSwap struct{ s tracedStore }
+
+func (w tracedSwap) Swap(ctx context.Context, name, old string, r Record) error {
+	ctx, span := w.s.tracer.Start(ctx, SpanStoreSwap, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	err := w.s.Store.(Swapper).Swap(ctx, name, old, r)
+	// A moved refresh token is an answer, not a failure of the store.
+	if !errors.Is(err, ErrRefreshTokenMoved) {
+		endShared(span, err)
+	}
+	return err
 }

@@ -149,7 +149,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 			return nil, fmt.Errorf("upstream %q: a refresh-token source needs a Store", s.Name)
 		}
 		grant := &RefreshGrant{Client: client, Name: s.Name, InitialRefreshToken: s.RefreshToken,
-			Store: o.Store, Log: o.Log, Shared: o.Shared != nil}
+			Store: traceStore(o.Store, o.TracerProvider), Log: o.Log, Shared: o.Shared != nil}
 		stored, err := grant.Open(ctx)
 		if err != nil {
 			return nil, err
