@@ -98,6 +98,7 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 		MaxRequestBody:  cfg.Limits.MaxRequestBody,
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
 		ReplayBudget:    rt.replay,
+		TracerProvider:  rt.stores.tracer,
 		Inbound:         proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
 		OnRequest: func(ev proxy.RequestEvent) {
 			rt.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
@@ -152,8 +153,9 @@ func tokenSettings(u config.Upstream) auth.Settings {
 func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger logrus.FieldLogger, now func() time.Time, m *metrics.Metrics) (*auth.Cache, error) {
 	return auth.NewSource(ctx, tokenSettings(u), auth.Options{
 		Store: st.store, Shared: st.shared, LockTTL: st.lockTTL, Now: now, Log: logger,
-		OnFetch:  func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
-		OnShared: func(event string) { m.SharedToken(u.Name, event) },
+		OnFetch:        func(reason string, err error) { m.TokenFetch(u.Name, reason, err) },
+		OnShared:       func(event string) { m.SharedToken(u.Name, event) },
+		TracerProvider: st.tracer,
 	})
 }
 

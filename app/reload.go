@@ -262,6 +262,7 @@ func restartOnly(prev, next *config.Config) []string {
 		{"limits.idle_timeout", prev.Limits.IdleTimeout != next.Limits.IdleTimeout},
 		{"log", prev.Log != next.Log},
 		{"store", prev.Store != next.Store},
+		{"tracing", prev.Tracing != next.Tracing},
 	} {
 		if c.changed {
 			keys = append(keys, c.key)

@@ -18,6 +18,7 @@ import (
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/authproxy/authproxy/store"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed demo.yaml
@@ -87,6 +88,13 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	defer tokenStores.close()
+	tracer, stopTracing, err := startTracing(ctx, cfg.Tracing, os.Getenv, logger)
+	if err != nil {
+		logger.WithError(err).Error("cannot start tracing")
+		return 2
+	}
+	defer stopTracing() // after the servers and caches, whose last spans it sends
+	tokenStores.tracer = tracer
 	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
 	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
 		rt.access = access
@@ -227,6 +235,8 @@ type stores struct {
 	shared  auth.Shared // nil unless Redis
 	lockTTL time.Duration
 	close   func() error
+	// tracer records the token sources' and the proxy's spans; nil: off.
+	tracer trace.TracerProvider
 }
 
 // openStore opens the configured token store. A file store is read whole

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -73,6 +74,11 @@ type CacheOptions struct {
 	// "fallback" (fetched alone, the store being unreachable) or
 	// "unavailable" (failed closed). It must not block.
 	OnShared func(event string)
+
+	// TracerProvider, if set, records the waits for a token, the fetches
+	// and the shared store's calls as spans (see trace.go); nil records
+	// nothing and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Status is a snapshot of a Cache, for health checks and /status. It
@@ -123,6 +129,8 @@ type Cache struct {
 	lastErr     error
 	lastRefresh time.Time
 	sharedErr   error
+
+	trace cacheTracer // off unless CacheOptions.TracerProvider is set
 }
 
 type cachedToken struct {
@@ -171,6 +179,10 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 		opts.Log = l
 	}
 	c := &Cache{src: src, opts: opts}
+	c.trace.init(opts.TracerProvider)
+	if c.trace.tracer != nil && opts.Shared != nil {
+		c.opts.Shared = tracedShared{Shared: opts.Shared, tracer: c.trace.tracer}
+	}
 	if t := opts.Initial; t != nil && t.ValidAt(opts.Now()) {
 		c.cur.Store(&cachedToken{tok: t, refreshAt: c.refreshAt(t, opts.Now(), true)})
 	}
@@ -187,6 +199,9 @@ func (c *Cache) Token(ctx context.Context) (*Token, error) {
 		if !e.refreshAt.IsZero() && !now.Before(e.refreshAt) {
 			c.refreshInBackground(now)
 		}
+		if c.trace.tracer != nil {
+			c.trace.hit(ctx)
+		}
 		return e.tok, nil
 	}
 	// The reason only labels the log line of the fetch this caller starts.
@@ -197,7 +212,7 @@ func (c *Cache) Token(ctx context.Context) (*Token, error) {
 	case e.tok == nil: // Invalidate leaves an empty entry
 		reason = "rejected"
 	}
-	return c.wait(ctx, reason)
+	return c.tracedWait(ctx, reason)
 }
 
 // Invalidate drops stale from the cache, but only if it is still the
@@ -271,7 +286,7 @@ func (c *Cache) wait(ctx context.Context, reason string) (*Token, error) {
 			c.holdForInterval()
 		}
 		// Detached: the fetch serves every waiter, not only this caller.
-		return c.fetch(context.WithoutCancel(ctx), reason)
+		return c.tracedFetch(context.WithoutCancel(ctx), reason)
 	})
 	select {
 	case r := <-ch:
@@ -306,7 +321,7 @@ func (c *Cache) refreshInBackground(now time.Time) {
 		defer c.bg.Done()
 		defer c.refreshing.Store(false)
 		c.group.Do("fetch", func() (any, error) {
-			return c.fetch(context.Background(), "expiry")
+			return c.tracedFetch(context.Background(), "expiry")
 		})
 	}()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // GrantType names how a source gets its tokens (RFC 6749 4.4 and 6).
@@ -109,6 +110,10 @@ type Options struct {
 	// OnFetch and OnShared are the CacheOptions hooks of the same names.
 	OnFetch  func(reason string, err error)
 	OnShared func(event string)
+	// TracerProvider, if set, traces each source's token waits, fetches
+	// and token requests (with a W3C traceparent), and the Shared store's
+	// calls; nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // NewSource builds the token source an upstream's settings ask for: the
@@ -122,6 +127,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	client.HTTPClient = traceTokenEndpoint(client.HTTPClient, o.TracerProvider)
 	id := s.Identity()
 	copts := CacheOptions{
 		RefreshBefore:      s.RefreshBefore,
@@ -131,6 +137,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 		Now:                o.Now,
 		Log:                o.Log,
 		OnFetch:            o.OnFetch,
+		TracerProvider:     o.TracerProvider,
 	}
 	refresh := s.Grant == GrantRefreshToken
 	if o.Shared != nil {
@@ -148,7 +155,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 			return nil, fmt.Errorf("upstream %q: a refresh-token source needs a Store", s.Name)
 		}
 		grant := &RefreshGrant{Client: client, Name: s.Name, InitialRefreshToken: s.RefreshToken,
-			Store: o.Store, Log: o.Log, Shared: o.Shared != nil}
+			Store: traceStore(o.Store, o.TracerProvider), Log: o.Log, Shared: o.Shared != nil}
 		stored, err := grant.Open(ctx)
 		if err != nil {
 			return nil, err
@@ -164,6 +171,7 @@ func NewSource(ctx context.Context, s Settings, o Options) (*Cache, error) {
 	}
 	c := NewCache(src, copts)
 	c.identity, c.dpop = id, client.DPoP
+	c.traceAs(s.Name, s.Grant, client.AuthMethod)
 	return c, nil
 }
 

@@ -77,6 +77,7 @@ type options struct {
 	profileDir    string        // "": no profiles
 	replayMaxBody string
 	gcVariants    []gcVariant // -memory: authproxy's GC settings to measure; nil: no memory measurement
+	traced        bool        // also authproxy with tracing on, as "traced" (tracing.go)
 	out           io.Writer
 }
 
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&fo.clients, "far-clients", 8, "-far: concurrent callers")
 	memory := flag.Bool("memory", false, "instead of the scenarios: RSS with 1,000 and 10,000 idle keep-alive connections and peak RSS under load on 1,000, per proxy")
 	gcVariants := flag.String("gc-variants", "default,GOGC=100,GOGC=200", `-memory: authproxy's GC settings to run it with, comma-separated: "default" (app/gc.go's) or space-separated environment settings`)
+	flag.BoolVar(&o.traced, "traced", false, `also measure authproxy with tracing on, every trace sampled, as "traced"; the closing note gives on/off`)
 	flag.Parse()
 	if *quick {
 		o.rounds, o.duration, o.warmup = 1, 300*time.Millisecond, 100*time.Millisecond
@@ -235,6 +237,9 @@ func run(ctx context.Context, o options) ([]scenarioReport, error) {
 	fmt.Fprintf(o.out, "\n# load average at end: %s\n", loadAverage())
 	if len(reports) > 0 {
 		printSummary(o.out, reports, o.nginx != "", o.before != "")
+	}
+	if o.traced {
+		printTracing(o.out, reports)
 	}
 	return reports, nil
 }

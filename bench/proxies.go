@@ -83,7 +83,7 @@ upstreams:
 	if out, err := exec.Command(binary, "check", "--config", path).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check: %w\n%s", name, err, out)
 	}
-	env := append([]string(nil), ps.authproxyEnv...)
+	env := append(append([]string(nil), ps.authproxyEnv...), tracedEnv(name)...)
 	if profile {
 		env = append(env, "AUTHPROXY_BENCH_PPROF="+pprofAddr)
 	}

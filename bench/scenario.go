@@ -53,6 +53,9 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 	if ps.before != "" && sc.dpop == "" {
 		starts = append(starts, ps.startBefore)
 	}
+	if o.traced {
+		starts = append(starts, ps.startTraced)
+	}
 	if ps.nginx != "" {
 		starts = append(starts, ps.startNginx)
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	// ForwardProxy is the listener apps reach through HTTPS_PROXY; off
 	// unless its Listen is set.
 	ForwardProxy ForwardProxy
+	// Tracing says whether and where OpenTelemetry traces go.
+	Tracing Tracing
 	// Upstreams are sorted by name.
 	Upstreams []Upstream
 	// Digest identifies the text the config was read from (see Digest),

@@ -77,7 +77,7 @@ func TestAnUnknownKeyListsTheKnownOnes(t *testing.T) {
 	_, err := Parse([]byte(minimal+"    replay: {colour: blue}\nwhatever: 1\n"), Options{NoEnvOverrides: true})
 	for _, want := range []string{
 		"upstreams.api.replay.colour: unknown key; the keys here are on_status, max_body",
-		"whatever: unknown key; the keys here are listen, log, shutdown_timeout, inbound, limits, store, admin, upstreams",
+		"whatever: unknown key; the keys here are listen, log, shutdown_timeout, inbound, limits, store, admin, tracing, upstreams",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q: %v", want, err)

@@ -14,6 +14,7 @@ type fileConfig struct {
 	Limits          fileLimits              `mapstructure:"limits"`
 	Store           fileStore               `mapstructure:"store"`
 	Admin           fileAdmin               `mapstructure:"admin"`
+	Tracing         fileTracing             `mapstructure:"tracing"`
 	Upstreams       map[string]fileUpstream `mapstructure:"upstreams"`
 	ForwardProxy    fileForwardProxy        `mapstructure:"forward_proxy"`
 }
@@ -26,6 +27,7 @@ func (p *Problems) validate(fc *fileConfig, dir string) *Config {
 	cfg.Store = p.store(fc.Store, dir)
 	cfg.Upstreams = p.upstreams(fc.Upstreams, dir)
 	cfg.ForwardProxy = p.forwardProxy(fc.ForwardProxy, cfg.Upstreams, fc.Upstreams, dir)
+	cfg.Tracing = p.tracing(fc.Tracing)
 	for _, u := range cfg.Upstreams {
 		if cfg.Store.Type == "redis" && cfg.Store.LockTTL <= u.Token.Timeout {
 			p.add("store.lock_ttl", "%s is not longer than upstreams.%s.token.timeout (%s): a replica must finish a token request while it holds the lock, or another may redeem the same refresh token; write e.g. %s",

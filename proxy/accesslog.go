@@ -135,6 +135,9 @@ func (h *Handler) logAccess(r *http.Request, st *requestState) {
 	if info.fail != failNone {
 		f = failures[info.fail]
 	}
+	if h.trace.tracer != nil {
+		h.trace.end(r, info, status, f)
+	}
 	if h.onRequest != nil {
 		ev := RequestEvent{Upstream: info.upstream, Mode: info.mode, Host: info.host, Method: r.Method, Status: status, Duration: duration,
 			Replay: info.replay, ReplaySkipped: skip, Truncated: info.truncated, Error: f.Code, Fault: f.Fault}

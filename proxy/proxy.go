@@ -22,6 +22,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Upstream is one API behind the proxy. The zero value of each optional
@@ -104,6 +105,9 @@ type Options struct {
 	// OnRequest, if set, is called once per request after it is answered.
 	// It must not block.
 	OnRequest func(RequestEvent)
+	// TracerProvider, if set, records each request as a trace (see
+	// trace.go); nil records none, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // RequestEvent describes one answered request, for metrics.
@@ -146,6 +150,7 @@ type Handler struct {
 	accessLog   AccessLogger      // nil: log through log
 	hosts       map[string]*route // the forward proxy's routes, by "name:port"
 	forward     Forward
+	trace       handlerTracer
 }
 
 type route struct {
@@ -163,7 +168,8 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 		log = l
 	}
 	h := &Handler{log: log, now: time.Now, maxBody: opts.MaxRequestBody, bodyTimeout: opts.BodyReadTimeout,
-		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog, forward: opts.Forward}
+		inbound: opts.Inbound, onRequest: opts.OnRequest, accessLog: opts.AccessLog, forward: opts.Forward,
+		trace: newHandlerTracer(opts.TracerProvider)}
 	if opts.Now != nil {
 		h.now = opts.Now
 	}
@@ -182,7 +188,9 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("upstreams %q and %q have the same path prefix %q", other, u.Name, u.PathPrefix)
 		}
 		seen[prefix] = u.Name
-		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: newReverseProxy(u, prefix, log, opts.ReplayBudget)})
+		rp := newReverseProxy(u, prefix, log, opts.ReplayBudget)
+		h.trace.route(rp)
+		h.routes = append(h.routes, route{prefix: prefix, name: u.Name, proxy: rp})
 	}
 	sort.Slice(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	h.hosts = map[string]*route{}
@@ -354,7 +362,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w,
 // request (tun nil), or inside the tunnel tun. Every way in takes the same
 // admission, refusals, routes and failures.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fw *ForwardServer, tun *tunnel) {
-	st := newRequestState(r.Context(), h.now())
+	st := newRequestState(h.trace.start(r), h.now())
 	st.rec.ResponseWriter = w
 	r = r.WithContext(&st.ctx)
 	defer h.logAccess(r, st)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TokenSource is what the proxy needs of a token cache: a token for each
@@ -60,6 +61,8 @@ type tokenTransport struct {
 	rendered atomic.Pointer[renderedToken]
 	// idleTimers are lent to response bodies for their idle timeout.
 	idleTimers idleTimers
+	// tracer records replays as spans (see trace.go); nil: off.
+	tracer trace.Tracer
 }
 
 type renderedToken struct {
@@ -229,6 +232,8 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 			return rejected, nil
 		}
 	}
+	ctx, span := t.startReplay(ctx, rejected.StatusCode)
+	defer span.End()
 	trial := t.rejected.refreshing(stale, key)
 	t.tokens.Invalidate(stale)
 	fresh, err := t.tokens.Token(ctx)
@@ -272,6 +277,7 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 	if info != nil {
 		info.replay = outcome
 	}
+	endReplay(span, outcome)
 	return resp, err
 }
 
