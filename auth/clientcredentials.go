@@ -190,6 +190,12 @@ func (e tokenEndpoint) exchangeOnce(ctx context.Context, grant [][2]string) (*To
 		a.add("resource", v)
 	}
 	others := a.secrets
+	// A key in the token URL's query (?api_key=) is a credential too.
+	if u, err := url.Parse(e.url); err == nil {
+		for _, vs := range u.Query() {
+			others = append(others, vs...)
+		}
+	}
 	for _, f := range a.fields {
 		if secretFields[f[0]] {
 			others = append(others, f[1])

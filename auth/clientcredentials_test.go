@@ -258,3 +258,15 @@ func TestTokenTypeMustBeTheConfiguredOne(t *testing.T) {
 		}
 	}
 }
+
+// A key in the token URL's query (?api_key=...) is a credential too: a
+// token endpoint that echoes it in its error_description must not put it
+// in the error, which reaches logs, /status and the client's body.
+func TestClientCredentialsRedactsTheTokenURLsQuery(t *testing.T) {
+	srv, _ := captureEndpoint(t, 400, `{"error":"invalid_request","error_description":"unknown api_key k3y-in-the-url-0123"}`)
+	cc := ClientCredentials{Client: Client{TokenURL: srv.URL + "/token?api_key=k3y-in-the-url-0123", ClientID: "id", ClientSecret: "s3cr3t-value"}}
+	_, err := cc.Token(context.Background())
+	if err == nil || strings.Contains(err.Error(), "k3y-in-the-url-0123") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("error text %q", err)
+	}
+}
