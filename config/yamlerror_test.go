@@ -94,3 +94,22 @@ func TestAYAMLErrorQuotesNoValue(t *testing.T) {
 		}
 	}
 }
+
+// Locating the line is bounded work: a file of 30,000 short lines with
+// its mistake at the top would be parsed once per line, about 1 GiB in
+// all and minutes of CPU, before check answered. Past maxLocateWork it
+// says yaml.v3's own line instead.
+func TestLocatingAYAMLErrorIsBounded(t *testing.T) {
+	data := []byte("a: [\n" + strings.Repeat("b\n", 30000))
+	var parsed int
+	real := parseYAML
+	parseYAML = func(b []byte) error { parsed += len(b); return real(b) }
+	defer func() { parseYAML = real }()
+	_, err := Parse(data, Options{NoEnvOverrides: true})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if limit := 64<<20 + len(data); parsed > limit {
+		t.Errorf("parsed %d MiB to locate the error, want at most %d MiB", parsed>>20, limit>>20)
+	}
+}
