@@ -62,10 +62,9 @@ func yamlSyntaxError(data []byte, err error) error {
 // maxLocateWork bounds the bytes parsed doing so (a 2,400-line config
 // with its mistake at the top parses about 40 MiB, in a quarter second),
 // so that a file of 30,000 short lines is not parsed for minutes.
-const (
-	maxLocatedYAML = 64 << 10
-	maxLocateWork  = 64 << 20
-)
+const maxLocatedYAML = 64 << 10
+
+var maxLocateWork = 64 << 20 // a variable so that a test can lower it
 
 // parseYAML is yaml.v3's parser, a variable so that a test can count
 // what locating an error costs.
