@@ -10,8 +10,11 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/internal/dpoptest"
@@ -268,4 +271,38 @@ func TestDPoPNonceFromAnyAnswerIsKept(t *testing.T) {
 	if strings.Contains(nonces[0], "nonce") || !strings.Contains(nonces[1], `"nonce":"n-1"`) || !strings.Contains(nonces[2], `"nonce":"n-2"`) {
 		t.Fatalf("proofs %q: want no nonce, then each answer's", nonces)
 	}
+}
+
+// The read of a nonce challenge's body, before the DPoP retry, is under
+// upstream_idle_timeout as the read before a replay is: an upstream that
+// sends the 401 headers and then nothing is cut off after the timeout
+// with 504, and the request is not sent again.
+func TestDPoPStalledNonceChallengeIsCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		key, err := auth.NewDPoPKey(priv, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := 0
+		api := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sent++
+			h := http.Header{"Www-Authenticate": {`DPoP error="use_dpop_nonce"`}, "Dpop-Nonce": {"n-1"}, "Content-Length": {"100"}}
+			return &http.Response{StatusCode: 401, Header: h, ContentLength: 100, Body: newFakeUpstreamBody(), Request: r}, nil
+		})
+		h, err := New([]Upstream{{Name: "api", Target: mustURL(t, "http://api.example"), Tokens: &fakeTokens{tokenType: "DPoP"},
+			Transport: api, DPoP: key, ReplayOn: []int{401}, IdleTimeout: time.Second}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		if waited := time.Since(start); waited != time.Second {
+			t.Errorf("answered after %s, want the idle timeout, 1s", waited)
+		}
+		if w.Code != http.StatusGatewayTimeout || sent != 1 {
+			t.Errorf("got %d %s after %d requests upstream; want 504 after 1", w.Code, w.Body, sent)
+		}
+	})
 }
