@@ -55,21 +55,9 @@ func (d dpopProof) observe(req *http.Request, resp *http.Response) bool {
 // the upstream refused. As for a replay, the answer goes back as it came
 // when the body cannot be had whole.
 func (t *tokenTransport) retryHeader(ctx context.Context, req *http.Request, tok *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
-	// The idle timeout covers this read too (issue 21 item 6).
-	rejected, kept, err := keepResponse(rejected, t.idleTimeout, &t.idleTimers)
-	if err != nil || !kept {
+	rejected, body, ok, err := t.holdForResend(ctx, rejected, tee)
+	if err != nil || !ok {
 		return rejected, err
-	}
-	var body []byte
-	if tee != nil {
-		var ok bool
-		var err error
-		if body, ok, err = tee.complete(ctx); err != nil {
-			rejected.Body.Close()
-			return nil, err
-		} else if !ok {
-			return rejected, nil
-		}
 	}
 	again := resend(ctx, req, body, tee != nil)
 	if err := t.perRequest.set(again, tok); err != nil {

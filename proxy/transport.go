@@ -204,6 +204,30 @@ func (t *tokenTransport) decideAndSend(ctx context.Context, req *http.Request, t
 	return resp, nil
 }
 
+// holdForResend keeps a rejected answer (under the idle timeout: its
+// body is read before anything reaches the client) and the request's
+// whole body, for the replay after a refresh and for a retry with a new
+// per-request header alike. ok is false, with the rejection to send back
+// as it came, when either cannot be had whole; on an error, the
+// rejection is already closed and nil.
+func (t *tokenTransport) holdForResend(ctx context.Context, rejected *http.Response, tee *teeBody) (_ *http.Response, body []byte, ok bool, _ error) {
+	rejected, kept, err := keepResponse(rejected, t.idleTimeout, &t.idleTimers)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !kept {
+		return rejected, nil, false, nil
+	}
+	if tee == nil {
+		return rejected, nil, true, nil
+	}
+	if body, ok, err = tee.complete(ctx); err != nil {
+		rejected.Body.Close()
+		return nil, nil, false, err
+	}
+	return rejected, body, ok, nil
+}
+
 // replay handles a rejected token: refresh it and send the request once
 // more with the same body. The rejection goes back to the client as it
 // came when the body cannot be had whole (over max_body), and when a
@@ -215,22 +239,9 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		t.atBound(bound)
 		return rejected, nil
 	}
-	rejected, kept, err := keepResponse(rejected, t.idleTimeout, &t.idleTimers)
-	if err != nil {
-		return nil, err
-	}
-	if !kept {
-		return rejected, nil
-	}
-	var body []byte
-	if tee != nil {
-		var ok bool
-		if body, ok, err = tee.complete(ctx); err != nil {
-			rejected.Body.Close()
-			return nil, err
-		} else if !ok {
-			return rejected, nil
-		}
+	rejected, body, ok, err := t.holdForResend(ctx, rejected, tee)
+	if err != nil || !ok {
+		return rejected, err
 	}
 	ctx, span := t.startReplay(ctx, rejected.StatusCode)
 	defer span.End()
