@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,24 +187,7 @@ func openIdle(g *loadGen, from int) int {
 }
 
 // currentRSS sums VmRSS over the processes.
-func currentRSS(pids []int) int64 {
-	var total int64
-	for _, pid := range pids {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-				total += kb << 10
-			}
-		}
-		f.Close()
-	}
-	return total
-}
+func currentRSS(pids []int) int64 { return sumStatus(pids, "VmRSS:") }
 
 // loadedSummary is the medians over rounds of one process under load,
 // with the highest peak RSS.

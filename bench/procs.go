@@ -169,7 +169,11 @@ func resetPeakRSS(pids []int) {
 
 // peakRSS sums VmHWM over the processes. For nginx, pages its master and
 // workers share are counted once in each.
-func peakRSS(pids []int) int64 {
+func peakRSS(pids []int) int64 { return sumStatus(pids, "VmHWM:") }
+
+// sumStatus sums a size field of /proc/PID/status (in kB there) over the
+// processes, in bytes; a process gone is counted as 0.
+func sumStatus(pids []int, field string) int64 {
 	var total int64
 	for _, pid := range pids {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -178,7 +182,7 @@ func peakRSS(pids []int) int64 {
 		}
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 				kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
 				total += kb << 10
 			}
