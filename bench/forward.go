@@ -16,7 +16,7 @@ import (
 	"github.com/authproxy/authproxy/pki"
 )
 
-// The forward-proxy scenarios (issue 24): an app with HTTPS_PROXY reaches
+// The forward-proxy scenarios: an app with HTTPS_PROXY reaches
 // the upstream through a CONNECT tunnel that authproxy decrypts with a
 // leaf from its CA. Three processes take the same GETs to the same plain
 // HTTP upstream:
