@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 //
 //	authproxy  authproxy's forward proxy: CONNECT api.bench.test:443, TLS inside
 //	reverse    authproxy's reverse listener, plain HTTP (the usual path)
-//	bare       bench/tlsbareproxy: TLS straight to it, httputil.ReverseProxy, fixed token
+//	bare       bench/bareproxy -cert -key: TLS straight to it, httputil.ReverseProxy, fixed token
 //
 // They are named so that the summary's authproxy/bare columns are the
 // forward proxy over the TLS baseline; the forward/reverse ratios are
@@ -99,12 +98,6 @@ func runForward(ctx context.Context, o options, ps *proxies, sc scenario, fresh 
 	if err != nil {
 		return rep, err
 	}
-	tlsBare := filepath.Join(ps.dir, "tlsbareproxy")
-	if _, err := os.Stat(tlsBare); err != nil {
-		if tlsBare, err = goBuild(ps.dir, "github.com/authproxy/authproxy/bench/tlsbareproxy", "tlsbareproxy"); err != nil {
-			return rep, err
-		}
-	}
 	up, err := startUpstream(sc.lifetime)
 	if err != nil {
 		return rep, err
@@ -121,7 +114,7 @@ func runForward(ctx context.Context, o options, ps *proxies, sc scenario, fresh 
 		}
 	}()
 
-	fwd, err := ps.startForwardAuthproxy(ctx, up, keys)
+	fwd, err := ps.runAuthproxy(ctx, up, "authproxy", ps.authproxy, false, keys)
 	if err != nil {
 		return rep, err
 	}
@@ -132,7 +125,7 @@ func runForward(ctx context.Context, o options, ps *proxies, sc scenario, fresh 
 	}
 	rev.name = "reverse"
 	procs, gens = append(procs, rev), append(gens, newDialGen(dialTCP(rev.addr), rev.addr, sc, fresh))
-	bare, err := ps.startTLSBare(tlsBare, up, keys)
+	bare, err := ps.runBare(ctx, up, keys)
 	if err != nil {
 		return rep, err
 	}
@@ -144,7 +137,7 @@ func runForward(ctx context.Context, o options, ps *proxies, sc scenario, fresh 
 	scrape := &http.Client{Timeout: 10 * time.Second}
 	defer scrape.CloseIdleConnections()
 
-	fmt.Fprintf(o.out, "\n## %s: %s %s, %d connections%s; authproxy = its forward proxy (CONNECT %s:443, TLS inside), reverse = its reverse listener (plain HTTP), bare = bench/tlsbareproxy (TLS, fixed token)\n",
+	fmt.Fprintf(o.out, "\n## %s: %s %s, %d connections%s; authproxy = its forward proxy (CONNECT %s:443, TLS inside), reverse = its reverse listener (plain HTTP), bare = bench/bareproxy (TLS, fixed token)\n",
 		sc.name, sc.method, sc.path, sc.conns, map[bool]string{true: ", a new connection (and for TLS a full handshake) per request", false: " kept alive"}[fresh], benchHost)
 	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
 	for r := range o.rounds {
@@ -199,70 +192,4 @@ func printForwardMedians(out io.Writer, rep scenarioReport) {
 	fmt.Fprintf(out, "      medians over %d rounds: forward/reverse throughput %.3f, CPU/req %.3f; forward/tls-bare throughput %.3f, CPU/req %.3f; reverse/tls-bare throughput %.3f, CPU/req %.3f\n",
 		len(rs), ratio("authproxy", "reverse", rps), ratio("authproxy", "reverse", cpu), ratio("authproxy", "bare", rps), ratio("authproxy", "bare", cpu),
 		ratio("reverse", "bare", rps), ratio("reverse", "bare", cpu))
-}
-
-// startForwardAuthproxy runs the built binary as startAuthproxy does,
-// with its forward proxy on and the upstream reached by benchHost. The
-// load goes to the forward proxy; readiness is asked of the reverse
-// listener, which ends in the same upstream and token.
-func (ps *proxies) startForwardAuthproxy(ctx context.Context, up *upstream, keys *forwardPKI) (*proxyProc, error) {
-	dir, err := ps.subdir("authproxy-forward")
-	if err != nil {
-		return nil, err
-	}
-	addr, err1 := freeAddr()
-	admin, err2 := freeAddr()
-	forward, err3 := freeAddr()
-	if err := firstErr(err1, err2, err3); err != nil {
-		return nil, err
-	}
-	config := fmt.Sprintf(`listen: %s
-admin: {listen: %s}
-log: {level: info, format: json}
-store: {type: memory}
-limits: {max_request_body: 1MiB}
-forward_proxy: {listen: %s, ca_cert_file: %s, ca_key_file: %s}
-upstreams:
-  api:
-    target: %s
-    hosts: [%s]
-    path_prefix: ""
-    upstream_timeout: 60s
-    upstream_idle_timeout: 5m
-    token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m}
-    replay: {max_body: "%s"}
-`, addr, admin, forward, keys.caCert, keys.caKey, up.url, benchHost, up.url, ps.replayMaxBody)
-	path := filepath.Join(dir, "proxy.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command(ps.authproxy, "check", "--config", path).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("authproxy check (forward): %w\n%s", err, out)
-	}
-	p, err := startProc("authproxy", ps.authproxy, []string{"--config", path}, nil, ps.devNull)
-	if err != nil {
-		return nil, err
-	}
-	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
-	if err := ps.ready(ctx, p); err != nil {
-		return nil, err
-	}
-	p.addr = forward
-	return p, nil
-}
-
-// startTLSBare runs bench/tlsbareproxy with the leaf for benchHost.
-func (ps *proxies) startTLSBare(binary string, up *upstream, keys *forwardPKI) (*proxyProc, error) {
-	addr, err1 := freeAddr()
-	admin, err2 := freeAddr()
-	if err := firstErr(err1, err2); err != nil {
-		return nil, err
-	}
-	p, err := startProc("bare", binary, []string{"-listen", addr, "-admin", admin, "-target", up.url,
-		"-token", fixedToken, "-cert", keys.leafCert, "-key", keys.leafKey, "-upstream-timeout", "60s"}, nil, ps.devNull)
-	if err != nil {
-		return nil, err
-	}
-	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
-	return p, nil
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
-	"sync"
 	"time"
 )
 
@@ -35,41 +33,13 @@ func newDialGen(dial func() (net.Conn, error), host string, sc scenario, fresh b
 // run is loadGen.run's, with the dial (and for fresh, the close) inside
 // each request's time.
 func (g *dialGen) run(d time.Duration) loadResult {
-	start := time.Now()
-	deadline := start.Add(d)
-	var mu sync.Mutex
-	var res loadResult
-	var wg sync.WaitGroup
-	for i := range g.conns {
-		wg.Add(1)
-		go func(cc *clientConn) {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 1024)
-			var errs int64
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				err := g.roundTrip(cc)
-				if g.fresh {
-					cc.close()
-				}
-				if err != nil {
-					errs++
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			mu.Lock()
-			res.latency = append(res.latency, lat...)
-			res.errors += errs
-			mu.Unlock()
-		}(&g.conns[i])
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.requests = int64(len(res.latency))
-	slices.Sort(res.latency)
-	return res
+	return drive(g.conns, d, func(cc *clientConn) error {
+		err := g.roundTrip(cc)
+		if g.fresh {
+			cc.close()
+		}
+		return err
+	})
 }
 
 func (g *dialGen) roundTrip(cc *clientConn) error {

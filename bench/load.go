@@ -53,12 +53,18 @@ func newLoadGen(addr string, sc scenario) *loadGen {
 // flight. Connections stay open between runs, so a warm-up run leaves
 // them established for the measured one.
 func (g *loadGen) run(d time.Duration) loadResult {
+	return drive(g.conns, d, func(cc *clientConn) error { return cc.roundTrip(g.addr, g.req) })
+}
+
+// drive sends requests with send on every connection, one at a time each,
+// for d, then waits for those in flight; a request's latency is its send.
+func drive(conns []clientConn, d time.Duration, send func(*clientConn) error) loadResult {
 	start := time.Now()
 	deadline := start.Add(d)
 	var mu sync.Mutex
 	var res loadResult
 	var wg sync.WaitGroup
-	for i := range g.conns {
+	for i := range conns {
 		wg.Add(1)
 		go func(cc *clientConn) {
 			defer wg.Done()
@@ -66,7 +72,7 @@ func (g *loadGen) run(d time.Duration) loadResult {
 			var errs int64
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				if err := cc.roundTrip(g.addr, g.req); err != nil {
+				if err := send(cc); err != nil {
 					errs++
 					// A refused or reset connection must not spin.
 					time.Sleep(10 * time.Millisecond)
@@ -78,7 +84,7 @@ func (g *loadGen) run(d time.Duration) loadResult {
 			res.latency = append(res.latency, lat...)
 			res.errors += errs
 			mu.Unlock()
-		}(&g.conns[i])
+		}(&conns[i])
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)

@@ -43,15 +43,20 @@ func (ps *proxies) subdir(name string) (string, error) {
 // /dev/null), metrics (always on with the admin listener), the token
 // cache, and both upstream timeouts.
 func (ps *proxies) startAuthproxy(ctx context.Context, up *upstream) (*proxyProc, error) {
-	return ps.runAuthproxy(ctx, up, "authproxy", ps.authproxy, ps.profile)
+	return ps.runAuthproxy(ctx, up, "authproxy", ps.authproxy, ps.profile, nil)
 }
 
 // startBefore runs the -before binary as startAuthproxy runs this one.
 func (ps *proxies) startBefore(ctx context.Context, up *upstream) (*proxyProc, error) {
-	return ps.runAuthproxy(ctx, up, "before", ps.before, false)
+	return ps.runAuthproxy(ctx, up, "before", ps.before, false, nil)
 }
 
-func (ps *proxies) runAuthproxy(ctx context.Context, up *upstream, name, binary string, profile bool) (*proxyProc, error) {
+// runAuthproxy runs binary with the bench's config, under name. With
+// forward set, its forward proxy is on too, with that CA, the upstream is
+// reached by benchHost through it, and the returned proc's addr is the
+// forward listener (readiness is asked of the reverse listener, which
+// ends in the same upstream and token).
+func (ps *proxies) runAuthproxy(ctx context.Context, up *upstream, name, binary string, profile bool, forward *forwardPKI) (*proxyProc, error) {
 	dir, err := ps.subdir(name)
 	if err != nil {
 		return nil, err
@@ -59,23 +64,29 @@ func (ps *proxies) runAuthproxy(ctx context.Context, up *upstream, name, binary 
 	addr, err1 := freeAddr()
 	admin, err2 := freeAddr()
 	pprofAddr, err3 := freeAddr()
-	if err := firstErr(err1, err2, err3); err != nil {
+	forwardAddr, err4 := freeAddr()
+	if err := firstErr(err1, err2, err3, err4); err != nil {
 		return nil, err
+	}
+	forwardProxy, hosts := "", ""
+	if forward != nil {
+		forwardProxy = fmt.Sprintf("forward_proxy: {listen: %s, ca_cert_file: %s, ca_key_file: %s}\n", forwardAddr, forward.caCert, forward.caKey)
+		hosts = "\n    hosts: [" + benchHost + "]"
 	}
 	config := fmt.Sprintf(`listen: %s
 admin: {listen: %s}
 log: {level: info, format: json}
 store: {type: memory}
 limits: {max_request_body: 1MiB}
-upstreams:
+%supstreams:
   api:
-    target: %s
+    target: %s%s
     path_prefix: ""
     upstream_timeout: 60s
     upstream_idle_timeout: 5m
     token: {url: "%s/token", client_id: bench, client_secret: bench-secret, refresh_before: 10m%s}
     replay: {max_body: "%s"}
-`, addr, admin, up.url, up.url, dpopSetting(dir, up.dpop), ps.replayMaxBody)
+`, addr, admin, forwardProxy, up.url, hosts, up.url, dpopSetting(dir, up.dpop), ps.replayMaxBody)
 	path := filepath.Join(dir, "proxy.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		return nil, err
@@ -98,24 +109,39 @@ upstreams:
 	if err := ps.ready(ctx, p); err != nil {
 		return nil, err
 	}
+	if forward != nil {
+		p.addr = forwardAddr
+	}
 	return p, nil
 }
 
 // startBare runs bench/bareproxy, the baseline.
 func (ps *proxies) startBare(ctx context.Context, up *upstream) (*proxyProc, error) {
+	return ps.runBare(ctx, up, nil)
+}
+
+// runBare runs bench/bareproxy; with tls set it serves TLS with the leaf
+// for benchHost, and the caller waits for it to serve (ready speaks
+// plain HTTP).
+func (ps *proxies) runBare(ctx context.Context, up *upstream, tls *forwardPKI) (*proxyProc, error) {
 	addr, err1 := freeAddr()
 	admin, err2 := freeAddr()
 	if err := firstErr(err1, err2); err != nil {
 		return nil, err
 	}
-	p, err := startProc("bare", ps.bare, []string{"-listen", addr, "-admin", admin, "-target", up.url,
-		"-token", fixedToken, "-upstream-timeout", "60s"}, nil, ps.devNull)
+	args := []string{"-listen", addr, "-admin", admin, "-target", up.url, "-token", fixedToken, "-upstream-timeout", "60s"}
+	if tls != nil {
+		args = append(args, "-cert", tls.leafCert, "-key", tls.leafKey)
+	}
+	p, err := startProc("bare", ps.bare, args, nil, ps.devNull)
 	if err != nil {
 		return nil, err
 	}
 	p.addr, p.metrics = addr, "http://"+admin+"/metrics"
-	if err := ps.ready(ctx, p); err != nil {
-		return nil, err
+	if tls == nil {
+		if err := ps.ready(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

@@ -21,7 +21,7 @@ func init() { measuredAuthproxies = append(measuredAuthproxies, "traced") }
 // startTraced runs this checkout's authproxy as startAuthproxy does, with
 // tracing on (see tracedEnv).
 func (ps *proxies) startTraced(ctx context.Context, up *upstream) (*proxyProc, error) {
-	return ps.runAuthproxy(ctx, up, "traced", ps.authproxy, false)
+	return ps.runAuthproxy(ctx, up, "traced", ps.authproxy, false, nil)
 }
 
 // tracedEnv turns tracing on for the proxy named traced, through the

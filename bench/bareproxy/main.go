@@ -11,6 +11,10 @@
 // idle timeout, request-body limit or replay: those are what the bench
 // measures the cost of.
 //
+// With -cert and -key it serves TLS with that certificate instead: the
+// forward-proxy scenarios' baseline, a plain TLS-terminating proxy (no
+// CONNECT, no certificate minting).
+//
 // It serves Go's runtime metrics (go_memstats_mallocs_total among them)
 // on -admin, from the same Prometheus collector authproxy uses, so both
 // processes' allocations are read the same way.
@@ -18,6 +22,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,12 +47,23 @@ func main() {
 	admin := flag.String("admin", "127.0.0.1:9091", "address to serve /metrics on")
 	target := flag.String("target", "", "upstream base URL")
 	token := flag.String("token", "fixed-token", "bearer token to attach")
+	certFile := flag.String("cert", "", "a TLS certificate (PEM) to serve with, over TLS; with -key")
+	keyFile := flag.String("key", "", "its key (PEM)")
 	timeout := flag.Duration("upstream-timeout", 60*time.Second, "ResponseHeaderTimeout, as authproxy's upstream_timeout")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
 		fmt.Fprintf(os.Stderr, "bareproxy: -target %q is not an http URL\n", *target)
 		os.Exit(2)
+	}
+	var tlsConfig *tls.Config
+	if *certFile != "" || *keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bareproxy:", err)
+			os.Exit(2)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -74,7 +90,12 @@ func main() {
 	// authproxy's defaults for limits.read_header_timeout, idle_timeout
 	// and max_header_bytes.
 	srv := &http.Server{Addr: *listen, Handler: proxy,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		TLSConfig: tlsConfig}
+	serveProxy := srv.ListenAndServe
+	if tlsConfig != nil {
+		serveProxy = func() error { return srv.ListenAndServeTLS("", "") }
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -85,9 +106,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	failed := make(chan error, 2)
-	for _, s := range []*http.Server{srv, adminSrv} {
+	for _, serve := range []func() error{serveProxy, adminSrv.ListenAndServe} {
 		go func() {
-			if err := s.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 				failed <- err
 			}
 		}()
