@@ -3,14 +3,14 @@ package app
 import (
 	"net/http"
 
-	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/pki"
 	"github.com/sirupsen/logrus"
 )
 
 // tlsFiles copies a TLS section of the config into auth's terms.
-func tlsFiles(t config.TLS) auth.TLSFiles {
-	return auth.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
+func tlsFiles(t config.TLS) pki.TLSFiles {
+	return pki.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
 }
 
 // withUpstreamTLS puts an upstream's TLS settings on its transport: the
@@ -25,7 +25,7 @@ func withUpstreamTLS(base *http.Transport, t config.TLS, log logrus.FieldLogger)
 	f.OnRefused = func(err error) {
 		log.WithError(err).Warn("the upstream's client certificate files changed but cannot be used; the previous certificate is still presented")
 	}
-	cfg, cert, err := auth.NewTLSConfig(f)
+	cfg, cert, err := pki.NewTLSConfig(f)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,10 @@
 package auth
 
 import (
-	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
+
+	"github.com/authproxy/authproxy/pki"
 )
 
 // client builds the Client that a source's every token request (and
@@ -89,7 +88,7 @@ func (s Settings) signedAssertion(c Client) (*SignedAssertion, error) {
 	if s.PrivateKeyFile == "" {
 		return nil, nil
 	}
-	key, cert, err := ReadKeyFile(s.PrivateKeyFile)
+	key, cert, err := pki.ReadKeyFile(s.PrivateKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +126,8 @@ func (s Settings) otherGrant(c Client, signed *SignedAssertion) (Source, error) 
 
 // tlsHTTPClient is an HTTP client over files: the CA trusted and the
 // client certificate presented, which is read again when it changes.
-func tlsHTTPClient(f TLSFiles) (*http.Client, error) {
-	cfg, cc, err := NewTLSConfig(f)
+func tlsHTTPClient(f pki.TLSFiles) (*http.Client, error) {
+	cfg, cc, err := pki.NewTLSConfig(f)
 	if err != nil {
 		return nil, err
 	}
@@ -138,39 +137,4 @@ func tlsHTTPClient(f TLSFiles) (*http.Client, error) {
 		return &http.Client{Transport: tr}, nil
 	}
 	return &http.Client{Transport: cc.Transport(tr)}, nil
-}
-
-// ReadKeyFile reads a private key file as ReadPrivateKey does, and the
-// certificate in it, if there is one: the certificate registered for the
-// key (Entra ID), whose thumbprints the assertions name. A certificate
-// that is not the key's is an error, as the provider would refuse every
-// assertion.
-func ReadKeyFile(path string) (crypto.Signer, *x509.Certificate, error) {
-	b, err := readSmallFile(path)
-	if err != nil {
-		return nil, nil, keyError("read %s: %v", path, unwrapPath(err))
-	}
-	defer clear(b) // the key bytes are not needed once parsed
-	key, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for rest := b; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			return key, nil, nil
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, nil, keyError("%s: the certificate beside the key does not parse: %v", path, err)
-		}
-		pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !pub.Equal(cert.PublicKey) {
-			return nil, nil, keyError("%s: the certificate (subject %q) is not the key's; put the key's own certificate beside it, or none", path, cert.Subject.String())
-		}
-		return key, cert, nil
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/authproxy/authproxy/pki"
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -51,7 +52,7 @@ type Settings struct {
 
 	// PrivateKeyFile signs the client assertions of PrivateKeyJWT and,
 	// with GrantJWTBearer and no AssertionFile, the grant's assertion (PEM;
-	// see ReadKeyFile). A certificate in the same file is named in each
+	// see pki.ReadKeyFile). A certificate in the same file is named in each
 	// assertion's x5t and x5t#S256 headers, as Entra ID wants.
 	PrivateKeyFile string
 	// KeyID is the assertions' kid header ("": none); SigningAlg their
@@ -67,7 +68,7 @@ type Settings struct {
 	// TLS is how the token endpoint is reached: a private CA to trust,
 	// and the client certificate of TLSClientAuth, reloaded when it
 	// changes. Set, it gives the source an HTTP client of its own.
-	TLS TLSFiles
+	TLS pki.TLSFiles
 
 	// The grants' own settings.
 
