@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/authproxy/authproxy/outbound"
 	"github.com/authproxy/authproxy/pki"
 )
 
@@ -18,7 +19,9 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 	if c.Now == nil {
 		c.Now = o.Now
 	}
-	if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.TLS.ServerName != "" {
+	// The token endpoint's own TLS files win over any client given; with
+	// neither, the source has a client of its own.
+	if !s.TLS.IsZero() || c.HTTPClient == nil && o.HTTPClient == nil {
 		f := s.TLS
 		if f.OnRefused == nil && o.Log != nil {
 			log := o.Log
@@ -26,17 +29,14 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 				log.WithError(err).Warn("the token endpoint's client certificate files changed but cannot be used; the previous certificate is still presented")
 			}
 		}
-		hc, err := tlsHTTPClient(f)
+		rt, err := outbound.New(outbound.Settings{TLS: f})
 		if err != nil {
 			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, err)
 		}
-		c.HTTPClient = hc
+		c.HTTPClient = &http.Client{Transport: rt}
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = o.HTTPClient
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if s.DPoPKeyFile != "" && c.DPoP == nil {
 		k, err := ReadDPoPKey(s.DPoPKeyFile, s.DPoPSigningAlg, c.Now)
@@ -122,19 +122,4 @@ func (s Settings) otherGrant(c Client, signed *SignedAssertion) (Source, error) 
 	}
 	return nil, fmt.Errorf("upstream %q: grant type %q is not one of %s, %s, %s, %s or %s", s.Name, s.Grant,
 		GrantClientCredentials, GrantRefreshToken, GrantJWTBearer, GrantTokenExchange, GrantPassword)
-}
-
-// tlsHTTPClient is an HTTP client over files: the CA trusted and the
-// client certificate presented, which is read again when it changes.
-func tlsHTTPClient(f pki.TLSFiles) (*http.Client, error) {
-	cfg, cc, err := pki.NewTLSConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
-	if cc == nil {
-		return &http.Client{Transport: tr}, nil
-	}
-	return &http.Client{Transport: cc.Transport(tr)}, nil
 }

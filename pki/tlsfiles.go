@@ -52,6 +52,12 @@ type TLSFiles struct {
 	OnRefused func(error)
 }
 
+// IsZero says whether f names no file and no server name: a client
+// that trusts the system's roots and presents no certificate.
+func (f TLSFiles) IsZero() bool {
+	return f.CAFile == "" && f.CertFile == "" && f.KeyFile == "" && f.ServerName == ""
+}
+
 // NewTLSConfig builds a client tls.Config from f. With a client
 // certificate, the returned *ClientCertificate is the one its
 // GetClientCertificate uses; wrap the transport with its Transport so that
