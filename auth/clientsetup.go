@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/authproxy/authproxy/auth/grant"
 	"github.com/authproxy/authproxy/outbound"
 	"github.com/authproxy/authproxy/pki"
 )
@@ -49,22 +50,23 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 	if err != nil {
 		return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
 	}
-	switch c.AuthMethod {
-	case "", ClientSecretPost, ClientSecretBasic, AuthNone:
-	case TLSClientAuth:
-		if s.TLS.CertFile == "" {
-			return Client{}, nil, fmt.Errorf("upstream %q: tls_client_auth needs the client certificate: set TLS.CertFile and TLS.KeyFile", s.Name)
+	method, known := grant.Methods[string(c.AuthMethod)]
+	if !known {
+		return Client{}, nil, fmt.Errorf("upstream %q: client authentication %q is not one of %s, %s, %s, %s, %s or %s", s.Name, c.AuthMethod,
+			ClientSecretPost, ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, AuthNone)
+	}
+	if method.ClientCertificate && s.TLS.CertFile == "" {
+		return Client{}, nil, fmt.Errorf("upstream %q: %s needs the client certificate: set TLS.CertFile and TLS.KeyFile", s.Name, c.AuthMethod)
+	}
+	if method.Secret == grant.SecretSigns && c.Assertion == nil {
+		a, err := NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
+			Secret: c.ClientSecret, Alg: s.SigningAlg, KeyID: s.KeyID, Now: c.Now})
+		if err != nil {
+			return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
 		}
-	case ClientSecretJWT:
-		if c.Assertion == nil {
-			a, err := NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
-				Secret: c.ClientSecret, Alg: s.SigningAlg, KeyID: s.KeyID, Now: c.Now})
-			if err != nil {
-				return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
-			}
-			c.Assertion = a
-		}
-	case PrivateKeyJWT:
+		c.Assertion = a
+	}
+	if method.Assertion {
 		switch {
 		case c.Assertion != nil:
 		case s.ClientAssertionFile != "":
@@ -72,11 +74,8 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 		case signed != nil:
 			c.Assertion = signed
 		default:
-			return Client{}, nil, fmt.Errorf("upstream %q: private_key_jwt needs a private key file or a client assertion file", s.Name)
+			return Client{}, nil, fmt.Errorf("upstream %q: %s needs a private key file or a client assertion file", s.Name, c.AuthMethod)
 		}
-	default:
-		return Client{}, nil, fmt.Errorf("upstream %q: client authentication %q is not one of %s, %s, %s, %s, %s or %s", s.Name, c.AuthMethod,
-			ClientSecretPost, ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, AuthNone)
 	}
 	return c, signed, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/grant"
 	"github.com/authproxy/authproxy/pki"
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/trace"
@@ -18,10 +19,10 @@ type GrantType string
 const (
 	// GrantClientCredentials asks for a token with the client's own
 	// credentials (RedGIFs, Product Hunt, teen-quotes). It is the default.
-	GrantClientCredentials GrantType = "client_credentials"
+	GrantClientCredentials GrantType = grant.ClientCredentials
 	// GrantRefreshToken redeems a refresh token that rotates on every use
 	// (Redbooth); the first one comes from Login.
-	GrantRefreshToken GrantType = "refresh_token"
+	GrantRefreshToken GrantType = grant.RefreshToken
 )
 
 // Settings are one upstream's token settings: everything NewSource needs
