@@ -11,7 +11,7 @@ import (
 	"github.com/authproxy/authproxy/pki"
 )
 
-// credentialProblems asks auth about the files a loaded config names,
+// credentialProblems asks pki and auth about the files a loaded config names,
 // which config has only found readable: whether each private key parses
 // and fits its signing_alg, whether each certificate matches its key,
 // whether each CA file holds certificates, whether each certificate is

@@ -262,7 +262,7 @@ func (p *Problems) clientSecret(tk, grantType, method string, ft fileToken, dir 
 }
 
 // assertions checks the keys of client assertions and of the token
-// endpoint's TLS. Whether a key parses and fits signing_alg is auth's to
+// endpoint's TLS. Whether a key parses (pki) and fits signing_alg (auth) is theirs to
 // say: authproxy check asks it, and so does the proxy at start.
 func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 	// The jwt-bearer grant signs its own assertion with the key when it
