@@ -8,9 +8,10 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/pki"
 )
 
-// credentialProblems asks auth about the files a loaded config names,
+// credentialProblems asks pki and auth about the files a loaded config names,
 // which config has only found readable: whether each private key parses
 // and fits its signing_alg, whether each certificate matches its key,
 // whether each CA file holds certificates, whether each certificate is
@@ -30,7 +31,7 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 	}
 	t, tk := u.Token, "upstreams."+u.Name+".token"
 	if t.PrivateKeyFile != "" {
-		if key, cert, err := auth.ReadKeyFile(t.PrivateKeyFile); err != nil {
+		if key, cert, err := pki.ReadKeyFile(t.PrivateKeyFile); err != nil {
 			problem(tk+".private_key_file", err)
 		} else {
 			if t.SigningAlg != "" {
@@ -38,7 +39,7 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 					problem(tk+".signing_alg", err)
 				}
 			}
-			if err := auth.CheckValidity(t.PrivateKeyFile, cert, time.Now()); err != nil {
+			if err := pki.CheckValidity(t.PrivateKeyFile, cert, time.Now()); err != nil {
 				problem(tk+".private_key_file", err)
 			}
 		}
@@ -92,7 +93,7 @@ func credentialWarnings(u config.Upstream) (warnings []string) {
 	warn := func(key string, err error) { warnings = append(warnings, key+": "+err.Error()) }
 	keyFileMode := func(key, path string) {
 		if path != "" {
-			if err := auth.CheckKeyFileMode(path); err != nil && !errors.Is(err, auth.ErrKey) {
+			if err := pki.CheckKeyFileMode(path); err != nil && !errors.Is(err, pki.ErrKey) {
 				warn(key, err)
 			}
 		}
@@ -131,10 +132,10 @@ func checkTLS(key string, t config.TLS, problem func(string, error)) {
 	if t == (config.TLS{}) {
 		return
 	}
-	if _, cert, err := auth.NewTLSConfig(tlsFiles(t)); err != nil {
+	if _, cert, err := pki.NewTLSConfig(tlsFiles(t)); err != nil {
 		problem(key, err)
 	} else if cert != nil {
-		if err := auth.CheckValidity(t.CertFile, cert.Certificate().Leaf, time.Now()); err != nil {
+		if err := pki.CheckValidity(t.CertFile, cert.Certificate().Leaf, time.Now()); err != nil {
 			problem(key+".cert_file", err)
 		}
 	}

@@ -3,6 +3,8 @@ package app
 import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
+
+	"github.com/authproxy/authproxy/pki"
 )
 
 // dpopKeyFile and dpopSigningAlg copy token.dpop into auth's settings;
@@ -38,7 +40,7 @@ func checkDPoP(u config.Upstream, problem func(string, error)) {
 		return
 	}
 	key := "upstreams." + u.Name + ".token.dpop"
-	signer, err := auth.ReadPrivateKey(d.PrivateKeyFile)
+	signer, err := pki.ReadPrivateKey(d.PrivateKeyFile)
 	if err != nil {
 		problem(key+".private_key_file", err)
 		return

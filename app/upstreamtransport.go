@@ -1,10 +1,10 @@
 package app
 
 import (
-	"crypto/tls"
 	"net/http"
 
 	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/outbound"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/sirupsen/logrus"
 )
@@ -22,39 +22,33 @@ const (
 // for resumption: enough for a burst of new connections to one API.
 const upstreamSessionCacheSize = 256
 
-// newUpstreamTransport builds the transport to one upstream: a clone of
-// http.DefaultTransport (so HTTP/2 where the API offers it through ALPN,
-// proxy settings from the environment), the upstream's timeout and TLS
-// files, request bodies written through the proxy's pooled buffers, and
-// a TLS session cache, so that a connection opened after the pool ran
-// dry resumes a session instead of a full handshake (net/http keeps none
-// by default). Past max_connections, requests wait for a connection.
+// newUpstreamTransport builds the transport to one upstream, whichever
+// way its requests come in (outbound.New: a clone of
+// http.DefaultTransport, so HTTP/2 where the API offers it through ALPN,
+// proxy settings from the environment): the upstream's timeout and TLS
+// files, its client certificate read again when cert-manager replaces
+// it, request bodies written through the proxy's pooled buffers, and a
+// TLS session cache, so that a connection opened after the pool ran dry
+// resumes a session instead of a full handshake. Past max_connections,
+// requests wait for a connection.
 func newUpstreamTransport(u config.Upstream, log logrus.FieldLogger) (http.RoundTripper, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = u.Timeout
-	tr.MaxIdleConnsPerHost = upstreamIdleConnsPerHost
-	tr.MaxIdleConns = upstreamIdleConns
-	// Requests past upstreams.NAME.max_connections wait for a connection
-	// instead of opening one each: every extra connection holds buffers and
-	// two goroutines while it lives, and is closed after its request when
-	// the idle pool is full.
-	tr.MaxConnsPerHost = maxConnections(u.MaxConnections, cgroupMemoryLimit())
-	tr.DialContext = proxy.WithPooledCopy(tr.DialContext)
-	transport, err := withUpstreamTLS(tr, u.TLS, log)
-	if err != nil {
-		return nil, err
+	f := tlsFiles(u.TLS)
+	f.OnRefused = func(err error) {
+		log.WithError(err).Warn("the upstream's client certificate files changed but cannot be used; the previous certificate is still presented")
 	}
-	if tr.TLSClientConfig == nil {
-		tr.TLSClientConfig = &tls.Config{}
-	}
-	// A resumed session carries the client certificate it was made with
-	// (RFC 8446, 2.2): with one configured, every connection shows the
-	// current certificate in a full handshake, so that a rotated one is
-	// what the API sees from the next connection on.
-	if tr.TLSClientConfig.GetClientCertificate == nil && len(tr.TLSClientConfig.Certificates) == 0 {
-		tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(upstreamSessionCacheSize)
-	}
-	return transport, nil
+	return outbound.New(outbound.Settings{
+		ResponseHeaderTimeout: u.Timeout,
+		MaxIdleConnsPerHost:   upstreamIdleConnsPerHost,
+		MaxIdleConns:          upstreamIdleConns,
+		// Requests past upstreams.NAME.max_connections wait for a
+		// connection instead of opening one each: every extra connection
+		// holds buffers and two goroutines while it lives, and is closed
+		// after its request when the idle pool is full.
+		MaxConnsPerHost:  maxConnections(u.MaxConnections, cgroupMemoryLimit()),
+		WrapDial:         proxy.WithPooledCopy,
+		TLS:              f,
+		SessionCacheSize: upstreamSessionCacheSize,
+	})
 }
 
 // connectionsPerMiB sizes max_connections left out: a connection to the

@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
+	"github.com/authproxy/authproxy/pki"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -48,7 +50,7 @@ type AssertionConfig struct {
 	Audience string
 	// TokenURL is the token endpoint; required when Audience is empty.
 	TokenURL string
-	// Key signs private_key_jwt assertions; see ReadPrivateKey.
+	// Key signs private_key_jwt assertions; see pki.ReadPrivateKey.
 	Key crypto.Signer
 	// Secret signs client_secret_jwt assertions with HMAC.
 	Secret string
@@ -191,7 +193,7 @@ var ErrTokenFile = errors.New("unusable token file")
 // a subject or actor token for token exchange), trimmed of surrounding
 // whitespace. Its errors name the file, never its content.
 func ReadTokenFile(path string) (string, error) {
-	b, err := readSmallFile(path)
+	b, err := pki.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: read %s: %v", ErrTokenFile, path, unwrapPath(err))
 	}
@@ -201,4 +203,14 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("%w: %s is empty; the platform has not written the token yet, or the path is wrong", ErrTokenFile, path)
 	}
 	return tok, nil
+}
+
+// unwrapPath drops the *PathError wrapper whose message repeats the path
+// the caller already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

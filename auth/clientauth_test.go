@@ -22,6 +22,7 @@ import (
 
 	"github.com/authproxy/authproxy/internal/fakeclock"
 	"github.com/authproxy/authproxy/internal/testpki"
+	"github.com/authproxy/authproxy/pki"
 )
 
 // seenRequest is one token request as the recording endpoint saw it.
@@ -177,9 +178,9 @@ func TestPrivateKeyFileWithCertificateSendsThumbprints(t *testing.T) {
 	ca := testpki.NewCA(t, "entra test")
 	pair := ca.Issue(t, testpki.Leaf{Subject: pkix.Name{CommonName: "app"}})
 	path := writeKeyFile(t, pair.CertPEM, pair.KeyPEM)
-	key, cert, err := ReadKeyFile(path)
+	key, cert, err := pki.ReadKeyFile(path)
 	if err != nil || cert == nil || !cert.Equal(pair.Leaf) {
-		t.Fatalf("ReadKeyFile: %v, certificate %v", err, cert != nil)
+		t.Fatalf("pki.ReadKeyFile: %v, certificate %v", err, cert != nil)
 	}
 	ep := newRecordingEndpoint(t)
 	src := newTestSource(t, Settings{Client: Client{TokenURL: ep.URL, ClientID: "id", AuthMethod: PrivateKeyJWT}, PrivateKeyFile: path}, Options{})
@@ -191,7 +192,7 @@ func TestPrivateKeyFileWithCertificateSendsThumbprints(t *testing.T) {
 		t.Errorf("headers %+v", h.ExtraHeaders)
 	}
 	other := ca.Issue(t, testpki.Leaf{Subject: pkix.Name{CommonName: "other"}})
-	if _, _, err := ReadKeyFile(writeKeyFile(t, other.CertPEM, pair.KeyPEM)); !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "is not the key's") {
+	if _, _, err := pki.ReadKeyFile(writeKeyFile(t, other.CertPEM, pair.KeyPEM)); !errors.Is(err, pki.ErrKey) || !strings.Contains(err.Error(), "is not the key's") {
 		t.Errorf("a certificate of another key: %v", err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/grant"
 )
 
 // AuthMethod is how the client authenticates to the token endpoint
@@ -21,23 +23,23 @@ type AuthMethod string
 const (
 	// ClientSecretPost sends client_id and client_secret in the body
 	// (RedGIFs, Product Hunt, teen-quotes).
-	ClientSecretPost AuthMethod = "client_secret_post"
+	ClientSecretPost AuthMethod = grant.SecretPost
 	// ClientSecretBasic sends them as HTTP Basic credentials. client_id is
 	// sent in the body as well, because some endpoints (the generic
 	// Basic-auth guide in the seeds) require it there too.
-	ClientSecretBasic AuthMethod = "client_secret_basic"
+	ClientSecretBasic AuthMethod = grant.SecretBasic
 	// ClientSecretJWT sends a JWT signed with the client secret (RFC 7523
 	// 2.2; HS256 by default) instead of the secret itself.
-	ClientSecretJWT AuthMethod = "client_secret_jwt"
+	ClientSecretJWT AuthMethod = grant.SecretJWT
 	// PrivateKeyJWT sends a JWT signed with the client's private key, or
 	// one the platform wrote to a file (a Kubernetes service-account
 	// token): no shared secret at all.
-	PrivateKeyJWT AuthMethod = "private_key_jwt"
+	PrivateKeyJWT AuthMethod = grant.PrivateKeyJWT
 	// TLSClientAuth presents the client certificate on the connection to
 	// the token endpoint (RFC 8705 2.1); client_id goes in the body.
-	TLSClientAuth AuthMethod = "tls_client_auth"
+	TLSClientAuth AuthMethod = grant.TLSClientAuth
 	// AuthNone is a public client (RFC 6749 2.1): client_id only.
-	AuthNone AuthMethod = "none"
+	AuthNone AuthMethod = grant.None
 )
 
 // BodyFormat is how the token request's fields are encoded.

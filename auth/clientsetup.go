@@ -1,11 +1,12 @@
 package auth
 
 import (
-	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
+
+	"github.com/authproxy/authproxy/auth/grant"
+	"github.com/authproxy/authproxy/outbound"
+	"github.com/authproxy/authproxy/pki"
 )
 
 // client builds the Client that a source's every token request (and
@@ -19,7 +20,9 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 	if c.Now == nil {
 		c.Now = o.Now
 	}
-	if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.TLS.ServerName != "" {
+	// The token endpoint's own TLS files win over any client given; with
+	// neither, the source has a client of its own.
+	if !s.TLS.IsZero() || c.HTTPClient == nil && o.HTTPClient == nil {
 		f := s.TLS
 		if f.OnRefused == nil && o.Log != nil {
 			log := o.Log
@@ -27,17 +30,14 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 				log.WithError(err).Warn("the token endpoint's client certificate files changed but cannot be used; the previous certificate is still presented")
 			}
 		}
-		hc, err := tlsHTTPClient(f)
+		rt, err := outbound.New(outbound.Settings{TLS: f})
 		if err != nil {
 			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, err)
 		}
-		c.HTTPClient = hc
+		c.HTTPClient = &http.Client{Transport: rt}
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = o.HTTPClient
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if s.DPoPKeyFile != "" && c.DPoP == nil {
 		k, err := ReadDPoPKey(s.DPoPKeyFile, s.DPoPSigningAlg, c.Now)
@@ -50,22 +50,23 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 	if err != nil {
 		return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
 	}
-	switch c.AuthMethod {
-	case "", ClientSecretPost, ClientSecretBasic, AuthNone:
-	case TLSClientAuth:
-		if s.TLS.CertFile == "" {
-			return Client{}, nil, fmt.Errorf("upstream %q: tls_client_auth needs the client certificate: set TLS.CertFile and TLS.KeyFile", s.Name)
+	method, known := grant.Methods[string(c.AuthMethod)]
+	if !known {
+		return Client{}, nil, fmt.Errorf("upstream %q: client authentication %q is not one of %s, %s, %s, %s, %s or %s", s.Name, c.AuthMethod,
+			ClientSecretPost, ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, AuthNone)
+	}
+	if method.ClientCertificate && s.TLS.CertFile == "" {
+		return Client{}, nil, fmt.Errorf("upstream %q: %s needs the client certificate: set TLS.CertFile and TLS.KeyFile", s.Name, c.AuthMethod)
+	}
+	if method.Secret == grant.SecretSigns && c.Assertion == nil {
+		a, err := NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
+			Secret: c.ClientSecret, Alg: s.SigningAlg, KeyID: s.KeyID, Now: c.Now})
+		if err != nil {
+			return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
 		}
-	case ClientSecretJWT:
-		if c.Assertion == nil {
-			a, err := NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
-				Secret: c.ClientSecret, Alg: s.SigningAlg, KeyID: s.KeyID, Now: c.Now})
-			if err != nil {
-				return Client{}, nil, fmt.Errorf("upstream %q: %w", s.Name, err)
-			}
-			c.Assertion = a
-		}
-	case PrivateKeyJWT:
+		c.Assertion = a
+	}
+	if method.Assertion {
 		switch {
 		case c.Assertion != nil:
 		case s.ClientAssertionFile != "":
@@ -73,11 +74,8 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 		case signed != nil:
 			c.Assertion = signed
 		default:
-			return Client{}, nil, fmt.Errorf("upstream %q: private_key_jwt needs a private key file or a client assertion file", s.Name)
+			return Client{}, nil, fmt.Errorf("upstream %q: %s needs a private key file or a client assertion file", s.Name, c.AuthMethod)
 		}
-	default:
-		return Client{}, nil, fmt.Errorf("upstream %q: client authentication %q is not one of %s, %s, %s, %s, %s or %s", s.Name, c.AuthMethod,
-			ClientSecretPost, ClientSecretBasic, ClientSecretJWT, PrivateKeyJWT, TLSClientAuth, AuthNone)
 	}
 	return c, signed, nil
 }
@@ -89,7 +87,7 @@ func (s Settings) signedAssertion(c Client) (*SignedAssertion, error) {
 	if s.PrivateKeyFile == "" {
 		return nil, nil
 	}
-	key, cert, err := ReadKeyFile(s.PrivateKeyFile)
+	key, cert, err := pki.ReadKeyFile(s.PrivateKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -123,54 +121,4 @@ func (s Settings) otherGrant(c Client, signed *SignedAssertion) (Source, error) 
 	}
 	return nil, fmt.Errorf("upstream %q: grant type %q is not one of %s, %s, %s, %s or %s", s.Name, s.Grant,
 		GrantClientCredentials, GrantRefreshToken, GrantJWTBearer, GrantTokenExchange, GrantPassword)
-}
-
-// tlsHTTPClient is an HTTP client over files: the CA trusted and the
-// client certificate presented, which is read again when it changes.
-func tlsHTTPClient(f TLSFiles) (*http.Client, error) {
-	cfg, cc, err := NewTLSConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
-	if cc == nil {
-		return &http.Client{Transport: tr}, nil
-	}
-	return &http.Client{Transport: cc.Transport(tr)}, nil
-}
-
-// ReadKeyFile reads a private key file as ReadPrivateKey does, and the
-// certificate in it, if there is one: the certificate registered for the
-// key (Entra ID), whose thumbprints the assertions name. A certificate
-// that is not the key's is an error, as the provider would refuse every
-// assertion.
-func ReadKeyFile(path string) (crypto.Signer, *x509.Certificate, error) {
-	b, err := readSmallFile(path)
-	if err != nil {
-		return nil, nil, keyError("read %s: %v", path, unwrapPath(err))
-	}
-	defer clear(b) // the key bytes are not needed once parsed
-	key, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for rest := b; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			return key, nil, nil
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, nil, keyError("%s: the certificate beside the key does not parse: %v", path, err)
-		}
-		pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !pub.Equal(cert.PublicKey) {
-			return nil, nil, keyError("%s: the certificate (subject %q) is not the key's; put the key's own certificate beside it, or none", path, cert.Subject.String())
-		}
-		return key, cert, nil
-	}
 }

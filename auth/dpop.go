@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authproxy/authproxy/pki"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -42,7 +43,7 @@ type DPoPKey struct {
 // for private_key_jwt: ES256 for P-256, ES384, EdDSA, RS256) and builds
 // the signer. now is the clock of each proof's iat; nil means time.Now.
 func NewDPoPKey(key crypto.Signer, alg SigningAlg, now func() time.Time) (*DPoPKey, error) {
-	if err := supportedKey(key); err != nil {
+	if err := pki.CheckKey(key); err != nil {
 		return nil, err
 	}
 	if alg == "" {
@@ -65,7 +66,7 @@ func NewDPoPKey(key crypto.Signer, alg SigningAlg, now func() time.Time) (*DPoPK
 	pub := jose.JSONWebKey{Key: key.Public()}
 	sum, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("dpop: thumbprint of the %s: %w", describeKey(key), err)
+		return nil, fmt.Errorf("dpop: thumbprint of the %s: %w", pki.DescribeKey(key), err)
 	}
 	if now == nil {
 		now = time.Now
@@ -73,10 +74,10 @@ func NewDPoPKey(key crypto.Signer, alg SigningAlg, now func() time.Time) (*DPoPK
 	return &DPoPKey{signer: signer, alg: alg, thumbprint: base64.RawURLEncoding.EncodeToString(sum), now: now}, nil
 }
 
-// ReadDPoPKey reads a PEM private key file (see ReadPrivateKey) for
+// ReadDPoPKey reads a PEM private key file (see pki.ReadPrivateKey) for
 // NewDPoPKey. Its errors name the file, never the key.
 func ReadDPoPKey(path string, alg SigningAlg, now func() time.Time) (*DPoPKey, error) {
-	key, err := ReadPrivateKey(path)
+	key, err := pki.ReadPrivateKey(path)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +248,7 @@ func (s Settings) dpopThumbprint() string {
 	if s.DPoPKeyFile == "" {
 		return ""
 	}
-	key, err := ReadPrivateKey(s.DPoPKeyFile)
+	key, err := pki.ReadPrivateKey(s.DPoPKeyFile)
 	if err != nil {
 		return "unreadable: " + err.Error()
 	}

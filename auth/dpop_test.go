@@ -22,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/authproxy/authproxy/internal/dpoptest"
+	"github.com/authproxy/authproxy/pki"
 )
 
 func writeKey(t *testing.T, key crypto.Signer) string {
@@ -111,7 +112,7 @@ func TestDPoPKeyRefusals(t *testing.T) {
 		{keys["rsa"], HS256, "signs with the client secret"},
 	} {
 		_, err := NewDPoPKey(tt.key, tt.alg, nil)
-		if err == nil || !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), tt.want) {
+		if err == nil || !errors.Is(err, pki.ErrKey) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.alg, err, tt.want)
 		}
 		assertNoMaterial(t, fmt.Sprint(err), pkcs8(t, tt.key))

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/pki"
 )
 
 // A named pipe (or a device) where a token, key or certificate file should
@@ -23,11 +25,11 @@ func TestFilesThatAreNotRegularFailAtOnce(t *testing.T) {
 		t.Skipf("mkfifo: %v", err)
 	}
 	for name, read := range map[string]func() error{
-		"ReadTokenFile": func() error { _, err := ReadTokenFile(fifo); return err },
-		"AssertionFile": func() error { _, err := AssertionFile(fifo).Assertion(); return err },
-		"ReadKeyFile":   func() error { _, _, err := ReadKeyFile(fifo); return err },
+		"ReadTokenFile":   func() error { _, err := ReadTokenFile(fifo); return err },
+		"AssertionFile":   func() error { _, err := AssertionFile(fifo).Assertion(); return err },
+		"pki.ReadKeyFile": func() error { _, _, err := pki.ReadKeyFile(fifo); return err },
 		"client certificate": func() error {
-			_, err := NewClientCertificate(TLSFiles{CertFile: fifo, KeyFile: fifo})
+			_, err := pki.NewClientCertificate(pki.TLSFiles{CertFile: fifo, KeyFile: fifo})
 			return err
 		},
 	} {
@@ -38,7 +40,7 @@ func TestFilesThatAreNotRegularFailAtOnce(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "not a regular file") {
 				t.Errorf("%s: %v", name, err)
 			}
-			if strings.Contains(name, "File") && name != "ReadKeyFile" && !errors.Is(err, ErrTokenFile) {
+			if strings.Contains(name, "File") && name != "pki.ReadKeyFile" && !errors.Is(err, ErrTokenFile) {
 				t.Errorf("%s: not marked as an unusable token file: %v", name, err)
 			}
 		case <-time.After(10 * time.Second):

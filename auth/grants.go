@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"strings"
+
+	"github.com/authproxy/authproxy/auth/grant"
 )
 
 // The grants a source may use besides client credentials and refresh
@@ -11,12 +13,12 @@ import (
 const (
 	// GrantJWTBearer presents an assertion as the grant (RFC 7523 2.1):
 	// one the platform wrote to a file, or one signed with the private key.
-	GrantJWTBearer GrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantJWTBearer GrantType = grant.JWTBearer
 	// GrantTokenExchange exchanges the platform's token for the API's
 	// (RFC 8693): a Kubernetes service-account token for a cloud token.
-	GrantTokenExchange GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantTokenExchange GrantType = grant.TokenExchange
 	// GrantPassword is the resource owner's password (RFC 6749 4.3).
-	GrantPassword GrantType = "password"
+	GrantPassword GrantType = grant.Password
 )
 
 // TokenTypeJWT is the token type of a JWT (RFC 8693 3), the default

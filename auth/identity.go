@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/authproxy/authproxy/pki"
 )
 
 // Identity says what an upstream's tokens depend on. It is decided here
@@ -130,7 +132,7 @@ func fileDigest(path string) string {
 	if path == "" {
 		return ""
 	}
-	b, err := readSmallFile(path)
+	b, err := pki.ReadFile(path)
 	if err != nil {
 		return "unreadable: " + err.Error()
 	}

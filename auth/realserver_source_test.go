@@ -22,6 +22,7 @@ import (
 
 	"github.com/authproxy/authproxy/internal/fakeclock"
 	"github.com/authproxy/authproxy/internal/oidctest"
+	"github.com/authproxy/authproxy/pki"
 )
 
 const realRedirect = "http://127.0.0.1:1/callback"
@@ -31,7 +32,7 @@ func realSettings(t *testing.T, srv *oidctest.Server, id string) Settings {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	writeFile(t, ca, srv.CA.PEM)
-	return Settings{Name: id, Client: Client{TokenURL: srv.TokenURL, ClientID: id}, TLS: TLSFiles{CAFile: ca}}
+	return Settings{Name: id, Client: Client{TokenURL: srv.TokenURL, ClientID: id}, TLS: pki.TLSFiles{CAFile: ca}}
 }
 
 func jwk(key any, kid string) []jose.JSONWebKey {

@@ -21,6 +21,7 @@ import (
 	"github.com/authproxy/authproxy/internal/fakeclock"
 	"github.com/authproxy/authproxy/internal/oidctest"
 	"github.com/authproxy/authproxy/internal/testpki"
+	"github.com/authproxy/authproxy/pki"
 )
 
 // postClientCredentials sends a client-credentials request with the
@@ -137,9 +138,13 @@ func TestTLSClientAuthRotationAgainstARealServer(t *testing.T) {
 	}})
 	subject := pkix.Name{CommonName: "authproxy", Organization: []string{"authproxy tests"}}
 	v1, v2 := srv.ClientCert(subject), srv.ClientCert(subject)
-	files := newCertFiles(t, srv.CA, v1)
+	dir := t.TempDir()
+	files := struct{ cert, key, ca string }{filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")}
+	writeFile(t, files.ca, srv.CA.PEM)
+	writeFile(t, files.cert, v1.CertPEM)
+	writeFile(t, files.key, v1.KeyPEM)
 	clk := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	cfg, cc, err := NewTLSConfig(TLSFiles{CAFile: files.ca, CertFile: files.cert, KeyFile: files.key, Now: clk.Now})
+	cfg, cc, err := pki.NewTLSConfig(pki.TLSFiles{CAFile: files.ca, CertFile: files.cert, KeyFile: files.key, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

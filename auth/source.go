@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/grant"
+	"github.com/authproxy/authproxy/pki"
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -17,10 +19,10 @@ type GrantType string
 const (
 	// GrantClientCredentials asks for a token with the client's own
 	// credentials (RedGIFs, Product Hunt, teen-quotes). It is the default.
-	GrantClientCredentials GrantType = "client_credentials"
+	GrantClientCredentials GrantType = grant.ClientCredentials
 	// GrantRefreshToken redeems a refresh token that rotates on every use
 	// (Redbooth); the first one comes from Login.
-	GrantRefreshToken GrantType = "refresh_token"
+	GrantRefreshToken GrantType = grant.RefreshToken
 )
 
 // Settings are one upstream's token settings: everything NewSource needs
@@ -51,7 +53,7 @@ type Settings struct {
 
 	// PrivateKeyFile signs the client assertions of PrivateKeyJWT and,
 	// with GrantJWTBearer and no AssertionFile, the grant's assertion (PEM;
-	// see ReadKeyFile). A certificate in the same file is named in each
+	// see pki.ReadKeyFile). A certificate in the same file is named in each
 	// assertion's x5t and x5t#S256 headers, as Entra ID wants.
 	PrivateKeyFile string
 	// KeyID is the assertions' kid header ("": none); SigningAlg their
@@ -67,7 +69,7 @@ type Settings struct {
 	// TLS is how the token endpoint is reached: a private CA to trust,
 	// and the client certificate of TLSClientAuth, reloaded when it
 	// changes. Set, it gives the source an HTTP client of its own.
-	TLS TLSFiles
+	TLS pki.TLSFiles
 
 	// The grants' own settings.
 

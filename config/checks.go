@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/authproxy/authproxy/internal/filekind"
+	"github.com/authproxy/authproxy/pki"
 )
 
 // The checks here are shared by several sections.
@@ -104,7 +104,7 @@ func (p *Problems) notAFile(key, path string, pipeOK bool) bool {
 	case fi.IsDir():
 		p.add(key, "%s is a directory; write the path of the file in it", path)
 	default:
-		p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, filekind.Of(fi.Mode()))
+		p.add(key, "%s is not a regular file (%s); write the path of the file itself", path, pki.FileKind(fi.Mode()))
 	}
 	return true
 }

@@ -30,7 +30,7 @@ type fileUpstreamTLS struct {
 }
 
 // tls checks the TLS section at key. Its files must be readable; whether
-// they hold what they should is auth's to say (authproxy check asks it).
+// they hold what they should is pki's to say (authproxy check asks it).
 func (p *Problems) tls(key string, f fileUpstreamTLS, dir string) TLS {
 	t := TLS{
 		CAFile:     p.readableFile(key+".ca_file", f.CAFile, dir),

@@ -4,23 +4,26 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/grant"
 )
 
-// The grant types and client authentication methods, as written.
+// The grant types and client authentication methods, as written; what
+// each takes is grant's table.
 const (
-	grantClientCredentials = "client_credentials"
-	grantRefreshToken      = "refresh_token"
-	grantPassword          = "password"
-	grantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	grantClientCredentials = grant.ClientCredentials
+	grantRefreshToken      = grant.RefreshToken
+	grantPassword          = grant.Password
+	grantJWTBearer         = grant.JWTBearer
+	grantTokenExchange     = grant.TokenExchange
 	tokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
 
-	methodSecretPost    = "client_secret_post"
-	methodSecretBasic   = "client_secret_basic"
-	methodSecretJWT     = "client_secret_jwt"
-	methodPrivateKey    = "private_key_jwt"
-	methodTLSClientAuth = "tls_client_auth"
-	methodNone          = "none"
+	methodSecretPost    = grant.SecretPost
+	methodSecretBasic   = grant.SecretBasic
+	methodSecretJWT     = grant.SecretJWT
+	methodPrivateKey    = grant.PrivateKeyJWT
+	methodTLSClientAuth = grant.TLSClientAuth
+	methodNone          = grant.None
 )
 
 var signingAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"}
@@ -241,46 +244,47 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 // jwt-bearer, token-exchange and password grants may have no client
 // authentication at all. A secret the method would not use is refused
 // rather than ignored.
-func (p *Problems) clientSecret(tk, grant, method string, ft fileToken, dir string) Secret {
+func (p *Problems) clientSecret(tk, grantType, method string, ft fileToken, dir string) Secret {
 	given := ft.ClientSecret != "" || ft.ClientSecretFile != ""
-	switch method {
-	case methodPrivateKey, methodTLSClientAuth, methodNone:
+	switch grant.Methods[method].Secret {
+	case grant.SecretNone:
 		if given {
 			p.add(tk+".client_secret", "auth_method %s sends no client secret; remove client_secret and client_secret_file", method)
 		}
 		return ""
-	case methodSecretJWT:
+	case grant.SecretSigns:
 		return p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
 	}
-	if grant == grantClientCredentials || given {
+	if grant.Grants[grantType].NeedsSecret || given {
 		return p.secretValue(tk, "client_secret", ft.ClientSecret, ft.ClientSecretFile, dir, true)
 	}
 	return ""
 }
 
 // assertions checks the keys of client assertions and of the token
-// endpoint's TLS. Whether a key parses and fits signing_alg is auth's to
+// endpoint's TLS. Whether a key parses (pki) and fits signing_alg (auth) is theirs to
 // say: authproxy check asks it, and so does the proxy at start.
 func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 	// The jwt-bearer grant signs its own assertion with the key when it
 	// is given none to present.
-	keySignsGrant := t.GrantType == grantJWTBearer && ft.AssertionFile == ""
-	keyUsed := t.AuthMethod == methodPrivateKey || keySignsGrant
+	keySignsGrant := grant.KeySignsGrant(t.GrantType, ft.AssertionFile != "")
+	keyUsed := grant.KeyUsed(t.GrantType, t.AuthMethod, ft.AssertionFile != "")
+	method := grant.Methods[t.AuthMethod]
 	t.PrivateKeyFile = p.readableFile(tk+".private_key_file", ft.PrivateKeyFile, dir)
 	t.ClientAssertionFile = absPath(ft.ClientAssertionFile, dir)
 	t.KeyID, t.SigningAlg, t.AssertionAudience = ft.KeyID, ft.SigningAlg, ft.AssertionAudience
 	switch {
 	case ft.PrivateKeyFile != "" && !keyUsed:
 		p.add(tk+".private_key_file", "is used with auth_method: private_key_jwt, or to sign the assertion of grant_type: %s; remove it, or set one of those", grantJWTBearer)
-	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile == "" && ft.ClientAssertionFile == "":
+	case method.Assertion && ft.PrivateKeyFile == "" && ft.ClientAssertionFile == "":
 		p.required(tk+".private_key_file", []string{tk + ".client_assertion_file"}, "private_key_jwt needs a key to sign with: write private_key_file: /path/key.pem, or client_assertion_file: the platform's token (e.g. a projected service-account token)")
-	case t.AuthMethod == methodPrivateKey && ft.PrivateKeyFile != "" && ft.ClientAssertionFile != "" && !keySignsGrant:
+	case method.Assertion && ft.PrivateKeyFile != "" && ft.ClientAssertionFile != "" && !keySignsGrant:
 		p.add(tk+".client_assertion_file", "set either private_key_file (assertions signed here) or client_assertion_file (written by the platform), not both")
 	}
-	if ft.ClientAssertionFile != "" && t.AuthMethod != methodPrivateKey {
+	if ft.ClientAssertionFile != "" && !method.Assertion {
 		p.add(tk+".client_assertion_file", "goes with auth_method: private_key_jwt; set it, or remove client_assertion_file")
 	}
-	signs := t.AuthMethod == methodSecretJWT || ft.PrivateKeyFile != "" && keyUsed
+	signs := method.Secret == grant.SecretSigns || ft.PrivateKeyFile != "" && keyUsed
 	for _, k := range []struct{ name, value string }{{"key_id", ft.KeyID}, {"signing_alg", ft.SigningAlg}, {"assertion_audience", ft.AssertionAudience}} {
 		if k.value != "" && !signs {
 			p.add(tk+"."+k.name, "describes the assertions authproxy signs (auth_method: client_secret_jwt or private_key_jwt with private_key_file); remove it")
@@ -288,7 +292,7 @@ func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 	}
 	if ft.SigningAlg != "" {
 		p.oneOf(tk+".signing_alg", ft.SigningAlg, signingAlgs...)
-		if t.AuthMethod == methodSecretJWT && !strings.HasPrefix(ft.SigningAlg, "HS") {
+		if method.Secret == grant.SecretSigns && !strings.HasPrefix(ft.SigningAlg, "HS") {
 			p.add(tk+".signing_alg", "client_secret_jwt signs with the client secret: write HS256 (the default), HS384 or HS512")
 		}
 	}
@@ -300,7 +304,7 @@ func (p *Problems) assertions(tk string, t *Token, ft fileToken, dir string) {
 		// Not quoted: a URL's query may hold a credential.
 		p.add(tk+".tls", "is for an https token url, and url is http: write an https:// url, or remove tls")
 	}
-	if t.AuthMethod == methodTLSClientAuth && ft.TLS.CertFile == "" {
+	if method.ClientCertificate && ft.TLS.CertFile == "" {
 		p.required(tk+".tls.cert_file", nil, "tls_client_auth presents a client certificate: write tls.cert_file and tls.key_file (PEM), e.g. the files cert-manager writes")
 	}
 }
@@ -324,16 +328,10 @@ func (p *Problems) grantSettings(tk string, t *Token, ft fileToken, dir string) 
 	switch t.GrantType {
 	case grantJWTBearer:
 		t.AssertionFile = absPath(ft.AssertionFile, dir)
-		if ft.AssertionFile == "" && ft.PrivateKeyFile == "" {
-			p.required(tk+".assertion_file", []string{tk + ".private_key_file"}, "the jwt-bearer grant presents an assertion: write assertion_file (one the platform writes), or private_key_file to sign one")
-		}
 	case grantTokenExchange:
 		t.SubjectTokenFile, t.ActorTokenFile = absPath(ft.SubjectTokenFile, dir), absPath(ft.ActorTokenFile, dir)
 		t.SubjectTokenType = orDefault(ft.SubjectTokenType, tokenTypeJWT)
 		t.RequestedTokenType = ft.RequestedTokenType
-		if ft.SubjectTokenFile == "" {
-			p.required(tk+".subject_token_file", nil, "required for token exchange: the file the platform writes its token to, e.g. /var/run/secrets/tokens/token")
-		}
 		switch {
 		case ft.ActorTokenFile != "":
 			t.ActorTokenType = orDefault(ft.ActorTokenType, tokenTypeJWT)
@@ -351,6 +349,13 @@ func (p *Problems) grantSettings(tk string, t *Token, ft fileToken, dir string) 
 			p.required(tk+".username", nil, "required for grant_type: password; write the user's name, or ${ENV_VAR}")
 		}
 		t.Password = p.secretValue(tk, "password", ft.Password, ft.PasswordFile, dir, true)
+	}
+	g := grant.Grants[t.GrantType]
+	if g.Assertion && ft.AssertionFile == "" && ft.PrivateKeyFile == "" {
+		p.required(tk+".assertion_file", []string{tk + ".private_key_file"}, "the jwt-bearer grant presents an assertion: write assertion_file (one the platform writes), or private_key_file to sign one")
+	}
+	if g.SubjectToken && ft.SubjectTokenFile == "" {
+		p.required(tk+".subject_token_file", nil, "required for token exchange: the file the platform writes its token to, e.g. /var/run/secrets/tokens/token")
 	}
 	t.Audience, t.Resource = ft.Audience, ft.Resource
 	for k := range ft.Params {

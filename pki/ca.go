@@ -1,12 +1,16 @@
-// Package pki holds the forward proxy's certificate authority: loading
-// the operator's CA (its certificate and key files), checking that its
-// name constraints permit the hosts the proxy serves, making a new one
+// Package pki reads and checks the files of keys and certificates: the
+// private keys that sign client assertions and DPoP proofs (keys.go),
+// the CA and client certificate of a TLS client, read again when they
+// are rotated (tlsfiles.go), and the forward proxy's certificate
+// authority: loading the operator's CA, checking that its name
+// constraints permit the hosts the proxy serves, making a new one
 // (authproxy ca create), and minting the short-lived leaf certificates
 // a tunnel is served with.
 //
-// It is a leaf: it imports nothing of authproxy's, so that config (for
-// its checks), app (for the wiring) and tests can all use it. Nothing
-// here ever puts key material in an error or a log.
+// It is a leaf: it imports nothing of authproxy's, so that auth (for the
+// token endpoint), config (for its checks), app (for the wiring and
+// authproxy check) and tests can all use it. Nothing here ever puts key
+// material in an error or a log.
 package pki
 
 import (
@@ -68,7 +72,7 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 		return nil, err
 	}
 	defer clear(b)
-	key, err := ParsePrivateKey(b)
+	key, err := parseCAKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
@@ -181,27 +185,22 @@ func readSmall(path string) ([]byte, error) {
 	return b, nil
 }
 
-// ParsePrivateKey reads the first private key in PEM: PKCS#8, PKCS#1 or
-// SEC1. Its errors describe the structure, never the key's bytes.
-func ParsePrivateKey(pemBytes []byte) (crypto.Signer, error) {
+// parseCAKey reads the first private key in PEM: PKCS#8, PKCS#1 or
+// SEC1, through decodeKeyBlock. Unlike ParsePrivateKey it skips blocks
+// of any other type and takes a key of any size. Its errors describe the
+// structure, never the key's bytes.
+func parseCAKey(pemBytes []byte) (crypto.Signer, error) {
 	for rest := pemBytes; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			return nil, errors.New("no PEM private key found (-----BEGIN PRIVATE KEY-----)")
 		}
-		var key any
-		var err error
-		switch block.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
+		if block.Type == "ENCRYPTED PRIVATE KEY" {
 			return nil, errors.New("the key is encrypted; write it unencrypted, mode 600")
-		default:
+		}
+		key, err := decodeKeyBlock(block)
+		if errors.Is(err, errNotKeyBlock) {
 			continue
 		}
 		if err != nil {

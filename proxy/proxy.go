@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/outbound"
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -208,9 +209,7 @@ func New(upstreams []Upstream, opts Options) (*Handler, error) {
 func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budget *ReplayBudget) *httputil.ReverseProxy {
 	base := u.Transport
 	if base == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.DialContext = WithPooledCopy(tr.DialContext)
-		base = tr
+		base = outbound.Transport(outbound.Settings{WrapDial: WithPooledCopy})
 	}
 	header, format := u.Header, u.Format
 	if header == "" {

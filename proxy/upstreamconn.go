@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
+
+	"github.com/authproxy/authproxy/outbound"
 )
 
-// DialFunc dials a connection, as http.Transport.DialContext does.
-type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+// DialFunc dials a connection, as http.Transport.DialContext does; it is
+// outbound's, whose WrapDial takes WithPooledCopy.
+type DialFunc = outbound.DialFunc
 
 // WithPooledCopy wraps dial so that request bodies are written to the
 // connections it dials through the proxy's pooled copy buffers. Without

@@ -1,4 +1,4 @@
-package auth
+package pki
 
 import (
 	"bytes"
@@ -52,6 +52,12 @@ type TLSFiles struct {
 	OnRefused func(error)
 }
 
+// IsZero says whether f names no file and no server name: a client
+// that trusts the system's roots and presents no certificate.
+func (f TLSFiles) IsZero() bool {
+	return f.CAFile == "" && f.CertFile == "" && f.KeyFile == "" && f.ServerName == ""
+}
+
 // NewTLSConfig builds a client tls.Config from f. With a client
 // certificate, the returned *ClientCertificate is the one its
 // GetClientCertificate uses; wrap the transport with its Transport so that
@@ -59,7 +65,7 @@ type TLSFiles struct {
 func NewTLSConfig(f TLSFiles) (*tls.Config, *ClientCertificate, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
 	if f.CAFile != "" {
-		b, err := readSmallFile(f.CAFile)
+		b, err := ReadFile(f.CAFile)
 		if err != nil {
 			return nil, nil, tlsFilesError("read ca_file %s: %v", f.CAFile, unwrapPath(err))
 		}
@@ -178,12 +184,12 @@ func (c *ClientCertificate) reload() (bool, error) {
 // content names what the files held (a digest, or the read error), for
 // saying a refusal once.
 func (c *ClientCertificate) load() (changed bool, content string, err error) {
-	certPEM, err := readSmallFile(c.certFile)
+	certPEM, err := ReadFile(c.certFile)
 	if err != nil {
 		err = tlsFilesError("read cert_file %s: %v", c.certFile, unwrapPath(err))
 		return false, err.Error(), err
 	}
-	keyPEM, err := readSmallFile(c.keyFile)
+	keyPEM, err := ReadFile(c.keyFile)
 	if err != nil {
 		err = tlsFilesError("read key_file %s: %v", c.keyFile, unwrapPath(err))
 		return false, err.Error(), err

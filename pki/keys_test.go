@@ -1,55 +1,30 @@
-package auth
+package pki
 
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/authproxy/authproxy/internal/testpki"
 )
 
-// testKeys are made once per test binary: RSA generation is slow.
-var testKeys = sync.OnceValue(func() map[string]crypto.Signer {
-	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	_, ed, _ := ed25519.GenerateKey(rand.Reader)
-	return map[string]crypto.Signer{"rsa": rsa2048, "p256": p256, "p384": p384, "ed25519": ed}
-})
-
-func pemOf(t testing.TB, typ string, der []byte) []byte {
-	t.Helper()
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func pkcs8(t testing.TB, key crypto.Signer) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf(t, "PRIVATE KEY", der)
-}
-
-func sec1(t testing.TB, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf(t, "EC PRIVATE KEY", der)
-}
+// The key fixtures, as testpki makes them.
+var (
+	testKeys         = testpki.Keys
+	pemOf            = testpki.PEM
+	pkcs8            = testpki.PKCS8
+	sec1             = testpki.SEC1
+	assertNoMaterial = testpki.AssertNoMaterial
+)
 
 func TestParsePrivateKeyFormats(t *testing.T) {
 	k := testKeys()
@@ -61,17 +36,16 @@ func TestParsePrivateKeyFormats(t *testing.T) {
 		name string
 		pem  []byte
 		want crypto.Signer
-		alg  SigningAlg
 	}{
-		{"rsa pkcs8", pkcs8(t, rsaKey), rsaKey, RS256},
-		{"rsa pkcs1", pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)), rsaKey, RS256},
-		{"p256 pkcs8", pkcs8(t, p256), p256, ES256},
-		{"p256 sec1", sec1(t, p256), p256, ES256},
-		{"p256 sec1 after EC PARAMETERS", append(params, sec1(t, p256)...), p256, ES256},
-		{"p384 sec1", sec1(t, p384), p384, ES384},
-		{"p384 pkcs8", pkcs8(t, p384), p384, ES384},
-		{"ed25519 pkcs8", pkcs8(t, k["ed25519"]), k["ed25519"], EdDSA},
-		{"certificate then key", append(cert, pkcs8(t, p256)...), p256, ES256},
+		{"rsa pkcs8", pkcs8(t, rsaKey), rsaKey},
+		{"rsa pkcs1", pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)), rsaKey},
+		{"p256 pkcs8", pkcs8(t, p256), p256},
+		{"p256 sec1", sec1(t, p256), p256},
+		{"p256 sec1 after EC PARAMETERS", append(params, sec1(t, p256)...), p256},
+		{"p384 sec1", sec1(t, p384), p384},
+		{"p384 pkcs8", pkcs8(t, p384), p384},
+		{"ed25519 pkcs8", pkcs8(t, k["ed25519"]), k["ed25519"]},
+		{"certificate then key", append(cert, pkcs8(t, p256)...), p256},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParsePrivateKey(tc.pem)
@@ -81,12 +55,8 @@ func TestParsePrivateKeyFormats(t *testing.T) {
 			if eq, ok := got.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !eq.Equal(tc.want) {
 				t.Fatalf("parsed %T, not the key written", got)
 			}
-			alg, err := DefaultSigningAlg(got)
-			if err != nil || alg != tc.alg {
-				t.Fatalf("DefaultSigningAlg = %s, %v; want %s", alg, err, tc.alg)
-			}
-			if err := CheckSigningAlg(got, alg); err != nil {
-				t.Fatalf("the default alg does not fit: %v", err)
+			if err := CheckKey(got); err != nil {
+				t.Fatalf("a parsed key is not one to sign with: %v", err)
 			}
 		})
 	}
@@ -141,73 +111,6 @@ func TestParseErrorsHoldNoKeyMaterial(t *testing.T) {
 
 // assertNoMaterial fails when msg holds any 8-byte run of secret, raw or
 // in base64, base64url or hex.
-func assertNoMaterial(t *testing.T, msg string, secret []byte) {
-	t.Helper()
-	for _, enc := range encodings {
-		e := enc(secret)
-		for i := 0; i+12 <= len(e); i += 4 {
-			if strings.Contains(msg, e[i:i+12]) {
-				t.Fatalf("message holds secret material: %s", msg)
-			}
-		}
-	}
-}
-
-var encodings = []func([]byte) string{
-	func(b []byte) string { return string(b) },
-	base64.StdEncoding.EncodeToString,
-	base64.RawURLEncoding.EncodeToString,
-	hex.EncodeToString,
-}
-
-func TestCheckSigningAlg(t *testing.T) {
-	k := testKeys()
-	for _, tc := range []struct {
-		key  string
-		alg  SigningAlg
-		want string // empty: fits
-	}{
-		{"rsa", PS256, ""},
-		{"rsa", RS512, ""},
-		{"rsa", ES256, `signing_alg "ES256" does not fit the RSA 2048-bit key; write RS256 or PS256, or leave signing_alg out for RS256`},
-		{"p256", ES384, `signing_alg "ES384" does not fit the EC P-256 key; write ES256`},
-		{"p384", ES256, `does not fit the EC P-384 key; write ES384`},
-		{"ed25519", "Ed25519", `does not fit the Ed25519 key; write EdDSA`},
-		{"p256", HS256, "signs with the client secret (client_secret_jwt), not a private key"},
-		{"ed25519", "none", `signing_alg "none" does not fit`},
-	} {
-		err := CheckSigningAlg(k[tc.key], tc.alg)
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("%s with %s: %v", tc.key, tc.alg, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s with %s: %v, want %q", tc.key, tc.alg, err, tc.want)
-		}
-	}
-}
-
-func TestCheckSecretAlg(t *testing.T) {
-	for _, tc := range []struct {
-		alg  SigningAlg
-		n    int
-		want string
-	}{
-		{HS256, 32, ""},
-		{HS512, 64, ""},
-		{HS256, 20, "the client secret is 20 bytes; HS256 needs 32 or more (RFC 7518 3.2): ask the provider for a longer secret, or use private_key_jwt"},
-		{HS384, 40, "HS384 needs 48 or more (RFC 7518 3.2): write signing_alg: HS256"},
-		{HS256, 0, "needs a client secret"},
-		{RS256, 64, `signing_alg "RS256" does not fit client_secret_jwt`},
-	} {
-		err := CheckSecretAlg(tc.alg, tc.n)
-		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("CheckSecretAlg(%s, %d) = %v, want %q", tc.alg, tc.n, err, tc.want)
-		}
-	}
-}
 
 func TestReadPrivateKeyNamesTheFile(t *testing.T) {
 	dir := t.TempDir()
@@ -272,8 +175,8 @@ func FuzzParsePrivateKey(f *testing.F) {
 			}
 			return
 		}
-		if _, err := DefaultSigningAlg(key); err != nil {
-			t.Fatalf("parsed a key with no algorithm: %v", err)
+		if err := CheckKey(key); err != nil {
+			t.Fatalf("parsed a key that cannot sign: %v", err)
 		}
 	})
 }
