@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // EnvPrefix starts every environment override:
@@ -132,11 +133,13 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 func read(data []byte, typ string, opts Options) (map[string]any, map[string]string, error) {
 	v := viper.New()
 	v.SetConfigType(typ)
+	var root *yaml.Node
 	if typ == "yaml" {
-		settings, err := readYAML(data)
+		settings, doc, err := readYAML(data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("not valid YAML: %w", err)
 		}
+		root = doc
 		v.MergeConfigMap(settings)
 	} else if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
@@ -148,7 +151,7 @@ func read(data []byte, typ string, opts Options) (map[string]any, map[string]str
 	}
 	settings := v.AllSettings()
 	if typ == "yaml" {
-		keepParamCase(data, settings)
+		keepParamCase(root, settings)
 	}
 	return settings, fromEnv, nil
 }
