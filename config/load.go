@@ -88,9 +88,9 @@ func AdminListenOf(path string, data []byte, opts Options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("config %s: %w", path, err)
 	}
-	var all, problems Problems
-	fc, _ := all.decodeFile(settings, opts.Lookup)
-	for _, q := range all {
+	var found, problems Problems
+	fc, emptied := found.decodeFile(settings, opts.Lookup)
+	for _, q := range found.resolve(settings, emptied) {
 		if q.Key == "admin" || strings.HasPrefix(q.Key, "admin.") {
 			problems = append(problems, q)
 		}
@@ -117,17 +117,16 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	var problems Problems
-	fc, emptied := problems.decodeFile(settings, opts.Lookup)
-	cfg := problems.validate(fc, dir)
-	problems.emptiedBy(emptied)
+	var found Problems
+	fc, emptied := found.decodeFile(settings, opts.Lookup)
+	cfg := found.validate(fc, dir)
 	if opts.CheckUpstream != nil {
 		for _, u := range cfg.Upstreams {
-			problems.checked(opts.CheckUpstream(u))
+			found.checked(opts.CheckUpstream(u))
 		}
 	}
 	cfg.fromEnv = fromEnv
-	if err := cfg.Report(problems); err != nil {
+	if err := cfg.Report(found.resolve(settings, emptied)); err != nil {
 		return nil, err
 	}
 	cfg.Digest = Digest(data)
