@@ -5,11 +5,15 @@
 // viper. Every problem found is reported together, each naming its key and
 // what to write instead.
 //
-// The way through: load.go reads the text into viper's settings (text.go
-// keeps YAML's unquoted values as written), expand.go replaces ${VAR},
-// decode.go decodes the settings into the file structs with mapstructure
-// (keys.go names unknown keys), and validate.go checks each section in
-// its own file and builds the Config.
+// The way through, one way: read and parse (load.go; text.go parses YAML
+// once, keeping its unquoted values as written), the environment's
+// overrides laid over the file's settings (env.go), decode (expand.go
+// replaces ${VAR}, decode.go decodes into the file structs with
+// mapstructure, keys.go names unknown keys), checks (validate.go, then
+// one file per section), Options.CheckUpstream, and resolve (resolve.go):
+// the checks only record what they found (problems.go), and one pass at
+// the end drops what follows from another problem or repeats it, before
+// Report sorts them and names their variables.
 package config
 
 import "time"

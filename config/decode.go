@@ -17,7 +17,7 @@ import (
 // decoded on its own: mapstructure leaves out a map entry whose value had
 // an error, and an upstream with one bad value is still checked in full.
 // emptied holds the keys that a set but empty variable left empty, for
-// emptiedBy.
+// resolve.
 func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (string, bool)) (fc *fileConfig, emptied map[string]string) {
 	emptied = map[string]string{}
 	p.expand(settings, reflect.TypeFor[fileConfig](), "", lookup, emptied)
@@ -36,33 +36,7 @@ func (p *Problems) decodeFile(settings map[string]any, lookup func(string) (stri
 	if upstreams != nil {
 		settings["upstreams"] = upstreams // back, as the file has them
 	}
-	// A misspelt key whose look-alike is there too is only unknown: it
-	// must not stand in for what that key lacks (see Problems.required).
-	// One written both in its section and beside it is there twice.
-	for i, q := range *p {
-		if q.meant != "" && has(settings, q.meant) {
-			(*p)[i].meant = ""
-			if q.under != "" && lastPart(q.meant) == lastPart(q.Key) {
-				(*p)[i].Message = fmt.Sprintf("unknown key here; %s: has one too: remove this one", q.under)
-			}
-		}
-	}
 	return fc, emptied
-}
-
-// has reports whether settings, viper's nested maps, hold the dotted key.
-func has(settings map[string]any, key string) bool {
-	var v any = settings
-	for part := range strings.SplitSeq(key, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		if v, ok = m[part]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // decode fills out, a pointer to a file struct, from in, the settings

@@ -14,7 +14,7 @@ import (
 // such whatever it holds, and a text where a mapping belongs as that.
 // Each key whose value a set but empty variable left empty is put in
 // emptied, with the variable: that is no problem unless the key is
-// required, and then the problem names the variable (see emptiedBy).
+// required, and then the problem names the variable (see resolve).
 func (p *Problems) expand(v any, t reflect.Type, key string, lookup func(string) (string, bool), emptied map[string]string) any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/authproxy/authproxy/pki"
@@ -41,85 +38,36 @@ type fileForwardProxy struct {
 	MaxTunnels  int      `mapstructure:"max_tunnels"`
 }
 
-// dnsName is a host name as the forward proxy matches it: lower case,
-// letters, digits and hyphens in dot-separated labels.
-var dnsName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// forwardHost reads one host, "name" or "name:port", as written in
-// hosts or pass_through, into the name and port ("" if none), or says
-// what to write instead.
-func forwardHost(s string) (name, port string, err error) {
-	name = strings.ToLower(strings.TrimSpace(s))
-	if strings.Contains(s, "/") {
-		return "", "", fmt.Errorf("%q is a URL; write the host alone, e.g. api.example.com", s)
-	}
-	if h, p, err := net.SplitHostPort(name); err == nil {
-		name, port = h, p
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", "", fmt.Errorf("%q has no valid port; write e.g. api.example.com or api.example.com:443", s)
-		}
-	}
-	name = strings.TrimSuffix(name, ".")
-	switch {
-	case net.ParseIP(strings.Trim(name, "[]")) != nil:
-		return "", "", fmt.Errorf("%q is an IP address; the forward proxy serves host names only (an app calls an API by its name)", s)
-	case !dnsName.MatchString(strings.TrimPrefix(name, "*.")):
-		return "", "", fmt.Errorf("%q is not a host name; write e.g. api.example.com", s)
-	}
-	return name, port, nil
-}
-
-// upstreamHosts is where the forward proxy routes to an upstream: its
-// target's host and port, when the target names a host, and each listed
-// host, on the port given or, without one, on 443 and 80.
-func (p *Problems) upstreamHosts(key string, u *url.URL, listed []string) []string {
-	var hosts []string
-	if u != nil && net.ParseIP(u.Hostname()) == nil {
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
-		}
-		hosts = append(hosts, net.JoinHostPort(strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), port))
-	}
-	for i, h := range listed {
-		name, port, err := forwardHost(h)
-		if err == nil && strings.HasPrefix(name, "*.") {
-			err = fmt.Errorf("%q is a wildcard; an upstream's hosts are exact names (a wildcard belongs in forward_proxy.pass_through)", h)
-		}
-		if err != nil {
-			p.add(fmt.Sprintf("%s.hosts[%d]", key, i), "%v", err)
-			continue
-		}
-		if port != "" {
-			hosts = append(hosts, net.JoinHostPort(name, port))
-		} else {
-			hosts = append(hosts, net.JoinHostPort(name, "443"), net.JoinHostPort(name, "80"))
-		}
-	}
-	return dedupe(hosts)
-}
-
-func dedupe(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// forwardProxy checks the forward_proxy section against the upstreams:
-// which hosts they claim (each host one upstream's), what is passed
-// through (never an upstream's host), and the CA (its key the owner's
-// alone, its name constraints permitting every upstream host). It
-// settles each upstream's Hosts: a host listed under hosts: is that
-// upstream's, two listing it is a problem; a target's host that several
-// upstreams share (the same API by several prefixes) is reached by none,
-// unless one lists it.
+// forwardProxy checks the forward_proxy section against the upstreams,
+// in this order: which hosts the upstreams claim (hostOwners), the bound
+// on tunnels, what is passed through (passThrough), and, with listen set,
+// the CA (forwardCA).
 func (p *Problems) forwardProxy(f fileForwardProxy, ups []Upstream, fus map[string]fileUpstream, dir string) ForwardProxy {
 	fp := ForwardProxy{Listen: f.Listen, MaxTunnels: f.MaxTunnels}
+	owner := p.hostOwners(ups, fus)
+	if fp.MaxTunnels == 0 {
+		fp.MaxTunnels = defaultMaxTunnels
+	}
+	if fp.MaxTunnels < 0 {
+		p.add("forward_proxy.max_tunnels", "must be more than 0; write e.g. %d", defaultMaxTunnels)
+	}
+	fp.PassThrough = p.passThrough(f.PassThrough, owner)
+	if fp.Listen == "" {
+		return fp
+	}
+	if _, _, err := net.SplitHostPort(fp.Listen); err != nil {
+		p.add("forward_proxy.listen", "%q is not host:port; write e.g. 127.0.0.1:3128", fp.Listen)
+	}
+	fp.CACertFile, fp.CAKeyFile = p.forwardCA(f, owner, dir)
+	return fp
+}
+
+// hostOwners settles each upstream's Hosts, and returns the upstream
+// each host is routed to: a host listed under hosts: is that upstream's,
+// two listing it is a problem; a target's host that several upstreams
+// share (the same API by several prefixes) is reached by none, unless
+// one lists it.
+func (p *Problems) hostOwners(ups []Upstream, fus map[string]fileUpstream) map[string]string {
 	owner := map[string]string{}     // host -> the upstream that lists it
 	targets := map[string][]string{} // a target's host -> the upstreams it is the target of
 	for i, u := range ups {
@@ -160,13 +108,15 @@ func (p *Problems) forwardProxy(f fileForwardProxy, ups []Upstream, fus map[stri
 		}
 		sort.Strings(ups[i].Hosts)
 	}
-	if fp.MaxTunnels == 0 {
-		fp.MaxTunnels = defaultMaxTunnels
-	}
-	if fp.MaxTunnels < 0 {
-		p.add("forward_proxy.max_tunnels", "must be more than 0; write e.g. %d", defaultMaxTunnels)
-	}
-	for i, h := range f.PassThrough {
+	return owner
+}
+
+// passThrough checks forward_proxy.pass_through, and returns its
+// patterns as the proxy matches them, "name:port": never one that takes
+// an upstream's host (owner's), nor every name of a top-level domain.
+func (p *Problems) passThrough(listed []string, owner map[string]string) []string {
+	var patterns []string
+	for i, h := range listed {
 		key := fmt.Sprintf("forward_proxy.pass_through[%d]", i)
 		name, port, err := forwardHost(h)
 		if err != nil {
@@ -188,33 +138,34 @@ func (p *Problems) forwardProxy(f fileForwardProxy, ups []Upstream, fus map[stri
 				p.add(key, "%q would pass %s, upstream %q's host, through without its token; remove it, or narrow it", h, host, u)
 			}
 		}
-		fp.PassThrough = append(fp.PassThrough, pattern)
+		patterns = append(patterns, pattern)
 	}
-	if fp.Listen == "" {
-		return fp
-	}
-	if _, _, err := net.SplitHostPort(fp.Listen); err != nil {
-		p.add("forward_proxy.listen", "%q is not host:port; write e.g. 127.0.0.1:3128", fp.Listen)
-	}
-	fp.CACertFile = p.readableFile("forward_proxy.ca_cert_file", f.CACertFile, dir)
-	fp.CAKeyFile = absPath(f.CAKeyFile, dir)
-	if fp.CACertFile == "" {
+	return patterns
+}
+
+// forwardCA checks the CA's files, required with listen, and returns
+// their paths: the key the owner's alone, the name constraints
+// permitting every host an upstream owns.
+func (p *Problems) forwardCA(f fileForwardProxy, owner map[string]string, dir string) (certFile, keyFile string) {
+	certFile = p.readableFile("forward_proxy.ca_cert_file", f.CACertFile, dir)
+	keyFile = absPath(f.CAKeyFile, dir)
+	if certFile == "" {
 		p.required("forward_proxy.ca_cert_file", nil, "required with listen: the CA that signs the tunnels' certificates; make one with: authproxy ca create DIR --hosts HOST,...")
 	}
-	if fp.CAKeyFile == "" {
+	if keyFile == "" {
 		p.required("forward_proxy.ca_key_file", nil, "required with listen: the CA's private key (mode 600); authproxy ca create writes it as ca-key.pem")
 	}
-	if fp.CACertFile == "" || fp.CAKeyFile == "" || p.notAFile("forward_proxy.ca_key_file", fp.CAKeyFile, false) {
-		return fp
+	if certFile == "" || keyFile == "" || p.notAFile("forward_proxy.ca_key_file", keyFile, false) {
+		return certFile, keyFile
 	}
-	ca, err := pki.LoadCA(fp.CACertFile, fp.CAKeyFile)
+	ca, err := pki.LoadCA(certFile, keyFile)
 	switch {
 	case errors.Is(err, pki.ErrKeyReadable):
 		p.add("forward_proxy.ca_key_file", "%v", err)
-		return fp
+		return certFile, keyFile
 	case err != nil:
 		p.add("forward_proxy.ca_cert_file", "%v", err)
-		return fp
+		return certFile, keyFile
 	}
 	names := map[string]bool{}
 	for h := range owner {
@@ -226,22 +177,7 @@ func (p *Problems) forwardProxy(f fileForwardProxy, ups []Upstream, fus map[stri
 			p.add("forward_proxy.ca_cert_file", "%v", err)
 		}
 	}
-	return fp
-}
-
-// passes reports whether a pass_through pattern ("name:port" or
-// "*.suffix:port") takes host ("name:port"). The proxy matches the same
-// way.
-func passes(pattern, host string) bool {
-	pname, pport, _ := net.SplitHostPort(pattern)
-	name, port, _ := net.SplitHostPort(host)
-	if pport != port {
-		return false
-	}
-	if suffix, ok := strings.CutPrefix(pname, "*"); ok {
-		return strings.HasSuffix(name, suffix)
-	}
-	return name == pname
+	return certFile, keyFile
 }
 
 func sortedKeys(m map[string]bool) []string {

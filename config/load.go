@@ -7,23 +7,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
-
-// EnvPrefix starts every environment override:
-// AUTHPROXY_UPSTREAMS_REDGIFS_TOKEN_CLIENT_SECRET sets
-// upstreams.redgifs.token.client_secret.
-const EnvPrefix = "AUTHPROXY"
 
 // Options changes how a file is read. The zero value reads the process
 // environment.
 type Options struct {
 	// Lookup resolves ${VAR} in values; nil means os.LookupEnv.
 	Lookup func(name string) (string, bool)
+	// Env is the environment the AUTHPROXY_* overrides are read from (see
+	// envOverlay); nil means os.LookupEnv. It is not Lookup: a caller
+	// that resolves ${VAR} from a table of its own may still take the
+	// overrides from the process, as app's callers do.
+	Env func(name string) (string, bool)
 	// NoEnvOverrides ignores AUTHPROXY_* variables.
 	NoEnvOverrides bool
 	// CheckUpstream, if set, is asked about each upstream once config has
@@ -32,6 +32,18 @@ type Options struct {
 	// Its problems, named by key, are reported with config's own, so that
 	// one run shows them all. nil asks nothing.
 	CheckUpstream func(Upstream) Problems
+}
+
+// withDefaults is opts with the process environment for what it leaves
+// nil.
+func (opts Options) withDefaults() Options {
+	if opts.Lookup == nil {
+		opts.Lookup = os.LookupEnv
+	}
+	if opts.Env == nil {
+		opts.Env = os.LookupEnv
+	}
+	return opts
 }
 
 // Load reads and validates the config file at path.
@@ -71,16 +83,14 @@ func typeOf(path string) string {
 // config when the file is edited into one that does not load, and the
 // healthcheck answers for the process, not for the file.
 func AdminListenOf(path string, data []byte, opts Options) (string, error) {
-	if opts.Lookup == nil {
-		opts.Lookup = os.LookupEnv
-	}
+	opts = opts.withDefaults()
 	settings, fromEnv, err := read(data, typeOf(path), opts)
 	if err != nil {
 		return "", fmt.Errorf("config %s: %w", path, err)
 	}
-	var all, problems Problems
-	fc, _ := all.decodeFile(settings, opts.Lookup)
-	for _, q := range all {
+	var found, problems Problems
+	fc, emptied := found.decodeFile(settings, opts.Lookup)
+	for _, q := range found.resolve(settings, emptied) {
 		if q.Key == "admin" || strings.HasPrefix(q.Key, "admin.") {
 			problems = append(problems, q)
 		}
@@ -102,24 +112,21 @@ func Parse(data []byte, opts Options) (*Config, error) {
 }
 
 func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
-	if opts.Lookup == nil {
-		opts.Lookup = os.LookupEnv
-	}
+	opts = opts.withDefaults()
 	settings, fromEnv, err := read(data, typ, opts)
 	if err != nil {
 		return nil, err
 	}
-	var problems Problems
-	fc, emptied := problems.decodeFile(settings, opts.Lookup)
-	cfg := problems.validate(fc, dir)
-	problems.emptiedBy(emptied)
+	var found Problems
+	fc, emptied := found.decodeFile(settings, opts.Lookup)
+	cfg := found.validate(fc, dir)
 	if opts.CheckUpstream != nil {
 		for _, u := range cfg.Upstreams {
-			problems.checked(opts.CheckUpstream(u))
+			found.checked(opts.CheckUpstream(u))
 		}
 	}
 	cfg.fromEnv = fromEnv
-	if err := cfg.Report(problems); err != nil {
+	if err := cfg.Report(found.resolve(settings, emptied)); err != nil {
 		return nil, err
 	}
 	cfg.Digest = Digest(data)
@@ -132,23 +139,23 @@ func parse(data []byte, typ, dir string, opts Options) (*Config, error) {
 func read(data []byte, typ string, opts Options) (map[string]any, map[string]string, error) {
 	v := viper.New()
 	v.SetConfigType(typ)
+	var root *yaml.Node
 	if typ == "yaml" {
-		settings, err := readYAML(data)
+		settings, doc, err := readYAML(data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("not valid YAML: %w", err)
 		}
+		root = doc
 		v.MergeConfigMap(settings)
 	} else if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, nil, fmt.Errorf("not valid %s: %w", strings.ToUpper(typ), err)
 	}
-	var fromEnv map[string]string
+	settings, fromEnv := v.AllSettings(), map[string]string(nil)
 	if !opts.NoEnvOverrides {
-		bindEnv(v)
-		fromEnv = overridden(v.AllKeys())
+		settings, fromEnv = envOverlay{opts.Env}.apply(v)
 	}
-	settings := v.AllSettings()
 	if typ == "yaml" {
-		keepParamCase(data, settings)
+		keepParamCase(root, settings)
 	}
 	return settings, fromEnv, nil
 }
@@ -158,65 +165,4 @@ func read(data []byte, typ string, opts Options) (map[string]any, map[string]str
 func Digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
-}
-
-// bindEnv makes every key of every upstream in the file, and every
-// top-level key, settable from the environment. viper only consults the
-// environment for keys it knows of, and a key absent from the file (a
-// client_secret given only by env) would otherwise be missed.
-func bindEnv(v *viper.Viper) {
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(envKeyReplacer)
-	v.AutomaticEnv()
-	for _, key := range leafKeys(reflect.TypeFor[fileConfig](), "") {
-		v.BindEnv(key, envName(key))
-	}
-	for name := range v.GetStringMap("upstreams") {
-		for _, key := range leafKeys(reflect.TypeFor[fileUpstream](), "upstreams."+name+".") {
-			v.BindEnv(key, envName(key))
-		}
-	}
-}
-
-var envKeyReplacer = strings.NewReplacer(".", "_", "-", "_")
-
-// envName is the variable that overrides key. It is the name viper's
-// AutomaticEnv gives the keys not bound (SetEnvPrefix, then
-// SetEnvKeyReplacer), and bindEnv binds the others to it: one name for
-// reading a key and for reporting where its value came from.
-func envName(key string) string {
-	return envKeyReplacer.Replace(strings.ToUpper(EnvPrefix + "_" + key))
-}
-
-// overridden maps each of keys that an AUTHPROXY_ variable sets to the
-// variable. viper takes an empty variable as unset, and so does this.
-func overridden(keys []string) map[string]string {
-	var vars map[string]string
-	for _, key := range keys {
-		if name := envName(key); os.Getenv(name) != "" {
-			if vars == nil {
-				vars = map[string]string{}
-			}
-			vars[key] = name
-		}
-	}
-	return vars
-}
-
-// leafKeys lists the dotted keys of the scalar, list and map fields of t,
-// leaving out maps of structs (the upstreams), whose keys are names.
-func leafKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := prefix + f.Tag.Get("mapstructure")
-		switch {
-		case f.Type.Kind() == reflect.Struct:
-			keys = append(keys, leafKeys(f.Type, key+".")...)
-		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct:
-		default:
-			keys = append(keys, key)
-		}
-	}
-	return keys
 }

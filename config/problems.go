@@ -17,15 +17,18 @@ type Problem struct {
 	// whatever else is wrong with it follows from that.
 	unread bool
 	// meant is, for an unknown key, the known key it is likely a
-	// misspelling of (see required); under is the section beside the
+	// misspelling of (see resolve); under is the section beside the
 	// unknown key that meant is in, "" if meant is beside it too.
 	meant, under string
 	// env is the AUTHPROXY_ variable that set the value, if one did: the
 	// file says otherwise, and the reader must be told where to look.
 	env string
 	// wanted are, for a required key that is not set, the keys any of
-	// which would do (see emptiedBy).
+	// which would do (see resolve).
 	wanted []string
+	// batch numbers, from 1, the calls of Options.CheckUpstream whose
+	// problem this is; 0: config's own.
+	batch int
 }
 
 // Problems is every problem found in one config; as an error it lists
@@ -53,39 +56,32 @@ func (p Problems) Error() string {
 	return b.String()
 }
 
-// add records a problem with key, unless key's value, or a value it is
-// part of, could not be read: its "required" or "not a URL" would only
-// repeat that, and a newcomer with no variables set would read every
-// problem twice.
+// The checks record what they find with the methods below, which only
+// append: whether a problem is reported, and in what words, when another
+// explains it or says it already, is decided once, by resolve
+// (resolve.go), when every check has run.
+
+// add records a problem with key.
 func (p *Problems) add(key, format string, args ...any) {
-	if p.unreadAt(key) {
-		return
-	}
 	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
-// unread records that key's value could not be read, and why; the first
-// reason found is the one reported.
+// unread records that key's value could not be read, and why: whatever
+// else is found wrong with it follows from that.
 func (p *Problems) unread(key string, err error) {
-	if p.unreadAt(key) {
-		return
-	}
 	*p = append(*p, Problem{Key: key, Message: err.Error(), unread: true})
 }
 
 // misspelt records key as unknown, and likely meant: the known key beside
 // it that is nearest, or one in the section beside it named under.
 func (p *Problems) misspelt(key, meant, under string) {
-	if p.unreadAt(key) {
-		return
-	}
 	q := Problem{Key: key, meant: meant, under: under}
 	q.Message = q.unknown(meantOptional)
 	*p = append(*p, q)
 }
 
 // unknown is the message of q, an unknown key that is likely q.meant,
-// which may be required (see required) or hold required keys.
+// which may be required (see resolve) or hold required keys.
 func (q Problem) unknown(why meantWhy) string {
 	name := lastPart(q.meant)
 	if q.under != "" && name == lastPart(q.Key) {
@@ -108,47 +104,20 @@ const (
 )
 
 // required records that key must be set and is not; alts are keys that
-// would do instead (client_secret_file for client_secret). A user who
-// misspelt the key wrote it all the same: when an unknown key is the
-// likely misspelling of key, of an alt, or of the section that holds key,
-// its line says so, and key's "required" would only be the same mistake
-// said twice.
+// would do instead (client_secret_file for client_secret).
 func (p *Problems) required(key string, alts []string, format string, args ...any) {
-	if p.unreadAt(key) {
-		return
-	}
-	said, keys := false, append([]string{key}, alts...)
-	for i, q := range *p {
-		for _, k := range keys {
-			switch {
-			case q.meant == "":
-			case q.meant == k:
-				(*p)[i].Message = q.unknown(meantRequired)
-				said = true
-			case strings.HasPrefix(k, q.meant+"."):
-				(*p)[i].Message = q.unknown(meantHoldsRequired)
-				said = true
-			}
-		}
-	}
-	if !said && !p.unreadAt(key) {
-		*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...), wanted: keys})
-	}
+	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...), wanted: append([]string{key}, alts...)})
 }
 
-// emptiedBy rewrites the problem of each required key that is not set
-// because a variable set to "" left it, or a key that would do instead,
-// empty: the file has its ${VAR}, and "required; write ${ENV_VAR}"
-// would send the reader to look there. emptied maps each key a set but
-// empty variable left empty to the variable.
-func (p Problems) emptiedBy(emptied map[string]string) {
-	for i, q := range p {
-		for _, k := range q.wanted {
-			if name, ok := emptied[strings.ToLower(k)]; ok {
-				p[i].Message = fmt.Sprintf("environment variable %s is set but empty; set it (export %s=...), or write the value in place of ${%s}", name, name, name)
-				break
-			}
-		}
+// checked records the problems found by Options.CheckUpstream for one
+// upstream, as one batch.
+func (p *Problems) checked(found Problems) {
+	batch := 1
+	for _, q := range *p {
+		batch = max(batch, q.batch+1)
+	}
+	for _, f := range found {
+		*p = append(*p, Problem{Key: f.Key, Message: f.Message, batch: batch})
 	}
 }
 
@@ -165,24 +134,6 @@ func (p Problems) unreadAt(key string) bool {
 		}
 	}
 	return false
-}
-
-// checked adds the problems found by Options.CheckUpstream, except in a
-// section (upstreams.NAME.token, upstreams.NAME.tls) where config found a
-// problem already, or that could not be read: a value there may be a
-// default left in place of a bad one, and what the check says of it would
-// repeat config's problem or follow from it.
-func (p *Problems) checked(found Problems) {
-	mine := len(*p)
-	for _, f := range found {
-		section := f.Key
-		if parts := strings.SplitN(f.Key, ".", 4); len(parts) > 3 {
-			section = strings.Join(parts[:3], ".")
-		}
-		if !(*p)[:mine].in(section) && !p.unreadAt(f.Key) {
-			*p = append(*p, Problem{Key: f.Key, Message: f.Message})
-		}
-	}
 }
 
 // in reports whether a problem is at key or at a key it holds.

@@ -13,22 +13,26 @@ import (
 // true a boolean, 1.50 the float 1.5 and 2001-12-14 a date, which the
 // decoder would then write back as "5349", "1", "1.5" or fail on: a secret
 // silently different from the one written. A null stays null (unset).
-func readYAML(data []byte) (map[string]any, error) {
+//
+// The text is parsed here once; root, the document's node (nil for an
+// empty file), is what everything after reads the file's own spelling
+// from (see keepParamCase).
+func readYAML(data []byte) (settings map[string]any, root *yaml.Node, err error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlSyntaxError(data, err)
+		return nil, nil, yamlSyntaxError(data, err)
 	}
-	settings := map[string]any{}
+	settings = map[string]any{}
 	if len(doc.Content) == 0 { // an empty file
-		return settings, nil
+		return settings, nil, nil
 	}
-	root := doc.Content[0]
+	root = doc.Content[0]
 	k := textKeeper{seen: map[textVisit]bool{}}
 	k.walk(root, reflect.TypeFor[fileConfig]())
 	if err := root.Decode(&settings); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return settings, nil
+	return settings, root, nil
 }
 
 // coercedTags are the types YAML gives an unquoted scalar that has a
@@ -114,8 +118,10 @@ func deref(n *yaml.Node) *yaml.Node {
 
 // keepParamCase restores the case of token.params names in settings,
 // which viper folds to lower case: a token endpoint may well want
-// "resourceId".
-func keepParamCase(data []byte, settings map[string]any) {
+// "resourceId". root is the document readYAML parsed, nil for an empty
+// file: decoded again, not parsed again. (textKeeper has retagged its
+// coerced scalars !!str, which a string field decodes as the same text.)
+func keepParamCase(root *yaml.Node, settings map[string]any) {
 	var raw struct {
 		Upstreams map[string]struct {
 			Token struct {
@@ -123,7 +129,7 @@ func keepParamCase(data []byte, settings map[string]any) {
 			} `yaml:"token"`
 		} `yaml:"upstreams"`
 	}
-	if yaml.Unmarshal(data, &raw) != nil {
+	if root == nil || root.Decode(&raw) != nil {
 		return
 	}
 	upstreams, _ := settings["upstreams"].(map[string]any)

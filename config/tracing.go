@@ -1,10 +1,6 @@
 package config
 
-import (
-	"net/url"
-	"strconv"
-	"strings"
-)
+import "net/url"
 
 // The keys here are tracing's: whether the proxy sends OpenTelemetry
 // traces, and where (docs/tracing.md). What they leave unset, the
@@ -37,34 +33,6 @@ type fileTracing struct {
 	Endpoint    string `mapstructure:"endpoint"`
 	Protocol    string `mapstructure:"protocol"`
 	SampleRatio *ratio `mapstructure:"sample_ratio"`
-}
-
-// onOff is a boolean written as text (true, false, on, off), as the
-// environment can set it too.
-type onOff bool
-
-func (b *onOff) UnmarshalText(text []byte) error {
-	switch strings.ToLower(strings.TrimSpace(string(text))) {
-	case "true", "on", "yes", "1":
-		*b = true
-	case "false", "off", "no", "0":
-		*b = false
-	default:
-		return valuef("%q is not true or false; write true or false", text)
-	}
-	return nil
-}
-
-// ratio is a number from 0 to 1.
-type ratio float64
-
-func (r *ratio) UnmarshalText(text []byte) error {
-	v, err := strconv.ParseFloat(strings.TrimSpace(string(text)), 64)
-	if err != nil || v < 0 || v > 1 {
-		return valuef("%q is not a number from 0 to 1; write e.g. 0.1 to keep one trace in ten, or 1 for all", text)
-	}
-	*r = ratio(v)
-	return nil
 }
 
 // tracing checks the tracing section.

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// The types here are the values written as text with a unit. They decode
+// The types here are the values written as text with a unit, or read
+// from text as the environment sets them (onOff, ratio). They decode
 // themselves (encoding.TextUnmarshaler), so the decoder reports a bad one
 // under its key with an example of what to write. A file struct holds
 // them as pointers: nil is a key left unset, which gets its default.
@@ -63,4 +64,32 @@ func (s *size) or(def int64) int64 {
 		return def
 	}
 	return int64(*s)
+}
+
+// onOff is a boolean written as text (true, false, on, off), as the
+// environment can set it too.
+type onOff bool
+
+func (b *onOff) UnmarshalText(text []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(text))) {
+	case "true", "on", "yes", "1":
+		*b = true
+	case "false", "off", "no", "0":
+		*b = false
+	default:
+		return valuef("%q is not true or false; write true or false", text)
+	}
+	return nil
+}
+
+// ratio is a number from 0 to 1.
+type ratio float64
+
+func (r *ratio) UnmarshalText(text []byte) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(text)), 64)
+	if err != nil || v < 0 || v > 1 {
+		return valuef("%q is not a number from 0 to 1; write e.g. 0.1 to keep one trace in ten, or 1 for all", text)
+	}
+	*r = ratio(v)
+	return nil
 }

@@ -4,7 +4,9 @@ import "time"
 
 // fileConfig mirrors proxy.yaml key for key, as decoded (see decode.go).
 // Each section's struct is in the file that checks it: server.go,
-// inbound.go, store.go, upstream.go (with token.go, inject.go, replay.go).
+// inbound.go, store.go, tracing.go, forward.go, upstream.go (with
+// token.go, dpop.go, tls.go, inject.go, replay.go); values read from
+// text are in units.go.
 // A key is added as a field there, with its check beside the others.
 type fileConfig struct {
 	Listen          string                  `mapstructure:"listen"`
