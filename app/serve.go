@@ -95,21 +95,21 @@ func serve(ctx context.Context, path string, opts Options) int {
 	}
 	defer stopTracing() // after the servers and caches, whose last spans it sends
 	tokenStores.tracer = tracer
-	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	p := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
 	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
-		rt.access = access
+		p.access = access
 		defer access.out.Close() // writes the access lines it holds, at shutdown
 	}
-	rt.metrics = metrics.New(rt.gauges)
-	state, err := rt.build(ctx, cfg, nil)
+	p.metrics = metrics.New(p.gauges)
+	state, err := p.build(ctx, cfg, nil)
 	if err != nil {
 		logger.WithError(err).Error("cannot build the proxy")
 		return 2
 	}
-	rt.state.Store(state)
+	p.state.Store(state)
 	// The caches' background refreshes end before the store they save to
 	// is closed.
-	defer func() { rt.state.Load().closeCachesNotIn(nil) }()
+	defer func() { p.state.Load().closeCachesNotIn(nil) }()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -120,8 +120,8 @@ func serve(ctx context.Context, path string, opts Options) int {
 	serverLog := logger.WriterLevel(logrus.DebugLevel)
 	defer serverLog.Close()
 	srv := &http.Server{
-		Handler: rt.metrics.InFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rt.state.Load().handler.ServeHTTP(w, r)
+		Handler: p.metrics.InFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.state.Load().handler.ServeHTTP(w, r)
 		})),
 		// Slow-header clients are cut off; bodies may take longer. Headers
 		// over MaxHeaderBytes get 431 from net/http.
@@ -130,13 +130,13 @@ func serve(ctx context.Context, path string, opts Options) int {
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(serverLog, "", 0),
 	}
-	adminSrv, adminLn, err := rt.adminServer(cfg.AdminListen, cfg.Limits)
+	adminSrv, adminLn, err := p.adminServer(cfg.AdminListen, cfg.Limits)
 	if err != nil {
 		ln.Close()
 		logger.WithError(err).Error("cannot listen for the admin endpoints")
 		return 1
 	}
-	fwdSrv, fwdLn, fwd, err := rt.forwardServer(cfg, srv.ErrorLog)
+	fwdSrv, fwdLn, fwd, err := p.forwardServer(cfg, srv.ErrorLog)
 	if err != nil {
 		ln.Close()
 		if adminLn != nil {
@@ -163,7 +163,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 	// Watch before saying we are ready: a change made right after start-up
 	// must not be missed.
 	if path != "" {
-		stopReload := rt.watch(ctx, path, opts)
+		stopReload := p.watch(ctx, path, opts)
 		defer stopReload()
 	}
 	if adminLn != nil && opts.AdminReady != nil {
@@ -193,7 +193,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 	}
 	// Not ready from here on, so load balancers stop sending before the
 	// listener closes.
-	rt.shuttingDown.Store(true)
+	p.shuttingDown.Store(true)
 	logger.WithField("timeout", cfg.ShutdownTimeout.String()).Info("shutting down: draining in-flight requests")
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
