@@ -226,7 +226,7 @@ func (p *program) adminUpstreams() []admin.Upstream {
 					SharedStore: sharedMode(st), SharedStoreError: st.SharedError, DPoPThumbprint: dpopThumbprint(cache)}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
-			Reason: func(err error) string { return proxy.DescribeToken(err).Reason },
+			Reason: func(err error) string { return proxy.TokenFailure(err).Reason },
 		})
 	}
 	return out
