@@ -21,7 +21,11 @@ type Options struct {
 	// Stdout and Stderr receive output and logs; nil means os.Stdout and
 	// os.Stderr.
 	Stdout, Stderr io.Writer
-	// LookupEnv resolves ${VAR} in the config; nil means os.LookupEnv.
+	// LookupEnv is the program's environment, read through it alone so
+	// that a test can give it: ${VAR} in the config, AUTHPROXY_CONFIG,
+	// GOGC and GOMEMLIMIT (as serve's defaults respect them), OTEL_SDK_DISABLED
+	// and the OTLP protocol, DISPLAY for login's browser. nil means
+	// os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// Ready, if set, is called with the proxy's address once it accepts
 	// connections (useful with listen: 127.0.0.1:0).
@@ -34,6 +38,16 @@ type Options struct {
 	// Now is the token caches' clock; nil means time.Now. Tests pass a
 	// fake clock shared with the fake APIs.
 	Now func() time.Time
+}
+
+// getenv is LookupEnv as os.Getenv is: "" for a variable not set.
+func (o Options) getenv(key string) string {
+	lookup := o.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v, _ := lookup(key)
+	return v
 }
 
 // Run runs the program until ctx is done and returns its exit code:

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -51,7 +50,7 @@ With no --config, serve the built-in demo: the fake APIs the tests use,
 on loopback, behind the proxy on 127.0.0.1:8080.`,
 		example: "authproxy serve --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
-			path := configFlag(fs, "; none: the built-in demo")
+			path := configFlag(fs, opts, "; none: the built-in demo")
 			return func(ctx context.Context, _ string) int { return serve(ctx, *path, opts) }
 		},
 	},
@@ -64,7 +63,7 @@ others can read and of a token file the platform has not written yet.
 Exit 0 if there is no problem, 2 if there is.`,
 		example: "authproxy check --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
-			path := configFlag(fs, "")
+			path := configFlag(fs, opts, "")
 			return func(_ context.Context, _ string) int { return check(*path, opts) }
 		},
 	},
@@ -78,7 +77,7 @@ container, listen on 0.0.0.0 with the port published, as the browser on
 the host opens redirect_uri on 127.0.0.1.`,
 		example: "authproxy login redbooth --config proxy.yaml --no-browser",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
-			path := configFlag(fs, "")
+			path := configFlag(fs, opts, "")
 			noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
 			var listen hostPortFlag
 			fs.Var(&listen, "listen", "the `ADDR`, host:port, to listen on for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
@@ -98,7 +97,7 @@ so a bad edit elsewhere, which a reload refuses while the proxy goes on,
 does not fail the check. Exit 2 if admin.listen is off or no address.`,
 		example: "authproxy health --url http://127.0.0.1:9090/healthz",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
-			path := configFlag(fs, "; its admin.listen gives the address")
+			path := configFlag(fs, opts, "; its admin.listen gives the address")
 			var url httpURLFlag
 			fs.Var(&url, "url", "the `URL` of /healthz (default: from admin.listen, else http://127.0.0.1:9090/healthz)")
 			return func(ctx context.Context, _ string) int { return health(ctx, *path, string(url), opts) }
@@ -121,7 +120,7 @@ there while it is not due for refresh, else a new one, put there for
 them. With store.type: memory, nothing outlives the run.`,
 		example: "authproxy token redgifs --config proxy.yaml",
 		flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
-			path := configFlag(fs, "")
+			path := configFlag(fs, opts, "")
 			show := fs.Bool("show", false, "print the access token itself")
 			return func(ctx context.Context, name string) int { return token(ctx, name, *path, *show, opts) }
 		},
@@ -177,8 +176,8 @@ func init() { commands = append(commands, helpCommand) }
 
 // configFlag defines --config, which every command that reads the config
 // takes, defaulting to $AUTHPROXY_CONFIG.
-func configFlag(fs *flag.FlagSet, more string) *string {
-	return fs.String("config", os.Getenv("AUTHPROXY_CONFIG"), "the config `FILE` (env AUTHPROXY_CONFIG)"+more)
+func configFlag(fs *flag.FlagSet, opts Options, more string) *string {
+	return fs.String("config", opts.getenv("AUTHPROXY_CONFIG"), "the config `FILE` (env AUTHPROXY_CONFIG)"+more)
 }
 
 // The flag types below check a value when the flag is parsed, so that one

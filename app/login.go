@@ -99,7 +99,7 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
 	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
 	if openBrowser {
-		tryOpenBrowser(authURL)
+		tryOpenBrowser(authURL, opts.getenv)
 	}
 
 	waitCtx, cancel := context.WithTimeout(ctx, loginTimeout)
@@ -147,12 +147,12 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 
 // tryOpenBrowser opens url where a desktop is likely; the printed URL is
 // the fallback either way.
-func tryOpenBrowser(u string) {
+func tryOpenBrowser(u string, getenv func(string) string) {
 	var cmd string
 	switch {
 	case runtime.GOOS == "darwin":
 		cmd = "open"
-	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
+	case getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "":
 		cmd = "xdg-open"
 	default:
 		return

@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -80,7 +79,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 	for _, w := range dpopFleetWarnings(cfg) {
 		logger.Warn(w)
 	}
-	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
+	gc := setGCDefaults(opts.getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
 	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")
 	tokenStores, err := openStore(ctx, cfg, logger)
 	if err != nil {
@@ -88,7 +87,7 @@ func serve(ctx context.Context, path string, opts Options) int {
 		return 2
 	}
 	defer tokenStores.close()
-	tracer, stopTracing, err := startTracing(ctx, cfg.Tracing, os.Getenv, logger)
+	tracer, stopTracing, err := startTracing(ctx, cfg.Tracing, opts.getenv, logger)
 	if err != nil {
 		logger.WithError(err).Error("cannot start tracing")
 		return 2
