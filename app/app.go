@@ -50,9 +50,9 @@ func (o Options) getenv(key string) string {
 	return v
 }
 
-// Run runs the program until ctx is done and returns its exit code:
-// 0 after a clean shutdown (or help that was asked for), 1 on a runtime
-// failure, 2 on bad usage or config.
+// Run runs the program until ctx is done and returns its exit code
+// (exit, in exitcode.go, decides it): 0 after a clean shutdown (or help
+// that was asked for), 1 on a runtime failure, 2 on bad usage or config.
 func Run(ctx context.Context, opts Options) int {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
@@ -63,5 +63,5 @@ func Run(ctx context.Context, opts Options) int {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	return runCommand(ctx, opts)
+	return exit(opts.Stderr, runCommand(ctx, opts))
 }

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +11,45 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/config"
 )
+
+// checkCommand is `authproxy check`: the config, checked as serve would
+// load it.
+var checkCommand = command{
+	name: "check", args: "--config FILE", needsConfig: true, summary: "validate the config and exit",
+	about: `Load the config as serve would, ${VAR}s and secret files included, parse
+the private keys and certificates it names, and report every problem,
+each with its key and what to write. Warn, without failing, of a key file
+others can read and of a token file the platform has not written yet.
+Exit 0 if there is no problem, 2 if there is.`,
+	example: "authproxy check --config proxy.yaml",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		path := configFlag(fs, opts, "")
+		return func(_ context.Context, _ string) error { return check(*path, opts) }
+	},
+}
+
+// check runs `authproxy check`; runCommand has refused a missing --config.
+func check(path string, opts Options) error {
+	// Config asks about each upstream's credentials as it checks the
+	// rest, so that every problem is said in one run; what is only risky
+	// is said beside them.
+	var warnings []string
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
+		warnings = append(warnings, credentialWarnings(u)...)
+		return credentialProblems(u)
+	}})
+	if cfg != nil {
+		warnings = append(warnings, dpopFleetWarnings(cfg)...)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return refuse(err)
+	}
+	fmt.Fprintf(opts.Stdout, "%s: OK, %d upstream(s)\n", path, len(cfg.Upstreams))
+	return nil
+}
 
 // credentialProblems asks auth about the files a loaded config names,
 // which config has only found readable: whether each private key parses
