@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -99,29 +98,62 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 	return problems
 }
 
-// credentialError names the config keys behind err, an error of building
-// the proxy for cfg. Building meets what check refuses (a key that does
+// credentialError names the config key behind err, an error of building
+// upstream u of cfg. Building meets what check refuses (a key that does
 // not parse, a secret too short for its algorithm) as auth says it, which
-// knows nothing of proxy.yaml; asking credentialProblems, as check does,
-// keeps which key is at fault decided in one place. It is asked only
-// once building has failed, so that a good config's keys are parsed once.
-// Only the problems that are err's cause (auth said the same words) are
-// reported: another one, such as an expired certificate, which serve
-// tolerates, must not stand in for the real cause. An error it does not
-// account for is returned as it is.
-func credentialError(cfg *config.Config, err error) error {
+// knows nothing of proxy.yaml but which of its Settings is at fault
+// (auth.SettingError); asking credentialProblems, as check does, keeps
+// what is said of each key decided in one place. It is asked only once
+// building has failed, so that a good config's keys are parsed once. Only
+// the problems at the key of err's cause are reported: another one, such
+// as an expired certificate, which serve tolerates, must not stand in for
+// the real cause. An error it does not account for is returned as it is.
+func credentialError(cfg *config.Config, u config.Upstream, err error) error {
+	key := credentialKey(u.Name, err)
+	if key == "" {
+		return err
+	}
 	var problems config.Problems
-	for _, u := range cfg.Upstreams {
-		for _, p := range credentialProblems(u) {
-			if strings.Contains(err.Error(), p.Message) {
-				problems = append(problems, p)
-			}
+	for _, p := range credentialProblems(u) {
+		if p.Key == key {
+			problems = append(problems, p)
 		}
 	}
 	if len(problems) == 0 {
 		return err
 	}
 	return cfg.Report(problems)
+}
+
+// upstreamTLSError is an error of loading upstream's own tls files, met
+// building its transport.
+type upstreamTLSError struct{ err error }
+
+func (e upstreamTLSError) Error() string { return e.err.Error() }
+func (e upstreamTLSError) Unwrap() error { return e.err }
+
+// tokenSettingKeys are the keys under upstreams.NAME.token of the auth
+// Settings that a SettingError blames.
+var tokenSettingKeys = map[auth.Setting]string{
+	auth.SettingPrivateKeyFile: "private_key_file",
+	auth.SettingSigningAlg:     "signing_alg",
+	auth.SettingClientSecret:   "client_secret",
+	auth.SettingTLS:            "tls",
+	auth.SettingDPoPKeyFile:    "dpop.private_key_file",
+	auth.SettingDPoPSigningAlg: "dpop.signing_alg",
+}
+
+// credentialKey is the key of upstream name that err, an error of
+// building it, blames; "" if err blames none.
+func credentialKey(name string, err error) string {
+	var setting *auth.SettingError
+	switch {
+	case errors.As(err, &setting) && tokenSettingKeys[setting.Setting] != "":
+		return "upstreams." + name + ".token." + tokenSettingKeys[setting.Setting]
+	case errors.As(err, new(upstreamTLSError)):
+		return "upstreams." + name + ".tls"
+	}
+	return ""
 }
 
 // credentialWarnings is what is only risky or ignored, for check and

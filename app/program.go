@@ -67,13 +67,13 @@ func (p *program) build(ctx context.Context, cfg *config.Config, prev *proxyStat
 		if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
 			cache, err = newTokenSource(ctx, u, p.stores, p.log.WithField("upstream", u.Name), p.now, p.metrics)
 			if err != nil {
-				return nil, credentialError(cfg, err)
+				return nil, credentialError(cfg, u, err)
 			}
 		}
 		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
 		var transport http.RoundTripper
 		if transport, err = newUpstreamTransport(u, p.log.WithField("upstream", u.Name)); err != nil {
-			return nil, credentialError(cfg, fmt.Errorf("upstream %q: %w", u.Name, err))
+			return nil, credentialError(cfg, u, fmt.Errorf("upstream %q: %w", u.Name, upstreamTLSError{err}))
 		}
 		ups = append(ups, proxy.Upstream{
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Hosts: u.Hosts, Tokens: cache,

@@ -29,7 +29,7 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 		}
 		hc, err := tlsHTTPClient(f)
 		if err != nil {
-			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, err)
+			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, &SettingError{Setting: SettingTLS, Err: err})
 		}
 		c.HTTPClient = hc
 	}
@@ -91,7 +91,7 @@ func (s Settings) signedAssertion(c Client) (*SignedAssertion, error) {
 	}
 	key, cert, err := ReadKeyFile(s.PrivateKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, &SettingError{Setting: SettingPrivateKeyFile, Err: err}
 	}
 	return NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
 		Key: key, Alg: s.SigningAlg, KeyID: s.KeyID, Certificate: cert, Now: c.Now})
