@@ -21,7 +21,11 @@ type Options struct {
 	// Stdout and Stderr receive output and logs; nil means os.Stdout and
 	// os.Stderr.
 	Stdout, Stderr io.Writer
-	// LookupEnv resolves ${VAR} in the config; nil means os.LookupEnv.
+	// LookupEnv is the program's environment, read through it alone so
+	// that a test can give it: ${VAR} in the config, AUTHPROXY_CONFIG,
+	// GOGC and GOMEMLIMIT (as serve's defaults respect them), OTEL_SDK_DISABLED
+	// and the OTLP protocol, DISPLAY for login's browser. nil means
+	// os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// Ready, if set, is called with the proxy's address once it accepts
 	// connections (useful with listen: 127.0.0.1:0).
@@ -36,9 +40,19 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Run runs the program until ctx is done and returns its exit code:
-// 0 after a clean shutdown (or help that was asked for), 1 on a runtime
-// failure, 2 on bad usage or config.
+// getenv is LookupEnv as os.Getenv is: "" for a variable not set.
+func (o Options) getenv(key string) string {
+	lookup := o.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v, _ := lookup(key)
+	return v
+}
+
+// Run runs the program until ctx is done and returns its exit code
+// (exit, in exitcode.go, decides it): 0 after a clean shutdown (or help
+// that was asked for), 1 on a runtime failure, 2 on bad usage or config.
 func Run(ctx context.Context, opts Options) int {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
@@ -49,5 +63,5 @@ func Run(ctx context.Context, opts Options) int {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	return runCommand(ctx, opts)
+	return exit(opts.Stderr, runCommand(ctx, opts))
 }

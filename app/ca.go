@@ -26,21 +26,22 @@ impersonate no other site. Print how to make common clients trust it.
 With --if-missing, a CA already in DIR that permits the hosts is kept (for
 a container that runs this at every start).`,
 	example: "authproxy ca create /etc/authproxy/ca --hosts api.redgifs.com,api.producthunt.com",
-	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) int {
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
 		hosts := fs.String("hosts", "", "the `HOSTS` the CA may issue for, comma-separated (each covers the names below it)")
 		ifMissing := fs.Bool("if-missing", false, "keep a CA already in DIR if it permits the hosts, instead of failing")
-		return func(_ context.Context, operand string) int {
+		return func(_ context.Context, operand string) error {
 			verb, dir, _ := strings.Cut(operand, " ")
 			if verb != "create" {
-				fmt.Fprintf(opts.Stderr, "authproxy ca: unknown action %q; write authproxy ca create DIR --hosts HOST,...\n", verb)
-				return 2
+				return refusef("authproxy ca: unknown action %q; write authproxy ca create DIR --hosts HOST,...", verb)
 			}
 			return caCreate(dir, *hosts, *ifMissing, opts)
 		}
 	},
 }
 
-func caCreate(dir, hostList string, ifMissing bool, opts Options) int {
+// caCreate is `authproxy ca create DIR`: hosts that are not host names
+// are refused (exit 2); a CA that cannot be kept or written is exit 1.
+func caCreate(dir, hostList string, ifMissing bool, opts Options) error {
 	var hosts []string
 	for h := range strings.SplitSeq(hostList, ",") {
 		if h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), ".")); h != "" {
@@ -48,22 +49,19 @@ func caCreate(dir, hostList string, ifMissing bool, opts Options) int {
 		}
 	}
 	if len(hosts) == 0 {
-		fmt.Fprintln(opts.Stderr, "authproxy ca create: name the hosts with --hosts, e.g. --hosts api.redgifs.com (those of your upstreams' targets and hosts:)")
-		return 2
+		return refusef("authproxy ca create: name the hosts with --hosts, e.g. --hosts api.redgifs.com (those of your upstreams' targets and hosts:)")
 	}
 	for _, h := range hosts {
 		if strings.ContainsAny(h, "/:*@ ") || strings.Trim(h, "0123456789.") == "" {
-			fmt.Fprintf(opts.Stderr, "authproxy ca create: %q is not a host name; write e.g. api.example.com\n", h)
-			return 2
+			return refusef("authproxy ca create: %q is not a host name; write e.g. api.example.com", h)
 		}
 	}
 	if ifMissing {
 		if kept, err := keepCA(dir, hosts); err != nil {
-			fmt.Fprintln(opts.Stderr, "authproxy ca create:", err)
-			return 1
+			return fmt.Errorf("authproxy ca create: %w", err)
 		} else if kept {
 			fmt.Fprintf(opts.Stdout, "%s already holds a CA that permits %s: kept as it is\n", dir, strings.Join(hosts, ", "))
-			return 0
+			return nil
 		}
 	}
 	now := time.Now
@@ -72,11 +70,10 @@ func caCreate(dir, hostList string, ifMissing bool, opts Options) int {
 	}
 	certPath, keyPath, err := pki.WriteCA(dir, hosts, now())
 	if err != nil {
-		fmt.Fprintln(opts.Stderr, "authproxy ca create:", err)
-		return 1
+		return fmt.Errorf("authproxy ca create: %w", err)
 	}
 	writeTrustHelp(opts.Stdout, certPath, keyPath, hosts)
-	return 0
+	return nil
 }
 
 // keepCA says whether dir already holds a CA whose key is its owner's

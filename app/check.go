@@ -1,8 +1,11 @@
 package app
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +13,45 @@ import (
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/pki"
 )
+
+// checkCommand is `authproxy check`: the config, checked as serve would
+// load it.
+var checkCommand = command{
+	name: "check", args: "--config FILE", needsConfig: true, summary: "validate the config and exit",
+	about: `Load the config as serve would, ${VAR}s and secret files included, parse
+the private keys and certificates it names, and report every problem,
+each with its key and what to write. Warn, without failing, of a key file
+others can read and of a token file the platform has not written yet.
+Exit 0 if there is no problem, 2 if there is.`,
+	example: "authproxy check --config proxy.yaml",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		path := configFlag(fs, opts, "")
+		return func(_ context.Context, _ string) error { return check(*path, opts) }
+	},
+}
+
+// check runs `authproxy check`; runCommand has refused a missing --config.
+func check(path string, opts Options) error {
+	// Config asks about each upstream's credentials as it checks the
+	// rest, so that every problem is said in one run; what is only risky
+	// is said beside them.
+	var warnings []string
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
+		warnings = append(warnings, credentialWarnings(u)...)
+		return credentialProblems(u)
+	}})
+	if cfg != nil {
+		warnings = append(warnings, dpopFleetWarnings(cfg)...)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return refuse(err)
+	}
+	fmt.Fprintf(opts.Stdout, "%s: OK, %d upstream(s)\n", path, len(cfg.Upstreams))
+	return nil
+}
 
 // credentialProblems asks pki and auth about the files a loaded config names,
 // which config has only found readable: whether each private key parses
@@ -59,29 +101,78 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 	return problems
 }
 
-// credentialError names the config keys behind err, an error of building
-// the proxy for cfg. Building meets what check refuses (a key that does
+// credentialError names the config key behind err, an error of building
+// upstream u of cfg. Building meets what check refuses (a key that does
 // not parse, a secret too short for its algorithm) as auth says it, which
-// knows nothing of proxy.yaml; asking credentialProblems, as check does,
-// keeps which key is at fault decided in one place. It is asked only
-// once building has failed, so that a good config's keys are parsed once.
-// Only the problems that are err's cause (auth said the same words) are
-// reported: another one, such as an expired certificate, which serve
-// tolerates, must not stand in for the real cause. An error it does not
-// account for is returned as it is.
-func credentialError(cfg *config.Config, err error) error {
+// knows nothing of proxy.yaml but which of its Settings is at fault
+// (auth.SettingError); asking credentialProblems, as check does, keeps
+// what is said of each key decided in one place. It is asked only once
+// building has failed, so that a good config's keys are parsed once. Only
+// the problems at the key of err's cause are reported: another one, such
+// as an expired certificate, which serve tolerates, must not stand in for
+// the real cause; but the same problem at the same key of another
+// upstream is. An error it does not account for is returned as it is.
+func credentialError(cfg *config.Config, u config.Upstream, err error) error {
+	key := credentialKey(u.Name, err)
+	if key == "" {
+		return err
+	}
 	var problems config.Problems
-	for _, u := range cfg.Upstreams {
-		for _, p := range credentialProblems(u) {
-			if strings.Contains(err.Error(), p.Message) {
-				problems = append(problems, p)
-			}
+	for _, p := range credentialProblems(u) {
+		if p.Key == key {
+			problems = append(problems, p)
 		}
 	}
 	if len(problems) == 0 {
 		return err
 	}
+	// Upstreams that share the cause (one secret, one key file) fail
+	// alike; naming them too makes one start show every place to fix.
+	cause := problems
+	for _, o := range cfg.Upstreams {
+		if o.Name == u.Name {
+			continue
+		}
+		for _, p := range credentialProblems(o) {
+			if slices.ContainsFunc(cause, func(c config.Problem) bool {
+				return c.Message == p.Message && strings.TrimPrefix(c.Key, "upstreams."+u.Name) == strings.TrimPrefix(p.Key, "upstreams."+o.Name)
+			}) {
+				problems = append(problems, p)
+			}
+		}
+	}
 	return cfg.Report(problems)
+}
+
+// upstreamTLSError is an error of loading upstream's own tls files, met
+// building its transport.
+type upstreamTLSError struct{ err error }
+
+func (e upstreamTLSError) Error() string { return e.err.Error() }
+func (e upstreamTLSError) Unwrap() error { return e.err }
+
+// tokenSettingKeys are the keys under upstreams.NAME.token of the auth
+// Settings that a SettingError blames.
+var tokenSettingKeys = map[auth.Setting]string{
+	auth.SettingPrivateKeyFile: "private_key_file",
+	auth.SettingSigningAlg:     "signing_alg",
+	auth.SettingClientSecret:   "client_secret",
+	auth.SettingTLS:            "tls",
+	auth.SettingDPoPKeyFile:    "dpop.private_key_file",
+	auth.SettingDPoPSigningAlg: "dpop.signing_alg",
+}
+
+// credentialKey is the key of upstream name that err, an error of
+// building it, blames; "" if err blames none.
+func credentialKey(name string, err error) string {
+	var setting *auth.SettingError
+	switch {
+	case errors.As(err, &setting) && tokenSettingKeys[setting.Setting] != "":
+		return "upstreams." + name + ".token." + tokenSettingKeys[setting.Setting]
+	case errors.As(err, new(upstreamTLSError)):
+		return "upstreams." + name + ".tls"
+	}
+	return ""
 }
 
 // credentialWarnings is what is only risky or ignored, for check and

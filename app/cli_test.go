@@ -150,3 +150,23 @@ func TestVersionFlags(t *testing.T) {
 		}
 	}
 }
+
+// AUTHPROXY_CONFIG is read from the environment the options give, not
+// the process's: check finds its config there, with the process's empty.
+func TestConfigFromTheOptionsEnvironment(t *testing.T) {
+	t.Setenv("AUTHPROXY_CONFIG", "")
+	path := writeConfig(t, `
+store: {type: memory}
+upstreams:
+  redgifs:
+    target: http://127.0.0.1:1
+    token: {url: http://127.0.0.1:1/token, client_id: c, client_secret: s}
+`)
+	env := map[string]string{"AUTHPROXY_CONFIG": path}
+	var out, errOut syncbuf.Buffer
+	code := Run(context.Background(), Options{Args: []string{"check"}, Stdout: &out, Stderr: &errOut,
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if want := path + ": OK, 1 upstream(s)\n"; code != 0 || out.String() != want {
+		t.Errorf("exit %d, stdout %q, want 0 and %q\nstderr: %s", code, out.String(), want, errOut.String())
+	}
+}

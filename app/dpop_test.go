@@ -32,7 +32,7 @@ func writeDPoPConfig(t *testing.T, store, dpop string) string {
 func runCheck(t *testing.T, path string) (int, string) {
 	t.Helper()
 	var out, errs bytes.Buffer
-	code := check(path, Options{Stdout: &out, Stderr: &errs, LookupEnv: func(string) (string, bool) { return "", false }})
+	code := exit(&errs, check(path, Options{Stdout: &out, Stderr: &errs, LookupEnv: func(string) (string, bool) { return "", false }}))
 	return code, errs.String()
 }
 

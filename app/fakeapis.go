@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,6 +34,26 @@ const composeRefreshToken = "demo-redbooth-refresh-token"
 // hours.
 const maxFakeDelay = 2 * time.Minute
 
+// fakeapisCommand is `authproxy fakeapis`: the fake APIs, for
+// docker-compose.
+var fakeapisCommand = command{
+	name: "fakeapis", args: "[--host H] [--base-port P] [--tls-ca DIR]",
+	summary: "serve the fake APIs the tests use (for docker-compose)",
+	about: `Serve the fake APIs the tests use, one port each from --base-port on:
+redgifs, producthunt, teenquotes, generic, redbooth. Their client is
+demo-client, its secret demo-secret. With --tls-ca DIR (a CA as
+authproxy ca create writes it), they speak HTTPS, with a certificate from
+that CA for the name a client calls them by.`,
+	example: "authproxy fakeapis --host 0.0.0.0 --base-port 9101",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		host := fs.String("host", "127.0.0.1", "the `address` to serve on")
+		port := portFlag(9101)
+		fs.Var(&port, "base-port", "the first `port`; one per API (0: any free ports)")
+		tlsCA := fs.String("tls-ca", "", "serve HTTPS with certificates from the CA in `DIR` (ca.pem, ca-key.pem)")
+		return func(ctx context.Context, _ string) error { return fakeapis(ctx, *host, int(port), *tlsCA, opts) }
+	},
+}
+
 // fakeapis serves the fake APIs the tests use, each on its own port from
 // basePort on (0: any free ports), until ctx is done. docker-compose runs
 // it as the APIs behind the proxy, so `docker compose up` needs no
@@ -50,13 +71,12 @@ const maxFakeDelay = 2 * time.Minute
 // from that CA for the name the client asks for: the fakes stand for real
 // APIs called by their own names (docker-compose's forward profile), and
 // a client, or the proxy, trusts them by trusting that CA.
-func fakeapis(ctx context.Context, host string, basePort int, tlsCA string, opts Options) int {
+func fakeapis(ctx context.Context, host string, basePort int, tlsCA string, opts Options) error {
 	var tlsConfig *tls.Config
 	if tlsCA != "" {
 		var err error
 		if tlsConfig, err = fakeTLS(tlsCA, opts.Now); err != nil {
-			fmt.Fprintf(opts.Stderr, "authproxy fakeapis: --tls-ca %s: %v\n", tlsCA, err)
-			return 1
+			return fmt.Errorf("authproxy fakeapis: --tls-ca %s: %w", tlsCA, err)
 		}
 	}
 	scheme := map[bool]string{false: "http", true: "https"}[tlsConfig != nil]
@@ -75,8 +95,7 @@ func fakeapis(ctx context.Context, host string, basePort int, tlsCA string, opts
 			for _, l := range listeners {
 				l.Close()
 			}
-			fmt.Fprintf(opts.Stderr, "authproxy fakeapis: %v\n", err)
-			return 1
+			return fmt.Errorf("authproxy fakeapis: %w", err)
 		}
 		if tlsConfig != nil {
 			ln = tls.NewListener(ln, tlsConfig)
@@ -96,7 +115,7 @@ func fakeapis(ctx context.Context, host string, basePort int, tlsCA string, opts
 		fmt.Fprintf(opts.Stdout, "%s %s://%s token=%s api=%s\n", f.Name, scheme, listeners[i].Addr(), f.TokenPath, f.APIPath)
 	}
 	<-ctx.Done()
-	return 0
+	return nil
 }
 
 // fakeTLS serves each TLS name a client asks for (SNI) with a leaf

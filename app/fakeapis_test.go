@@ -30,7 +30,7 @@ func TestFakeAPIsServeHTTPSFromTheGivenCA(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- fakeapis(ctx, "127.0.0.1", 0, dir, Options{Stdout: pw, Stderr: pw})
+		done <- exit(pw, fakeapis(ctx, "127.0.0.1", 0, dir, Options{Stdout: pw, Stderr: pw}))
 		pw.Close()
 	}()
 	t.Cleanup(func() {

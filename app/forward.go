@@ -18,7 +18,7 @@ import (
 // forwardSettings copies the forward proxy's config into proxy's terms:
 // the CA, loaded once per config, mints the tunnels' certificates. Off,
 // it is the zero Forward, and the forward proxy's listener not there.
-func forwardSettings(cfg *config.Config, rt *program) (proxy.Forward, error) {
+func forwardSettings(cfg *config.Config, p *program) (proxy.Forward, error) {
 	f := cfg.ForwardProxy
 	if f.Listen == "" {
 		return proxy.Forward{}, nil
@@ -27,7 +27,7 @@ func forwardSettings(cfg *config.Config, rt *program) (proxy.Forward, error) {
 	if err != nil {
 		return proxy.Forward{}, err
 	}
-	minter, err := pki.NewMinter(ca, rt.now, 0)
+	minter, err := pki.NewMinter(ca, p.now, 0)
 	if err != nil {
 		return proxy.Forward{}, err
 	}
@@ -38,7 +38,7 @@ func forwardSettings(cfg *config.Config, rt *program) (proxy.Forward, error) {
 // listener and the ForwardServer behind them, which the caller shuts
 // down after the server. Every request it takes is answered by the
 // current config's handler, as the proxy's own listener's are.
-func (rt *program) forwardServer(cfg *config.Config, serverLog *log.Logger) (*http.Server, net.Listener, *proxy.ForwardServer, error) {
+func (p *program) forwardServer(cfg *config.Config, serverLog *log.Logger) (*http.Server, net.Listener, *proxy.ForwardServer, error) {
 	f := cfg.ForwardProxy
 	if f.Listen == "" {
 		return nil, nil, nil, nil
@@ -47,17 +47,17 @@ func (rt *program) forwardServer(cfg *config.Config, serverLog *log.Logger) (*ht
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	fw := proxy.NewForwardServer(func() *proxy.Handler { return rt.state.Load().handler }, proxy.ForwardLimits{
+	fw := proxy.NewForwardServer(func() *proxy.Handler { return p.state.Load().handler }, proxy.ForwardLimits{
 		MaxTunnels:        f.MaxTunnels,
 		HandshakeTimeout:  cfg.Limits.ReadHeaderTimeout,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
-		Wrap:              rt.metrics.InFlight,
-		Log:               rt.log.WithField("listener", "forward_proxy"),
+		Wrap:              p.metrics.InFlight,
+		Log:               p.log.WithField("listener", "forward_proxy"),
 	})
 	srv := &http.Server{
-		Handler:           rt.metrics.InFlight(fw),
+		Handler:           p.metrics.InFlight(fw),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,28 @@ const loginTimeout = 10 * time.Minute
 // variable for tests.
 var containerMarker = "/.dockerenv"
 
+// loginCommand is `authproxy login NAME`: the first refresh token of a
+// refresh_token upstream, from a browser.
+var loginCommand = command{
+	name: "login", args: "NAME --config FILE [--no-browser] [--listen ADDR]", operand: upstreamName, needsConfig: true,
+	summary: "get the first refresh token for an upstream with grant_type: refresh_token",
+	about: `Authorize the upstream NAME in a browser: print its authorize URL, wait
+on its redirect_uri for the browser to come back, exchange the code and
+save the refresh token in the store, where the proxy finds it. In a
+container, listen on 0.0.0.0 with the port published, as the browser on
+the host opens redirect_uri on 127.0.0.1.`,
+	example: "authproxy login redbooth --config proxy.yaml --no-browser",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		path := configFlag(fs, opts, "")
+		noBrowser := fs.Bool("no-browser", false, "only print the URL; do not try to open a browser")
+		var listen hostPortFlag
+		fs.Var(&listen, "listen", "the `ADDR`, host:port, to listen on for the browser's redirect (default: redirect_uri's host:port); in a container 0.0.0.0:PORT, with the port published")
+		return func(ctx context.Context, name string) error {
+			return login(ctx, name, *path, !*noBrowser, string(listen), opts)
+		}
+	},
+}
+
 // login runs the authorization-code flow for one upstream: it prints the
 // authorize URL (with state and a PKCE challenge), waits on redirect_uri
 // for the browser to come back, exchanges the code and stores the tokens
@@ -31,47 +54,85 @@ var containerMarker = "/.dockerenv"
 // instead of redirect_uri's host:port: in a container, 127.0.0.1 is the
 // container's own, which the browser's redirect through a published port
 // never reaches.
-func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) int {
+func login(ctx context.Context, name, path string, openBrowser bool, listen string, opts Options) error {
 	var stderr sync.Mutex // redirects are served, and noted, concurrently
 	note := func(format string, args ...any) {
 		stderr.Lock()
 		defer stderr.Unlock()
 		fmt.Fprintf(opts.Stderr, "authproxy login %s: %s\n", name, fmt.Sprintf(format, args...))
 	}
-	say := func(exit int) func(format string, args ...any) int {
-		return func(format string, args ...any) int {
-			note(format, args...)
-			return exit
-		}
+	cfg, up, err := loadUpstream("login", name, path, opts)
+	if err != nil {
+		return err
 	}
-	// refuse what this config cannot do (a usage or config mistake, as
-	// in every command); fail what it could, and did not.
-	refuse, fail := say(2), say(1)
-	cfg, up, exit := loadUpstream("login", name, path, opts)
-	if up == nil {
-		return exit
+	redirect, err := loginRedirect(name, up)
+	if err != nil {
+		return err
+	}
+	stores, err := openStore(ctx, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
+	if err != nil {
+		return loginFailed(name, err)
+	}
+	defer stores.close()
+	ln, listen, inContainer, err := listenForRedirect(listen, redirect, note)
+	if err != nil {
+		return loginFailed(name, err)
+	}
+
+	// x/oauth2 only builds the authorize URL; the code goes to the token
+	// endpoint as every token request does (no redirects followed, the
+	// configured body format and params, secrets redacted from errors).
+	oc := &oauth2.Config{
+		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
+		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
+	}
+	flow := newLoginFlow(tokenSettings(*up), up.Token.RedirectURI, up.Token.Timeout, stores.store)
+	flow.ignored = func(r *http.Request) {
+		note("ignored a redirect from %s whose state is not this login's (stale or forged); still waiting for the browser's", r.RemoteAddr)
+	}
+	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
+	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
+	if openBrowser {
+		tryOpenBrowser(authURL, opts.getenv)
+	}
+	if err := awaitRedirect(ctx, flow, ln, redirect, listen, inContainer); err != nil {
+		return loginFailed(name, err)
+	}
+	fmt.Fprintf(opts.Stdout, "%s\n", loggedIn(name, cfg.Store))
+	return nil
+}
+
+// loginFailed is a failure of what login tried (exit 1), in login's words.
+func loginFailed(name string, err error) error {
+	return fmt.Errorf("authproxy login %s: %w", name, err)
+}
+
+// loginRedirect is the upstream's redirect_uri, which login waits on; a
+// refusal (exit 2, a config mistake as in every command) if login cannot
+// log in to it.
+func loginRedirect(name string, up *config.Upstream) (*url.URL, error) {
+	refuse := func(format string, args ...any) error {
+		return refusef("authproxy login %s: %s", name, fmt.Sprintf(format, args...))
 	}
 	redirect, _ := url.Parse(up.Token.RedirectURI) // validated by config
 	switch {
 	case up.Token.GrantType != "refresh_token":
-		return refuse("upstreams.%s.token.grant_type is %s; login is for grant_type: refresh_token", name, up.Token.GrantType)
+		return nil, refuse("upstreams.%s.token.grant_type is %s; login is for grant_type: refresh_token", name, up.Token.GrantType)
 	case up.Token.AuthorizeURL == "":
-		return refuse("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
+		return nil, refuse("set upstreams.%s.token.authorize_url to the API's authorization endpoint", name)
 	case redirect.Port() == "":
-		return refuse("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
+		return nil, refuse("upstreams.%s.token.redirect_uri needs a port, e.g. http://127.0.0.1:8085/callback", name)
 	}
-	stores, err := openStore(ctx, cfg, newLogger(config.Log{Level: "warn", Format: "text"}, opts))
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer stores.close()
-	st := stores.store
-	// In a container of its own network, 127.0.0.1 is the container's:
-	// a browser outside it cannot reach the login there, one inside it (or
-	// with --network host) can. Which it is cannot be told from here, so
-	// this is said as a possibility now, and as the likely cause if
-	// nothing came back.
-	inContainer := false
+	return redirect, nil
+}
+
+// listenForRedirect listens where the browser's redirect comes, and says
+// where that is: listen, else redirect_uri's host:port. In a container of its own network,
+// 127.0.0.1 is the container's: a browser outside it cannot reach the
+// login there, one inside it (or with --network host) can. Which it is
+// cannot be told from here, so this is said as a possibility now
+// (inContainer), and as the likely cause if nothing came back.
+func listenForRedirect(listen string, redirect *url.URL, note func(string, ...any)) (_ net.Listener, addr string, inContainer bool, _ error) {
 	if listen == "" {
 		listen = redirect.Host
 		if _, err := os.Stat(containerMarker); err == nil && (redirect.Hostname() == "localhost" || net.ParseIP(redirect.Hostname()).IsLoopback()) {
@@ -82,26 +143,15 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fail("cannot listen for the redirect on %s: %v", listen, err)
+		return nil, "", false, fmt.Errorf("cannot listen for the redirect on %s: %v", listen, err)
 	}
+	return ln, listen, inContainer, nil
+}
 
-	// x/oauth2 only builds the authorize URL; the code goes to the token
-	// endpoint as every token request does (no redirects followed, the
-	// configured body format and params, secrets redacted from errors).
-	oc := &oauth2.Config{
-		ClientID: up.Token.ClientID, Scopes: up.Token.Scopes, RedirectURL: up.Token.RedirectURI,
-		Endpoint: oauth2.Endpoint{AuthURL: up.Token.AuthorizeURL},
-	}
-	flow := newLoginFlow(tokenSettings(*up), up.Token.RedirectURI, up.Token.Timeout, st)
-	flow.ignored = func(r *http.Request) {
-		note("ignored a redirect from %s whose state is not this login's (stale or forged); still waiting for the browser's", r.RemoteAddr)
-	}
-	authURL := oc.AuthCodeURL(flow.state, oauth2.S256ChallengeOption(flow.verifier))
-	fmt.Fprintf(opts.Stdout, "Open this URL in a browser, sign in and allow access:\n\n  %s\n\nWaiting for the redirect to %s ...\n", authURL, up.Token.RedirectURI)
-	if openBrowser {
-		tryOpenBrowser(authURL)
-	}
-
+// awaitRedirect serves flow on ln until a redirect took the login and its
+// exchange ended, or loginTimeout passed, or ctx was done; then it shuts
+// the server down gracefully, so that the browser gets its page.
+func awaitRedirect(ctx context.Context, flow *loginFlow, ln net.Listener, redirect *url.URL, listen string, inContainer bool) (err error) {
 	waitCtx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	srv := &http.Server{Handler: flow.handler(waitCtx, redirect.Path), ReadHeaderTimeout: 10 * time.Second}
@@ -124,8 +174,7 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 		if flow.taken.Load() {
 			// A redirect took the login: its exchange, cut short by the same
 			// context, is what happened.
-			err = <-flow.done
-			break
+			return <-flow.done
 		}
 		err = errors.New("no redirect came back within " + loginTimeout.String())
 		if ctx.Err() != nil {
@@ -138,21 +187,17 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 			err = fmt.Errorf("%w; nothing reached %s: if the browser runs outside this container, publish the port and give --listen 0.0.0.0:%s", err, listen, redirect.Port())
 		}
 	}
-	if err != nil {
-		return fail("%v", err)
-	}
-	fmt.Fprintf(opts.Stdout, "%s\n", loggedIn(name, cfg.Store))
-	return 0
+	return err
 }
 
 // tryOpenBrowser opens url where a desktop is likely; the printed URL is
 // the fallback either way.
-func tryOpenBrowser(u string) {
+func tryOpenBrowser(u string, getenv func(string) string) {
 	var cmd string
 	switch {
 	case runtime.GOOS == "darwin":
 		cmd = "open"
-	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
+	case getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "":
 		cmd = "xdg-open"
 	default:
 		return

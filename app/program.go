@@ -48,7 +48,7 @@ type upstreamRuntime struct {
 // change to the token endpoint, client, secret, scopes or target makes
 // another) are kept, with their tokens, so an old token never reaches a
 // changed upstream.
-func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxyState) (_ *proxyState, err error) {
+func (p *program) build(ctx context.Context, cfg *config.Config, prev *proxyState) (_ *proxyState, err error) {
 	kept := map[string]*auth.Cache{}
 	if prev != nil {
 		for _, u := range prev.upstreams {
@@ -65,15 +65,15 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	for _, u := range cfg.Upstreams {
 		cache := kept[u.Name]
 		if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
-			cache, err = newTokenSource(ctx, u, rt.stores, rt.log.WithField("upstream", u.Name), rt.now, rt.metrics)
+			cache, err = newTokenSource(ctx, u, p.stores, p.log.WithField("upstream", u.Name), p.now, p.metrics)
 			if err != nil {
-				return nil, credentialError(cfg, err)
+				return nil, credentialError(cfg, u, err)
 			}
 		}
 		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
 		var transport http.RoundTripper
-		if transport, err = newUpstreamTransport(u, rt.log.WithField("upstream", u.Name)); err != nil {
-			return nil, credentialError(cfg, fmt.Errorf("upstream %q: %w", u.Name, err))
+		if transport, err = newUpstreamTransport(u, p.log.WithField("upstream", u.Name)); err != nil {
+			return nil, credentialError(cfg, u, fmt.Errorf("upstream %q: %w", u.Name, upstreamTLSError{err}))
 		}
 		ups = append(ups, proxy.Upstream{
 			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Hosts: u.Hosts, Tokens: cache,
@@ -87,42 +87,42 @@ func (rt *program) build(ctx context.Context, cfg *config.Config, prev *proxySta
 	for i, k := range cfg.Inbound.APIKeys {
 		keys[i] = k.Reveal()
 	}
-	forward, err := forwardSettings(cfg, rt)
+	forward, err := forwardSettings(cfg, p)
 	if err != nil {
 		return nil, err
 	}
 	h, err := proxy.New(ups, proxy.Options{
 		Forward:         forward,
-		Log:             rt.log,
-		AccessLog:       rt.access,
+		Log:             p.log,
+		AccessLog:       p.access,
 		MaxRequestBody:  cfg.Limits.MaxRequestBody,
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
-		ReplayBudget:    rt.replay,
-		TracerProvider:  rt.stores.tracer,
+		ReplayBudget:    p.replay,
+		TracerProvider:  p.stores.tracer,
 		Inbound:         proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
 		OnRequest: func(ev proxy.RequestEvent) {
-			rt.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
+			p.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
 			if ev.ReplaySkipped != "" {
-				rt.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
+				p.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
 			}
 			if ev.Truncated {
-				rt.metrics.UpstreamTruncated(ev.Upstream)
+				p.metrics.UpstreamTruncated(ev.Upstream)
 			}
 			if ev.Mode == proxy.ModeForward {
 				host := ev.Host
 				if ev.Upstream == "" {
 					host = "" // a host no upstream took: any name a client chose
 				}
-				rt.metrics.ForwardRequest(ev.Upstream, host, ev.Status)
+				p.metrics.ForwardRequest(ev.Upstream, host, ev.Status)
 			}
-			rt.counts.record(ev)
+			p.counts.record(ev)
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.handler = h
-	rt.replay.SetLimit(cfg.Limits.ReplayMemory)
+	p.replay.SetLimit(cfg.Limits.ReplayMemory)
 	return st, nil
 }
 
@@ -163,7 +163,7 @@ func newTokenSource(ctx context.Context, u config.Upstream, st *stores, logger l
 // It cuts off slow headers and idle connections with the proxy
 // listener's limits: whoever reaches one can reach the other, and the
 // limits the operator chose for slow or idle clients hold on both.
-func (rt *program) adminServer(addr string, limits config.Limits) (*http.Server, net.Listener, error) {
+func (p *program) adminServer(addr string, limits config.Limits) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -172,22 +172,22 @@ func (rt *program) adminServer(addr string, limits config.Limits) (*http.Server,
 		return nil, nil, err
 	}
 	h := &admin.Handler{
-		Upstreams:    rt.adminUpstreams,
-		ShuttingDown: &rt.shuttingDown,
-		Metrics:      rt.metrics.Handler(),
+		Upstreams:    p.adminUpstreams,
+		ShuttingDown: &p.shuttingDown,
+		Metrics:      p.metrics.Handler(),
 	}
 	return &http.Server{Handler: h, ReadHeaderTimeout: limits.ReadHeaderTimeout, IdleTimeout: limits.IdleTimeout,
 		MaxHeaderBytes: int(limits.MaxHeaderBytes)}, ln, nil
 }
 
 // gauges reads what the metrics' gauges show, at each scrape.
-func (rt *program) gauges() metrics.Gauges {
+func (p *program) gauges() metrics.Gauges {
 	now := time.Now
-	if rt.now != nil {
-		now = rt.now
+	if p.now != nil {
+		now = p.now
 	}
-	g := metrics.Gauges{ReplayMemory: rt.replay.InUse()}
-	state := rt.state.Load()
+	g := metrics.Gauges{ReplayMemory: p.replay.InUse()}
+	state := p.state.Load()
 	if state == nil {
 		return g
 	}
@@ -202,9 +202,9 @@ func (rt *program) gauges() metrics.Gauges {
 	return g
 }
 
-func (rt *program) adminUpstreams() []admin.Upstream {
+func (p *program) adminUpstreams() []admin.Upstream {
 	var out []admin.Upstream
-	state := rt.state.Load()
+	state := p.state.Load()
 	for _, u := range state.upstreams {
 		cache := u.cache
 		var hosts []string
@@ -215,7 +215,7 @@ func (rt *program) adminUpstreams() []admin.Upstream {
 					hosts = cu.Hosts
 				}
 			}
-			requests = rt.counts.requests(u.name)
+			requests = p.counts.requests(u.name)
 		}
 		out = append(out, admin.Upstream{
 			ForwardHosts: hosts, Requests: requests,
@@ -226,7 +226,7 @@ func (rt *program) adminUpstreams() []admin.Upstream {
 					SharedStore: sharedMode(st), SharedStoreError: st.SharedError, DPoPThumbprint: dpopThumbprint(cache)}
 			},
 			Ensure: func(ctx context.Context) error { _, err := cache.Token(ctx); return err },
-			Reason: func(err error) string { return proxy.DescribeToken(err).Reason },
+			Reason: func(err error) string { return proxy.TokenFailure(err).Reason },
 		})
 	}
 	return out

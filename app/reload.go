@@ -32,21 +32,21 @@ const reloadSettle = 200 * time.Millisecond
 // wait; then the file is read, and applied only if its text differs from
 // the last read and it validates. An invalid file is logged once and the
 // running config stays.
-func (rt *program) watch(ctx context.Context, path string, opts Options) (stop func()) {
+func (p *program) watch(ctx context.Context, path string, opts Options) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	changes := make(chan struct{}, 1)
-	fw, err := watchConfigFile(path, changes, rt.log)
+	fw, err := watchConfigFile(path, changes, p.log)
 	if err != nil {
-		rt.log.WithError(err).Warn("cannot watch the config file; reload with SIGHUP")
+		p.log.WithError(err).Warn("cannot watch the config file; reload with SIGHUP")
 	}
-	text := &configText{seen: rt.state.Load().cfg.Digest}
+	text := &configText{seen: p.state.Load().cfg.Digest}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		settleLoop(done, changes, hup, reloadSettle, func(trigger string) {
 			fw.rearm()
-			rt.reloadIfChanged(ctx, path, text, opts, trigger)
+			p.reloadIfChanged(ctx, path, text, opts, trigger)
 		})
 	})
 	return func() {
@@ -99,8 +99,8 @@ func (c *configText) changed(now string) bool {
 // reloadIfChanged reads the config file and applies it if its text
 // changed; SIGHUP applies it in any case, for a changed secret file or
 // environment.
-func (rt *program) reloadIfChanged(ctx context.Context, path string, text *configText, opts Options, trigger string) {
-	log := rt.log.WithField("trigger", trigger)
+func (p *program) reloadIfChanged(ctx context.Context, path string, text *configText, opts Options, trigger string) {
+	log := p.log.WithField("trigger", trigger)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if text.changed("error: " + err.Error()) {
@@ -121,7 +121,7 @@ func (rt *program) reloadIfChanged(ctx context.Context, path string, text *confi
 		log.Debug("the config file's text is as last read; nothing to reload")
 		return
 	}
-	rt.reload(ctx, path, data, opts, trigger)
+	p.reload(ctx, path, data, opts, trigger)
 }
 
 // fileWatch turns every event in the config file's directory, and on the
@@ -187,15 +187,15 @@ func (fw *fileWatch) close() {
 
 // reload applies data, the config file's text, without a restart. An
 // invalid file is rejected and the running config stays.
-func (rt *program) reload(ctx context.Context, path string, data []byte, opts Options, trigger string) {
-	log := rt.log.WithField("trigger", trigger)
+func (p *program) reload(ctx context.Context, path string, data []byte, opts Options, trigger string) {
+	log := p.log.WithField("trigger", trigger)
 	cfg, err := config.LoadData(path, data, config.Options{Lookup: opts.LookupEnv})
 	if err != nil {
 		log.WithError(err).Error("config reload rejected; the running config stays")
 		return
 	}
-	prev := rt.state.Load()
-	next, err := rt.build(ctx, cfg, prev)
+	prev := p.state.Load()
+	next, err := p.build(ctx, cfg, prev)
 	if err != nil {
 		log.WithError(err).Error("config reload rejected; the running config stays")
 		return
@@ -203,13 +203,13 @@ func (rt *program) reload(ctx context.Context, path string, data []byte, opts Op
 	if keys := restartOnly(prev.cfg, cfg); len(keys) > 0 {
 		log.WithField("keys", strings.Join(keys, ", ")).Warn("these changes take effect at the next restart; the rest is applied")
 	}
-	rt.state.Store(next)
+	p.state.Store(next)
 	prev.closeCachesNotIn(next)
 	names := make([]string, len(next.upstreams))
 	for i, u := range next.upstreams {
 		names[i] = u.name
 	}
-	rt.metrics.SetUpstreams(names)
+	p.metrics.SetUpstreams(names)
 	kept, fresh := 0, 0
 	for _, u := range next.upstreams {
 		if prev.has(u) {

@@ -4,11 +4,11 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -28,50 +28,94 @@ var demoConfig []byte
 // credential, but is treated as one all the same.
 const demoSecret = "demo-secret"
 
-// check runs `authproxy check`; runCommand has refused a missing --config.
-func check(path string, opts Options) int {
-	// Config asks about each upstream's credentials as it checks the
-	// rest, so that every problem is said in one run; what is only risky
-	// is said beside them.
-	var warnings []string
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
-		warnings = append(warnings, credentialWarnings(u)...)
-		return credentialProblems(u)
-	}})
-	if cfg != nil {
-		warnings = append(warnings, dpopFleetWarnings(cfg)...)
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(opts.Stderr, "warning: %s\n", w)
-	}
-	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
-	}
-	fmt.Fprintf(opts.Stdout, "%s: OK, %d upstream(s)\n", path, len(cfg.Upstreams))
-	return 0
+// serveCommand is `authproxy serve`, the default command: the proxy.
+var serveCommand = command{
+	name: "serve", args: "[--config FILE]", summary: "run the proxy (the default command)",
+	about: `Run the proxy. A change to the config file is applied without a restart,
+as is SIGHUP; an invalid one is logged and the running config stays.
+With no --config, serve the built-in demo: the fake APIs the tests use,
+on loopback, behind the proxy on 127.0.0.1:8080.`,
+	example: "authproxy serve --config proxy.yaml",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		path := configFlag(fs, opts, "; none: the built-in demo")
+		return func(ctx context.Context, _ string) error { return serve(ctx, *path, opts) }
+	},
 }
 
-func serve(ctx context.Context, path string, opts Options) int {
-	var cfg *config.Config
-	var err error
-	var demo []string
-	if path == "" {
-		var stopDemo func()
-		cfg, demo, stopDemo, err = startDemo(opts)
-		if err == nil {
-			defer stopDemo()
-		}
-	} else {
-		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
-	}
+// serve runs the proxy until ctx is done, then drains it. A config that
+// cannot be served is refused (exit 2); a failure to listen or serve is
+// exit 1. Each is logged as it is met, in the log's format.
+func serve(ctx context.Context, path string, opts Options) error {
+	cfg, demo, stopDemo, err := loadServeConfig(path, opts)
 	if err != nil {
-		fmt.Fprintln(opts.Stderr, err)
-		return 2
+		return refuse(err)
 	}
+	defer stopDemo()
 	logger := newLogger(cfg.Log, opts)
-	// What check warns of is said at start too, for whoever never runs
-	// check; what it would refuse, building the proxy refuses below.
+	warnAtStart(cfg, logger)
+	gc := setGCDefaults(opts.getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
+	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")
+	tokenStores, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		logger.WithError(err).Error("cannot open the token store")
+		return said(refuse(err))
+	}
+	defer tokenStores.close()
+	tracer, stopTracing, err := startTracing(ctx, cfg.Tracing, opts.getenv, logger)
+	if err != nil {
+		logger.WithError(err).Error("cannot start tracing")
+		return said(refuse(err))
+	}
+	defer stopTracing() // after the servers and caches, whose last spans it sends
+	tokenStores.tracer = tracer
+	p, stopProgram, err := startProgram(ctx, cfg, tokenStores, logger, opts)
+	defer stopProgram()
+	if err != nil {
+		logger.WithError(err).Error("cannot build the proxy")
+		return said(refuse(err))
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.WithError(err).Error("cannot listen")
+		return said(err)
+	}
+	// WriterLevel starts a goroutine that lives until the writer is closed.
+	serverLog := logger.WriterLevel(logrus.DebugLevel)
+	defer serverLog.Close()
+	s, err := p.listen(cfg, ln, log.New(serverLog, "", 0))
+	if err != nil {
+		return said(err)
+	}
+	s.announce(cfg, demo, logger)
+	// Watch before saying we are ready: a change made right after start-up
+	// must not be missed.
+	if path != "" {
+		stopReload := p.watch(ctx, path, opts)
+		defer stopReload()
+	}
+	s.ready(opts)
+	return p.serveUntilDone(ctx, cfg, s)
+}
+
+// loadServeConfig loads the config serve runs: the file at path or, with
+// none, the built-in demo's, whose fake APIs it starts. stop ends those;
+// it is never nil.
+func loadServeConfig(path string, opts Options) (cfg *config.Config, demo []string, stop func(), err error) {
+	if path != "" {
+		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
+		return cfg, nil, func() {}, err
+	}
+	cfg, demo, stop, err = startDemo(opts)
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	return cfg, demo, stop, nil
+}
+
+// warnAtStart says what check warns of at start too, for whoever never
+// runs check; what it would refuse, building the proxy refuses.
+func warnAtStart(cfg *config.Config, logger logrus.FieldLogger) {
 	for _, u := range cfg.Upstreams {
 		for _, w := range credentialWarnings(u) {
 			logger.Warn(w)
@@ -80,135 +124,143 @@ func serve(ctx context.Context, path string, opts Options) int {
 	for _, w := range dpopFleetWarnings(cfg) {
 		logger.Warn(w)
 	}
-	gc := setGCDefaults(os.Getenv, cfg.Limits.ReplayMemory, cgroupMemoryLimit())
-	logger.WithFields(logrus.Fields{"gogc": gc.GOGC, "memory_limit": gc.MemoryLimit}).Debug("garbage collector defaults (-1: as GOGC or GOMEMLIMIT set it)")
-	tokenStores, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		logger.WithError(err).Error("cannot open the token store")
-		return 2
-	}
-	defer tokenStores.close()
-	tracer, stopTracing, err := startTracing(ctx, cfg.Tracing, os.Getenv, logger)
-	if err != nil {
-		logger.WithError(err).Error("cannot start tracing")
-		return 2
-	}
-	defer stopTracing() // after the servers and caches, whose last spans it sends
-	tokenStores.tracer = tracer
-	rt := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
-	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
-		rt.access = access
-		defer access.out.Close() // writes the access lines it holds, at shutdown
-	}
-	rt.metrics = metrics.New(rt.gauges)
-	state, err := rt.build(ctx, cfg, nil)
-	if err != nil {
-		logger.WithError(err).Error("cannot build the proxy")
-		return 2
-	}
-	rt.state.Store(state)
-	// The caches' background refreshes end before the store they save to
-	// is closed.
-	defer func() { rt.state.Load().closeCachesNotIn(nil) }()
+}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		logger.WithError(err).Error("cannot listen")
-		return 1
+// startProgram builds the program that serves cfg, with its first state.
+// stop, never nil, ends the caches' background refreshes (before the
+// store they save to is closed) and then writes the access lines held.
+func startProgram(ctx context.Context, cfg *config.Config, tokenStores *stores, logger *logrus.Logger, opts Options) (_ *program, stop func(), _ error) {
+	p := &program{stores: tokenStores, log: logger, now: opts.Now, replay: proxy.NewReplayBudget(cfg.Limits.ReplayMemory)}
+	closeAccess := func() {}
+	if access := newAccessLog(logger, cfg.Log.Format); access != nil {
+		p.access = access
+		closeAccess = func() { access.out.Close() } // writes the access lines it holds, at shutdown
 	}
-	// WriterLevel starts a goroutine that lives until the writer is closed.
-	serverLog := logger.WriterLevel(logrus.DebugLevel)
-	defer serverLog.Close()
-	srv := &http.Server{
-		Handler: rt.metrics.InFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rt.state.Load().handler.ServeHTTP(w, r)
+	p.metrics = metrics.New(p.gauges)
+	state, err := p.build(ctx, cfg, nil)
+	if err != nil {
+		return nil, closeAccess, err
+	}
+	p.state.Store(state)
+	return p, func() {
+		p.state.Load().closeCachesNotIn(nil)
+		closeAccess()
+	}, nil
+}
+
+// serving is what serve serves: the proxy's server on its listener and,
+// when they are on, the admin endpoints' and the forward proxy's (nil
+// when off).
+type serving struct {
+	proxy, admin, forward       *http.Server
+	proxyLn, adminLn, forwardLn net.Listener
+	fwd                         *proxy.ForwardServer
+}
+
+// listen makes the proxy's server on ln, and listens for the admin
+// endpoints and the forward proxy. It logs what fails, and closes what it
+// listened on before.
+func (p *program) listen(cfg *config.Config, ln net.Listener, serverLog *log.Logger) (*serving, error) {
+	s := &serving{proxyLn: ln}
+	s.proxy = &http.Server{
+		Handler: p.metrics.InFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.state.Load().handler.ServeHTTP(w, r)
 		})),
 		// Slow-header clients are cut off; bodies may take longer. Headers
 		// over MaxHeaderBytes get 431 from net/http.
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
-		ErrorLog:          log.New(serverLog, "", 0),
+		ErrorLog:          serverLog,
 	}
-	adminSrv, adminLn, err := rt.adminServer(cfg.AdminListen, cfg.Limits)
+	var err error
+	s.admin, s.adminLn, err = p.adminServer(cfg.AdminListen, cfg.Limits)
 	if err != nil {
 		ln.Close()
-		logger.WithError(err).Error("cannot listen for the admin endpoints")
-		return 1
+		p.log.WithError(err).Error("cannot listen for the admin endpoints")
+		return nil, err
 	}
-	fwdSrv, fwdLn, fwd, err := rt.forwardServer(cfg, srv.ErrorLog)
+	s.forward, s.forwardLn, s.fwd, err = p.forwardServer(cfg, serverLog)
 	if err != nil {
 		ln.Close()
-		if adminLn != nil {
-			adminLn.Close()
+		if s.adminLn != nil {
+			s.adminLn.Close()
 		}
-		logger.WithError(err).Error("cannot listen for the forward proxy")
-		return 1
+		p.log.WithError(err).Error("cannot listen for the forward proxy")
+		return nil, err
 	}
+	return s, nil
+}
+
+// announce logs where the proxy listens, and, in the demo, what to try.
+func (s *serving) announce(cfg *config.Config, demo []string, logger logrus.FieldLogger) {
 	names := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		names[i] = u.Name
 	}
-	fields := logrus.Fields{"addr": ln.Addr().String(), "upstreams": strings.Join(names, ",")}
-	if adminLn != nil {
-		fields["admin"] = adminLn.Addr().String()
+	fields := logrus.Fields{"addr": s.proxyLn.Addr().String(), "upstreams": strings.Join(names, ",")}
+	if s.adminLn != nil {
+		fields["admin"] = s.adminLn.Addr().String()
 	}
-	if fwdLn != nil {
-		fields["forward_proxy"] = fwdLn.Addr().String()
+	if s.forwardLn != nil {
+		fields["forward_proxy"] = s.forwardLn.Addr().String()
 	}
 	logger.WithFields(fields).Info("authproxy listening")
 	for _, d := range demo {
-		logger.Info(strings.ReplaceAll(d, "{addr}", ln.Addr().String()))
+		logger.Info(strings.ReplaceAll(d, "{addr}", s.proxyLn.Addr().String()))
 	}
-	// Watch before saying we are ready: a change made right after start-up
-	// must not be missed.
-	if path != "" {
-		stopReload := rt.watch(ctx, path, opts)
-		defer stopReload()
+}
+
+// ready tells the caller's Ready hooks the addresses: the proxy's last,
+// as it is what tests wait for.
+func (s *serving) ready(opts Options) {
+	if s.adminLn != nil && opts.AdminReady != nil {
+		opts.AdminReady(s.adminLn.Addr().String())
 	}
-	if adminLn != nil && opts.AdminReady != nil {
-		opts.AdminReady(adminLn.Addr().String())
-	}
-	if fwdLn != nil && opts.ForwardReady != nil {
-		opts.ForwardReady(fwdLn.Addr().String())
+	if s.forwardLn != nil && opts.ForwardReady != nil {
+		opts.ForwardReady(s.forwardLn.Addr().String())
 	}
 	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
+		opts.Ready(s.proxyLn.Addr().String())
 	}
+}
 
-	servers, listeners := []*http.Server{srv}, []net.Listener{ln}
-	if adminSrv != nil {
-		servers, listeners = append(servers, adminSrv), append(listeners, adminLn)
-		defer adminSrv.Close()
+// serveUntilDone serves until ctx is done, then drains the in-flight
+// requests within shutdown_timeout. It logs what fails.
+func (p *program) serveUntilDone(ctx context.Context, cfg *config.Config, s *serving) error {
+	servers, listeners := []*http.Server{s.proxy}, []net.Listener{s.proxyLn}
+	if s.admin != nil {
+		servers, listeners = append(servers, s.admin), append(listeners, s.adminLn)
+		defer s.admin.Close()
 	}
-	if fwdSrv != nil {
-		servers, listeners = append(servers, fwdSrv), append(listeners, fwdLn)
-		defer fwd.Close()
-		defer fwdSrv.Close()
+	if s.forward != nil {
+		servers, listeners = append(servers, s.forward), append(listeners, s.forwardLn)
+		defer s.fwd.Close()
+		defer s.forward.Close()
 	}
 	serveErr, err := runServers(ctx, servers, listeners)
 	if err != nil {
-		logger.WithError(err).Error("server failed")
-		return 1
+		p.log.WithError(err).Error("server failed")
+		return said(err)
 	}
 	// Not ready from here on, so load balancers stop sending before the
 	// listener closes.
-	rt.shuttingDown.Store(true)
-	logger.WithField("timeout", cfg.ShutdownTimeout.String()).Info("shutting down: draining in-flight requests")
+	p.shuttingDown.Store(true)
+	p.log.WithField("timeout", cfg.ShutdownTimeout.String()).Info("shutting down: draining in-flight requests")
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	shutdownForward(drainCtx, fwdSrv, fwd, logger)
-	if err := srv.Shutdown(drainCtx); err != nil {
-		logger.WithError(err).Warn("drain cut short")
-		srv.Close()
-		return 1
+	shutdownForward(drainCtx, s.forward, s.fwd, p.log)
+	if err := s.proxy.Shutdown(drainCtx); err != nil {
+		p.log.WithError(err).Warn("drain cut short")
+		s.proxy.Close()
+		return said(err)
 	}
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		logger.WithError(err).Error("server failed")
-		return 1
+		p.log.WithError(err).Error("server failed")
+		return said(err)
 	}
-	logger.Info("stopped")
-	return 0
+	p.log.Info("stopped")
+	return nil
 }
 
 func newLogger(c config.Log, opts Options) *logrus.Logger {

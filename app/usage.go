@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,29 @@ import (
 )
 
 // What the command line writes when it is asked for help or used wrongly.
+
+// helpCommand is in the table like the others, so that it is listed and
+// answers --help, and `help help`, as they do. init adds it: what it runs
+// reads the table, which the table's own initializer may not refer to.
+var helpCommand = command{
+	name: "help", args: "[COMMAND]", operand: commandName,
+	summary: "print this, or a command's flags and an example",
+	about: `Print the list of commands or, given a command, its synopsis, flags
+and an example, as "authproxy COMMAND --help" does.`,
+	example: "authproxy help login",
+	flags: func(fs *flag.FlagSet, opts Options) func(context.Context, string) error {
+		return func(ctx context.Context, name string) error {
+			if name == "" {
+				writeUsage(opts.Stdout)
+				return nil
+			}
+			opts.Args = []string{name, "--help"}
+			return runCommand(ctx, opts)
+		}
+	},
+}
+
+func init() { commands = append(commands, helpCommand) }
 
 // flagError is what a usage error says of err, flag's error parsing the
 // command's flags: a flag the command does not have is named with the
@@ -59,8 +83,9 @@ func helpFor(cmd *command, named bool, fs *flag.FlagSet) func(io.Writer) {
 }
 
 // usageError writes the message (if any) and the help (nil: the list of
-// commands) to stderr, and returns the exit code for bad usage.
-func usageError(opts Options, help func(io.Writer), format string, args ...any) int {
+// commands) to stderr, and returns the message as a refusal (exit 2)
+// that is said already.
+func usageError(opts Options, help func(io.Writer), format string, args ...any) error {
 	if format != "" {
 		fmt.Fprintf(opts.Stderr, format+"\n\n", args...)
 	}
@@ -68,7 +93,7 @@ func usageError(opts Options, help func(io.Writer), format string, args ...any) 
 		help = writeUsage
 	}
 	help(opts.Stderr)
-	return 2
+	return said(refusef(format, args...))
 }
 
 func writeUsage(w io.Writer) {

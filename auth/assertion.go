@@ -128,7 +128,7 @@ func assertionKey(cfg AssertionConfig) (any, SigningAlg, error) {
 			}
 		}
 		if err := CheckSigningAlg(cfg.Key, alg); err != nil {
-			return nil, "", err
+			return nil, "", &SettingError{Setting: SettingSigningAlg, Err: err}
 		}
 		return cfg.Key, alg, nil
 	case cfg.Secret != "":
@@ -137,7 +137,7 @@ func assertionKey(cfg AssertionConfig) (any, SigningAlg, error) {
 			alg = HS256
 		}
 		if err := CheckSecretAlg(alg, len(cfg.Secret)); err != nil {
-			return nil, "", fmt.Errorf("client assertion: %w", err)
+			return nil, "", fmt.Errorf("client assertion: %w", &SettingError{Setting: SettingClientSecret, Err: err})
 		}
 		return []byte(cfg.Secret), alg, nil
 	default:

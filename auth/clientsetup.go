@@ -32,7 +32,7 @@ func (s Settings) client(o Options) (Client, *SignedAssertion, error) {
 		}
 		rt, err := outbound.New(outbound.Settings{TLS: f})
 		if err != nil {
-			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, err)
+			return Client{}, nil, fmt.Errorf("upstream %q: token endpoint: %w", s.Name, &SettingError{Setting: SettingTLS, Err: err})
 		}
 		c.HTTPClient = &http.Client{Transport: rt}
 	}
@@ -89,7 +89,7 @@ func (s Settings) signedAssertion(c Client) (*SignedAssertion, error) {
 	}
 	key, cert, err := pki.ReadKeyFile(s.PrivateKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, &SettingError{Setting: SettingPrivateKeyFile, Err: err}
 	}
 	return NewSignedAssertion(AssertionConfig{ClientID: c.ClientID, TokenURL: c.TokenURL, Audience: s.AssertionAudience,
 		Key: key, Alg: s.SigningAlg, KeyID: s.KeyID, Certificate: cert, Now: c.Now})

@@ -75,15 +75,16 @@ func NewDPoPKey(key crypto.Signer, alg SigningAlg, now func() time.Time) (*DPoPK
 }
 
 // ReadDPoPKey reads a PEM private key file (see pki.ReadPrivateKey) for
-// NewDPoPKey. Its errors name the file, never the key.
+// NewDPoPKey. Its errors name the file, never the key; they are
+// *SettingError, blaming DPoPKeyFile or DPoPSigningAlg.
 func ReadDPoPKey(path string, alg SigningAlg, now func() time.Time) (*DPoPKey, error) {
 	key, err := pki.ReadPrivateKey(path)
 	if err != nil {
-		return nil, err
+		return nil, &SettingError{Setting: SettingDPoPKeyFile, Err: err}
 	}
 	k, err := NewDPoPKey(key, alg, now)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &SettingError{Setting: SettingDPoPSigningAlg, Err: fmt.Errorf("%s: %w", path, err)}
 	}
 	return k, nil
 }

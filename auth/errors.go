@@ -65,3 +65,29 @@ var ErrBadResponse = errors.New("unusable token response")
 func badResponse(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadResponse, fmt.Sprintf(format, args...))
 }
+
+// SettingError is an error of building a source that one of its Settings
+// caused: Setting names the field at fault, so that a caller that filled
+// Settings from a file of its own (app, from proxy.yaml) names the key
+// behind it without reading the message. The message is Err's alone, so
+// that wrapping it changes nothing printed. Test with errors.As.
+type SettingError struct {
+	Setting Setting
+	Err     error
+}
+
+func (e *SettingError) Error() string { return e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Setting names the field of Settings that a SettingError blames.
+type Setting string
+
+// The Settings that building a source checks, and what each blames.
+const (
+	SettingPrivateKeyFile Setting = "PrivateKeyFile" // the key file does not read or parse (ReadKeyFile)
+	SettingSigningAlg     Setting = "SigningAlg"     // the key cannot sign with it (CheckSigningAlg)
+	SettingClientSecret   Setting = "ClientSecret"   // client_secret_jwt's secret does not fit its algorithm (CheckSecretAlg)
+	SettingTLS            Setting = "TLS"            // the token endpoint's TLS files do not load (NewTLSConfig)
+	SettingDPoPKeyFile    Setting = "DPoPKeyFile"    // the DPoP key file does not read or parse (ReadPrivateKey)
+	SettingDPoPSigningAlg Setting = "DPoPSigningAlg" // the DPoP key cannot sign with it (NewDPoPKey)
+)

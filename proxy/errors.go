@@ -215,10 +215,10 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// DescribeToken says what the proxy reports of an error from a token
-// source (TokenSource.Token): for readiness checks and status pages,
-// which ask for a token outside of any request.
-func DescribeToken(err error) Failure { return failures[tokenKindOf(err)] }
+// TokenFailure is the failures table's row for an error from a token
+// source (TokenSource.Token): what the proxy reports of it, for readiness
+// checks and status pages, which ask for a token outside of any request.
+func TokenFailure(err error) Failure { return failures[tokenKindOf(err)] }
 
 // forwardedMethods is the Allow header of a 405 (RFC 9110 15.5.6 wants
 // one): the standard methods the proxy forwards. Others, such as WebDAV's,

@@ -90,15 +90,15 @@ func TestFailureTable(t *testing.T) {
 
 // Readiness asks for a token outside any request: its errors are told as
 // the token rows say, a timeout of the probe itself included.
-func TestDescribeToken(t *testing.T) {
+func TestTokenFailure(t *testing.T) {
 	for err, want := range map[error]string{
 		context.DeadlineExceeded:                                         "token_endpoint_unreachable",
 		fmt.Errorf("%w: run login", auth.ErrReauthorizationRequired):     "reauthorization_required",
 		&auth.RetrieveError{StatusCode: 400, ErrorCode: "invalid_scope"}: "token_endpoint_error",
 		fmt.Errorf("%w: /t is empty", auth.ErrTokenFile):                 "token_credentials_unreadable",
 	} {
-		if got := DescribeToken(err).Reason; got != want {
-			t.Errorf("DescribeToken(%v).Reason = %q, want %q", err, got, want)
+		if got := TokenFailure(err).Reason; got != want {
+			t.Errorf("TokenFailure(%v).Reason = %q, want %q", err, got, want)
 		}
 	}
 }
