@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -330,29 +329,6 @@ func claimedOrigin(k string) bool {
 		return true
 	}
 	return false
-}
-
-// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
-// otherwise allocate for every response.
-var copyBuffers httputil.BufferPool = &bufferPool{}
-
-const copyBufferSize = 32 << 10
-
-// bufferPool keeps array pointers, which the slices given back convert
-// to: a pool of *[]byte would allocate the pointer at each Put.
-type bufferPool struct{ pool sync.Pool }
-
-func (p *bufferPool) Get() []byte {
-	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
-		return b[:]
-	}
-	return new([copyBufferSize]byte)[:]
-}
-
-func (p *bufferPool) Put(b []byte) {
-	if cap(b) >= copyBufferSize {
-		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
-	}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, nil, nil) }

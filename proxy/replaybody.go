@@ -66,11 +66,6 @@ type teeBody struct {
 // errReadAfterClose is a transport reading a request body it has closed.
 var errReadAfterClose = errors.New("proxy: read of a request body after its Close")
 
-// copyPool recycles body copies: without it every request with a body
-// leaves its copy to the garbage collector, which on a busy proxy costs
-// more than the copying.
-var copyPool = sync.Pool{New: func() any { return new([]byte) }}
-
 // newTeeBody returns a tee over src, or nil when size, the body's length
 // (-1: unknown), cannot be had from budget: the body then streams without
 // a copy.
