@@ -239,7 +239,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 		// afterwards and could delete what it set. The token itself is
 		// set later still, by the transport.
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if info := infoFrom(pr.In.Context()); info != nil && info.mode == ModeForward {
+			if infoFrom(pr.In.Context()).mode == ModeForward {
 				pr.SetURL(targetRoot) // the path as it came; the Host the target's
 			} else {
 				rest := strings.TrimPrefix(pr.In.URL.EscapedPath(), prefix)
@@ -351,13 +351,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fw *ForwardServe
 		writeError(rec, r, "", err)
 		return
 	}
-	// A body of length zero is none: ReverseProxy sends none.
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		st.info.bodies = &requestBodies{}
-		body := &st.info.bodies.client
-		body.init(r.Body, w, h.maxBody, h.bodyTimeout)
-		r.Body = body
-	}
+	st.wrapBody(r, w, h.maxBody, h.bodyTimeout)
 	if fw != nil {
 		fw.route(h, rec, r, st, tun)
 		return

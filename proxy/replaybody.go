@@ -66,19 +66,9 @@ type teeBody struct {
 // errReadAfterClose is a transport reading a request body it has closed.
 var errReadAfterClose = errors.New("proxy: read of a request body after its Close")
 
-// newTeeBody returns a tee over src, or nil when size, the body's length
-// (-1: unknown), cannot be had from budget: the body then streams without
-// a copy.
-func newTeeBody(src io.ReadCloser, limit, size int64, budget *ReplayBudget) *teeBody {
-	t := &teeBody{}
-	if !t.init(src, limit, size, budget) {
-		return nil
-	}
-	return t
-}
-
-// init makes the zero t a tee over src, as newTeeBody does; false: no
-// copy can be had.
+// init makes the zero t a tee over src, or returns false when size, the
+// body's length (-1: unknown), cannot be had from budget: the body then
+// streams without a copy.
 func (t *teeBody) init(src io.ReadCloser, limit, size int64, budget *ReplayBudget) bool {
 	t.src, t.max, t.budget, t.done, t.refs = src, limit, budget, make(chan struct{}), 2
 	t.pooled = copyPool.Get().(*[]byte)

@@ -455,3 +455,13 @@ func TestReplayOverHTTP2SendsTheWholeBody(t *testing.T) {
 		}
 	}
 }
+
+// newTeeBody is a tee over src, made as the transport makes one; nil
+// when no copy can be had.
+func newTeeBody(src io.ReadCloser, limit, size int64, budget *ReplayBudget) *teeBody {
+	t := &teeBody{}
+	if !t.init(src, limit, size, budget) {
+		return nil
+	}
+	return t
+}

@@ -80,10 +80,6 @@ var _ http.RoundTripper = (*tokenTransport)(nil)
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	st := stateFrom(ctx)
-	var info *requestInfo
-	if st != nil {
-		info = &st.info
-	}
 	tok, err := t.tokens.Token(ctx)
 	if err != nil {
 		closeBody(req)
@@ -108,9 +104,9 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		skip := skipMaxBody
 		if req.ContentLength <= t.maxBody {
 			skip = skipMemoryBudget
-			if info == nil || info.bodies == nil {
-				tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
-			} else if b := info.bodies; b.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
+			// serve has made the bodies of a request with one: ReverseProxy
+			// sends no body of length zero, which is all serve leaves out.
+			if b := st.info.bodies; b.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
 				tee, b.teeOn = &b.tee, true
 			}
 		}
@@ -119,9 +115,7 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.GetBody = nil
 		} else {
 			replayable = false
-		}
-		if info != nil && tee == nil {
-			info.replaySkip = skip
+			st.info.replaySkip = skip
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
@@ -138,9 +132,6 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			tee.release()
 		}
 		return resp, err
-	}
-	if st == nil { // a transport used on its own
-		st = newRequestState(ctx, time.Time{})
 	}
 	body := &st.body
 	body.init(st, resp.Body, resp.ContentLength, t.idleTimeout, &t.idleTimers)
@@ -253,7 +244,6 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
 	t.rejected.fetched(trial, fresh, key)
-	info := infoFrom(ctx)
 	value, err := t.headerValue(fresh)
 	if err != nil {
 		t.rejected.failed(fresh, key)
@@ -285,9 +275,7 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		outcome = "success"
 		t.rejected.accepted(fresh, key)
 	}
-	if info != nil {
-		info.replay = outcome
-	}
+	infoFrom(ctx).replay = outcome
 	endReplay(span, outcome)
 	return resp, err
 }
