@@ -83,8 +83,8 @@ func (info *requestInfo) clientBody() *clientBody {
 // replaySkipped says why the request's body streamed without a copy
 // although it could have been replayed; "" if it had one or needed none.
 func (info *requestInfo) replaySkipped() string {
-	if info.bodies != nil && info.bodies.teeOn {
-		return info.bodies.tee.skipReason()
+	if info.bodies != nil && info.bodies.copyOn {
+		return info.bodies.copying.skipReason()
 	}
 	return info.replaySkip
 }
@@ -92,9 +92,9 @@ func (info *requestInfo) replaySkipped() string {
 // requestBodies are the request body's wrapper and its replay copy, made
 // only for a request with a body.
 type requestBodies struct {
-	client clientBody
-	tee    teeBody
-	teeOn  bool // tee is the body's replay copy
+	client  clientBody
+	copying copyingBody
+	copyOn  bool // copying keeps the body's replay copy
 }
 
 // wrapBody makes the bodies of r, if it has a body, and wraps it as the

@@ -29,9 +29,9 @@ type upstreamBody struct {
 	timers *idleTimers
 	timer  *idleTimer // lent at the first Read, given back at Close
 	closed bool
-	// tee, if any, is the request body's replay copy, released when the
-	// answer is closed.
-	tee *teeBody
+	// copying, if any, is the request body that keeps the replay copy,
+	// whose hold the answer's Close releases.
+	copying *copyingBody
 }
 
 func (b *upstreamBody) init(st *requestState, src io.ReadCloser, length int64, idle time.Duration, timers *idleTimers) {
@@ -72,9 +72,9 @@ func (b *upstreamBody) Close() error {
 	}
 	b.closed = true
 	err := b.src.Close()
-	if b.tee != nil {
-		b.tee.release()
-		b.tee = nil
+	if b.copying != nil {
+		b.copying.release()
+		b.copying = nil
 	}
 	return err
 }
