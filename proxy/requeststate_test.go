@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // withRequestState is req as Handler.serve hands it on: with a request
@@ -90,5 +91,13 @@ func TestInnerServerRefusesARequestFromNoTunnel(t *testing.T) {
 	f.inner.Handler.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
 	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "inside a tunnel, send the path only") {
 		t.Errorf("%d %s, want 400 naming the tunnel's form", w.Code, w.Body)
+	}
+}
+
+// A request's state is one allocation in the 256-byte size class: a
+// field that pushes it past doubles what every request costs in it.
+func TestRequestStateFitsIn256Bytes(t *testing.T) {
+	if size := unsafe.Sizeof(requestState{}); size > 256 {
+		t.Errorf("requestState is %d bytes, want at most 256", size)
 	}
 }
