@@ -47,51 +47,6 @@ type AccessLogger interface {
 	LogAccess(line AccessLine)
 }
 
-// requestInfo collects what the access log reports of one request; the
-// transport and the error writer fill it in through the context.
-type requestInfo struct {
-	upstream string
-	// host is, through the forward proxy, the host:port the request
-	// named; its mode is below, in what would be padding.
-	host string
-	// replay is "" when the request was not replayed, else its outcome
-	// as the transport saw it: "success", "rejected" or "error".
-	replay string
-	// err is what went wrong, if anything; fail says what kind of
-	// failure it is.
-	err error
-	// bodies are the client's request body's wrapper and replay copy;
-	// nil without a body.
-	bodies *requestBodies
-	// replaySkip says why the body has no replay copy when it could
-	// have had one.
-	replaySkip string
-	// expectedBytes is the length a truncated answer had declared (-1:
-	// none).
-	expectedBytes int64
-	fail          failureKind
-	mode          Mode // the way the request came in
-	// truncated: the upstream's body ended before its end.
-	truncated bool
-}
-
-// clientBody is the request's body wrapper; nil without a body.
-func (info *requestInfo) clientBody() *clientBody {
-	if info == nil || info.bodies == nil {
-		return nil
-	}
-	return &info.bodies.client
-}
-
-// replaySkipped says why the request's body streamed without a copy
-// although it could have been replayed; "" if it had one or needed none.
-func (info *requestInfo) replaySkipped() string {
-	if info.bodies != nil && info.bodies.teeOn {
-		return info.bodies.tee.skipReason()
-	}
-	return info.replaySkip
-}
-
 // responseRecorder notes the status and size of a response. Unwrap lets
 // http.ResponseController reach Flush and Hijack on the real writer, which
 // ReverseProxy needs for streaming and upgrades.

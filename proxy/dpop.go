@@ -54,12 +54,12 @@ func (d dpopProof) observe(req *http.Request, resp *http.Response) bool {
 // which observe has kept. The token is not refreshed: it was not what
 // the upstream refused. As for a replay, the answer goes back as it came
 // when the body cannot be had whole.
-func (t *tokenTransport) retryHeader(ctx context.Context, req *http.Request, tok *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
-	rejected, body, ok, err := t.holdForResend(ctx, rejected, tee)
+func (t *tokenTransport) retryHeader(ctx context.Context, req *http.Request, tok *auth.Token, copying *copyingBody, rejected *http.Response) (*http.Response, error) {
+	rejected, body, ok, err := t.holdForResend(ctx, rejected, copying)
 	if err != nil || !ok {
 		return rejected, err
 	}
-	again := resend(ctx, req, body, tee != nil)
+	again := resend(ctx, req, body, copying != nil)
 	if err := t.perRequest.set(again, tok); err != nil {
 		return nil, err
 	}

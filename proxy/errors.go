@@ -247,9 +247,7 @@ func writeError(w http.ResponseWriter, r *http.Request, upstream string, err err
 		}
 	}
 	kind := kindOf(err, r.Context().Err() != nil)
-	if info != nil {
-		info.fail, info.err = kind, err
-	}
+	info.fail, info.err = kind, err
 	f := failures[kind]
 	if kind == failClientGone {
 		w.WriteHeader(f.Status)

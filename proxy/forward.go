@@ -104,6 +104,8 @@ func NewForwardServer(current func() *Handler, limits ForwardLimits) *ForwardSer
 	var inner http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tun, _ := r.Context().Value(tunnelKey{}).(*tunnel)
 		if tun == nil { // not from a tunnel: cannot be, and is never routed
+			// Refused before serve, with a state of its own for writeError.
+			r = r.WithContext(&newRequestState(r.Context(), time.Time{}).ctx)
 			writeError(w, r, "", errTunnelForm)
 			return
 		}

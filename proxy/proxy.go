@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -239,7 +238,7 @@ func newReverseProxy(u Upstream, prefix string, logger logrus.FieldLogger, budge
 		// afterwards and could delete what it set. The token itself is
 		// set later still, by the transport.
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if info := infoFrom(pr.In.Context()); info != nil && info.mode == ModeForward {
+			if infoFrom(pr.In.Context()).mode == ModeForward {
 				pr.SetURL(targetRoot) // the path as it came; the Host the target's
 			} else {
 				rest := strings.TrimPrefix(pr.In.URL.EscapedPath(), prefix)
@@ -331,29 +330,6 @@ func claimedOrigin(k string) bool {
 	return false
 }
 
-// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
-// otherwise allocate for every response.
-var copyBuffers httputil.BufferPool = &bufferPool{}
-
-const copyBufferSize = 32 << 10
-
-// bufferPool keeps array pointers, which the slices given back convert
-// to: a pool of *[]byte would allocate the pointer at each Put.
-type bufferPool struct{ pool sync.Pool }
-
-func (p *bufferPool) Get() []byte {
-	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
-		return b[:]
-	}
-	return new([copyBufferSize]byte)[:]
-}
-
-func (p *bufferPool) Put(b []byte) {
-	if cap(b) >= copyBufferSize {
-		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
-	}
-}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, nil, nil) }
 
 // serve answers a request that came in by the proxy's own listener (fw
@@ -374,13 +350,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fw *ForwardServe
 		writeError(rec, r, "", err)
 		return
 	}
-	// A body of length zero is none: ReverseProxy sends none.
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		st.info.bodies = &requestBodies{}
-		body := &st.info.bodies.client
-		body.init(r.Body, w, h.maxBody, h.bodyTimeout)
-		r.Body = body
-	}
+	st.wrapBody(r, w, h.maxBody, h.bodyTimeout)
 	if fw != nil {
 		fw.route(h, rec, r, st, tun)
 		return

@@ -17,16 +17,16 @@ import (
 
 // The transport may close a request body from two goroutines (its write
 // loop and the caller's error path): the second Close must be harmless.
-func TestTeeBodyClosedTwiceConcurrently(t *testing.T) {
+func TestCopyingBodyClosedTwiceConcurrently(t *testing.T) {
 	for range 100 {
-		tee := newTeeBody(io.NopCloser(strings.NewReader("body")), 1<<10, 4, nil)
+		out := newCopyingBody(io.NopCloser(strings.NewReader("body")), 1<<10, 4, nil)
 		var wg sync.WaitGroup
 		for range 2 {
-			wg.Go(func() { tee.Close() })
+			wg.Go(func() { out.Close() })
 		}
 		wg.Wait()
-		tee.release() // the response's hold
-		if got := tee.refs; got != 0 {
+		out.release() // the response's hold
+		if got := out.kept.refs; got != 0 {
 			t.Fatalf("holds left after two Closes and the response's release: %d, want 0", got)
 		}
 	}
@@ -54,7 +54,7 @@ func TestRequestBodyIsReadStraightIntoItsReplayCopy(t *testing.T) {
 	src := strings.NewReader(want)
 	var copyArea []byte // the copy's whole capacity, before any read
 	read, inPlace := 0, 0
-	tee := newTeeBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
+	out := newCopyingBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
 		if len(p) > 0 && read < len(copyArea) && &p[0] == &copyArea[read] {
 			inPlace += min(len(p), src.Len())
 		}
@@ -62,11 +62,11 @@ func TestRequestBodyIsReadStraightIntoItsReplayCopy(t *testing.T) {
 		read += n
 		return n, err
 	})), 1<<20, size, nil)
-	copyArea = tee.buf[:cap(tee.buf)]
+	copyArea = out.kept.buf[:cap(out.kept.buf)]
 
 	tr := &http.Transport{DialContext: WithPooledCopy((&net.Dialer{}).DialContext)}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest("POST", api.URL, tee)
+	req, err := http.NewRequest("POST", api.URL, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestRequestBodyIsReadStraightIntoItsReplayCopy(t *testing.T) {
 	if b := <-got; b != want {
 		t.Fatalf("the upstream got %d bytes, not the body's %d", len(b), len(want))
 	}
-	kept, ok, err := tee.complete(t.Context())
+	kept, ok, err := out.complete(t.Context())
 	if !ok || err != nil || string(kept) != want {
 		t.Fatalf("the copy: %d bytes, ok %v, err %v; want the whole body", len(kept), ok, err)
 	}
@@ -99,7 +99,7 @@ func TestReplayCopyIsNotFreedDuringARead(t *testing.T) {
 	const size = 64 << 10
 	budget := NewReplayBudget(1 << 20)
 	inRead, finish := make(chan struct{}), make(chan struct{})
-	tee := newTeeBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
+	out := newCopyingBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
 		close(inRead)
 		<-finish
 		return copy(p, strings.Repeat("x", len(p))), io.EOF
@@ -107,17 +107,17 @@ func TestReplayCopyIsNotFreedDuringARead(t *testing.T) {
 	taken := budget.InUse()
 	wrote := make(chan error, 1)
 	go func() {
-		_, err := tee.writeTo(io.Discard, size)
+		_, err := out.writeTo(io.Discard, size)
 		wrote <- err
 	}()
 	<-inRead
-	tee.Close()   // the transport, from its error path
-	tee.release() // the response's hold: the last
+	out.Close()   // the transport, from its error path
+	out.release() // the response's hold: the last
 	if got := budget.InUse(); got != taken {
 		t.Errorf("during the read, the budget holds %d bytes for the copy, want %d: the copy was freed", got, taken)
 	}
 	select {
-	case <-tee.done:
+	case <-out.done:
 		t.Error("done was closed during the read: a replay could take the copy while it is written")
 	default:
 	}
@@ -125,7 +125,7 @@ func TestReplayCopyIsNotFreedDuringARead(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	<-tee.done
+	<-out.done
 	if got := budget.InUse(); got != 0 {
 		t.Errorf("after the read, the budget holds %d bytes, want 0", got)
 	}
@@ -158,7 +158,7 @@ func TestReplayCopiesAreNotReusedDuringARead(t *testing.T) {
 	}
 	for range 200 {
 		inRead := make(chan struct{})
-		tee := newTeeBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
+		out := newCopyingBody(io.NopCloser(readerFunc(func(p []byte) (int, error) {
 			close(inRead)
 			runtime.Gosched()
 			for i := 0; i < len(p); i += 512 {
@@ -167,10 +167,10 @@ func TestReplayCopiesAreNotReusedDuringARead(t *testing.T) {
 			return len(p), io.EOF
 		})), 1<<20, size, nil)
 		var wg sync.WaitGroup
-		wg.Go(func() { tee.writeTo(io.Discard, size) })
+		wg.Go(func() { out.writeTo(io.Discard, size) })
 		<-inRead
-		tee.Close()
-		tee.release()
+		out.Close()
+		out.release()
 		wg.Wait()
 	}
 	close(stop)
@@ -196,27 +196,27 @@ func TestTeeBodyWritesTheWholeBodyWhateverBecomesOfItsCopy(t *testing.T) {
 		{"over the budget", -1, 1 << 20, 40000, skipMemoryBudget},
 	} {
 		budget := NewReplayBudget(tt.budget)
-		tee := newTeeBody(io.NopCloser(strings.NewReader(body)), tt.max, tt.size, budget)
+		out := newCopyingBody(io.NopCloser(strings.NewReader(body)), tt.max, tt.size, budget)
 		var upstream strings.Builder
-		n, err := tee.writeTo(&upstream, int64(len(body)))
+		n, err := out.writeTo(&upstream, int64(len(body)))
 		if err != nil || n != int64(len(body)) || upstream.String() != body {
 			t.Errorf("%s: wrote %d bytes (%v), the upstream got %d; want the whole body, %d", tt.name, n, err, upstream.Len(), len(body))
 		}
-		tee.Close()
-		kept, ok, err := tee.complete(t.Context())
+		out.Close()
+		kept, ok, err := out.complete(t.Context())
 		switch {
 		case err != nil:
 			t.Errorf("%s: %v", tt.name, err)
-		case tee.skipReason() != tt.skip:
-			t.Errorf("%s: copy given up for %q, want %q", tt.name, tee.skipReason(), tt.skip)
+		case out.skipReason() != tt.skip:
+			t.Errorf("%s: copy given up for %q, want %q", tt.name, out.skipReason(), tt.skip)
 		case tt.skip == "" && (!ok || string(kept) != body):
 			t.Errorf("%s: the copy holds %d bytes (ok %v), want the body", tt.name, len(kept), ok)
 		}
-		tee.release()
+		out.release()
 		if got := budget.InUse(); got != 0 {
 			t.Errorf("%s: %d bytes of the budget still taken", tt.name, got)
 		}
-		if _, err := tee.Read(make([]byte, 10)); err != errReadAfterClose {
+		if _, err := out.Read(make([]byte, 10)); err != errReadAfterClose {
 			t.Errorf("%s: a Read after Close: %v, want errReadAfterClose", tt.name, err)
 		}
 	}
@@ -454,4 +454,14 @@ func TestReplayOverHTTP2SendsTheWholeBody(t *testing.T) {
 			t.Fatalf("the budget still holds %d bytes", budget.InUse())
 		}
 	}
+}
+
+// newCopyingBody is a copying body over src, made as the transport makes
+// one; nil when no copy can be had.
+func newCopyingBody(src io.ReadCloser, limit, size int64, budget *ReplayBudget) *copyingBody {
+	b := &copyingBody{}
+	if !b.init(src, limit, size, budget) {
+		return nil
+	}
+	return b
 }

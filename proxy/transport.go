@@ -80,10 +80,6 @@ var _ http.RoundTripper = (*tokenTransport)(nil)
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	st := stateFrom(ctx)
-	var info *requestInfo
-	if st != nil {
-		info = &st.info
-	}
 	tok, err := t.tokens.Token(ctx)
 	if err != nil {
 		closeBody(req)
@@ -102,49 +98,44 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	// A body that may need replaying is copied as it streams upstream.
-	var tee *teeBody
+	var copying *copyingBody
 	replayable := len(t.replayOn) > 0 || t.perRequest != nil
 	if replayable && req.Body != nil && req.Body != http.NoBody {
 		skip := skipMaxBody
 		if req.ContentLength <= t.maxBody {
 			skip = skipMemoryBudget
-			if info == nil || info.bodies == nil {
-				tee = newTeeBody(req.Body, t.maxBody, req.ContentLength, t.budget)
-			} else if b := info.bodies; b.tee.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
-				tee, b.teeOn = &b.tee, true
+			// serve has made the bodies of a request with one: ReverseProxy
+			// sends no body of length zero, which is all serve leaves out.
+			if b := st.info.bodies; b.copying.init(req.Body, t.maxBody, req.ContentLength, t.budget) {
+				copying, b.copyOn = &b.copying, true
 			}
 		}
-		if tee != nil {
-			req.Body = tee
+		if copying != nil {
+			req.Body = copying
 			req.GetBody = nil
 		} else {
 			replayable = false
-		}
-		if info != nil && tee == nil {
-			info.replaySkip = skip
+			st.info.replaySkip = skip
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
 	switch {
 	case err == nil && replayable:
-		resp, err = t.decideAndSend(ctx, req, tok, tee, resp)
+		resp, err = t.decideAndSend(ctx, req, tok, copying, resp)
 	case err == nil && t.perRequest != nil:
 		t.perRequest.observe(req, resp) // a nonce, even on an answer that cannot be retried
 	}
 	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		// The body of a 101 is the upgraded connection ReverseProxy writes
 		// to: it stays bare, and may idle for ever.
-		if tee != nil {
-			tee.release()
+		if copying != nil {
+			copying.release()
 		}
 		return resp, err
 	}
-	if st == nil { // a transport used on its own
-		st = newRequestState(ctx, time.Time{})
-	}
 	body := &st.body
 	body.init(st, resp.Body, resp.ContentLength, t.idleTimeout, &t.idleTimers)
-	body.tee = tee
+	body.copying = copying
 	resp.Body = body
 	return resp, nil
 }
@@ -190,16 +181,16 @@ func (t *tokenTransport) decide(req *http.Request, resp *http.Response, headerRe
 
 // decideAndSend acts on decide: each of the two retries at most once,
 // the header's first, so that no answer makes the proxy loop.
-func (t *tokenTransport) decideAndSend(ctx context.Context, req *http.Request, tok *auth.Token, tee *teeBody, resp *http.Response) (*http.Response, error) {
+func (t *tokenTransport) decideAndSend(ctx context.Context, req *http.Request, tok *auth.Token, copying *copyingBody, resp *http.Response) (*http.Response, error) {
 	switch t.decide(req, resp, false) {
 	case retryWithNewHeader:
-		resp, err := t.retryHeader(ctx, req, tok, tee, resp)
+		resp, err := t.retryHeader(ctx, req, tok, copying, resp)
 		if err != nil || t.decide(req, resp, true) != refreshAndReplay {
 			return resp, err
 		}
-		return t.replay(ctx, req, tok, tee, resp)
+		return t.replay(ctx, req, tok, copying, resp)
 	case refreshAndReplay:
-		return t.replay(ctx, req, tok, tee, resp)
+		return t.replay(ctx, req, tok, copying, resp)
 	}
 	return resp, nil
 }
@@ -210,7 +201,7 @@ func (t *tokenTransport) decideAndSend(ctx context.Context, req *http.Request, t
 // per-request header alike. ok is false, with the rejection to send back
 // as it came, when either cannot be had whole; on an error, the
 // rejection is already closed and nil.
-func (t *tokenTransport) holdForResend(ctx context.Context, rejected *http.Response, tee *teeBody) (_ *http.Response, body []byte, ok bool, _ error) {
+func (t *tokenTransport) holdForResend(ctx context.Context, rejected *http.Response, copying *copyingBody) (_ *http.Response, body []byte, ok bool, _ error) {
 	rejected, kept, err := keepResponse(rejected, t.idleTimeout, &t.idleTimers)
 	if err != nil {
 		return nil, nil, false, err
@@ -218,10 +209,10 @@ func (t *tokenTransport) holdForResend(ctx context.Context, rejected *http.Respo
 	if !kept {
 		return rejected, nil, false, nil
 	}
-	if tee == nil {
+	if copying == nil {
 		return rejected, nil, true, nil
 	}
-	if body, ok, err = tee.complete(ctx); err != nil {
+	if body, ok, err = copying.complete(ctx); err != nil {
 		rejected.Body.Close()
 		return nil, nil, false, err
 	}
@@ -233,13 +224,13 @@ func (t *tokenTransport) holdForResend(ctx context.Context, rejected *http.Respo
 // came when the body cannot be had whole (over max_body), and when a
 // token fetched just before was refused on the same path too: the token
 // is not what the upstream objects to there (see rejectedPaths).
-func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, tee *teeBody, rejected *http.Response) (*http.Response, error) {
+func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *auth.Token, copying *copyingBody, rejected *http.Response) (*http.Response, error) {
 	key := req.Method + " " + req.URL.Path
 	if skip, bound := t.rejected.skip(ctx, stale, key, t.clock()); skip {
 		t.atBound(bound)
 		return rejected, nil
 	}
-	rejected, body, ok, err := t.holdForResend(ctx, rejected, tee)
+	rejected, body, ok, err := t.holdForResend(ctx, rejected, copying)
 	if err != nil || !ok {
 		return rejected, err
 	}
@@ -253,7 +244,6 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		return nil, &TokenError{Upstream: t.upstream, Err: err}
 	}
 	t.rejected.fetched(trial, fresh, key)
-	info := infoFrom(ctx)
 	value, err := t.headerValue(fresh)
 	if err != nil {
 		t.rejected.failed(fresh, key)
@@ -261,7 +251,7 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 	}
 	// A copy with headers of its own: the first request may still be in
 	// the hands of the transport that sent it.
-	again := resend(ctx, req, body, tee != nil)
+	again := resend(ctx, req, body, copying != nil)
 	t.setHeaders(again.Header, value)
 	if t.perRequest != nil {
 		// A new proof, for the fresh token: the first one was spent.
@@ -285,9 +275,7 @@ func (t *tokenTransport) replay(ctx context.Context, req *http.Request, stale *a
 		outcome = "success"
 		t.rejected.accepted(fresh, key)
 	}
-	if info != nil {
-		info.replay = outcome
-	}
+	infoFrom(ctx).replay = outcome
 	endReplay(span, outcome)
 	return resp, err
 }

@@ -145,7 +145,8 @@ func newRejectingTransport(api *rejectingAPI, tokens TokenSource, logs io.Writer
 
 func roundTrip(t *testing.T, tr http.RoundTripper, method, path string) int {
 	t.Helper()
-	resp, err := tr.RoundTrip(httptest.NewRequest(method, "http://api.example"+path, nil))
+	req, _ := withRequestState(httptest.NewRequest(method, "http://api.example"+path, nil))
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -30,9 +29,9 @@ type upstreamBody struct {
 	timers *idleTimers
 	timer  *idleTimer // lent at the first Read, given back at Close
 	closed bool
-	// tee, if any, is the request body's replay copy, released when the
-	// answer is closed.
-	tee *teeBody
+	// copying, if any, is the request body that keeps the replay copy,
+	// whose hold the answer's Close releases.
+	copying *copyingBody
 }
 
 func (b *upstreamBody) init(st *requestState, src io.ReadCloser, length int64, idle time.Duration, timers *idleTimers) {
@@ -73,9 +72,9 @@ func (b *upstreamBody) Close() error {
 	}
 	b.closed = true
 	err := b.src.Close()
-	if b.tee != nil {
-		b.tee.release()
-		b.tee = nil
+	if b.copying != nil {
+		b.copying.release()
+		b.copying = nil
 	}
 	return err
 }
@@ -120,6 +119,7 @@ func (p *idleTimers) get() *idleTimer {
 		return t
 	}
 	t := &idleTimer{}
+	t.firingDone.L = &t.mu
 	t.timer = time.AfterFunc(time.Hour, t.fire)
 	t.timer.Stop()
 	return t
@@ -147,8 +147,10 @@ type idleTimer struct {
 	// late counts the firings stop came too late to prevent, done the
 	// firings that have run to their end, the body's Close included: stop
 	// waits until done catches up, so that no firing is left over to
-	// close a body during a later Read.
+	// close a body during a later Read. firingDone (on mu) is
+	// signalled as done moves.
 	late, done uint64
+	firingDone sync.Cond
 }
 
 // start watches a Read of body about to begin.
@@ -166,22 +168,19 @@ func (t *idleTimer) start(body io.Closer, idle time.Duration) {
 func (t *idleTimer) stop() (fired bool) {
 	t.armed = false
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.body = nil
-	t.mu.Unlock()
 	if !t.timer.Stop() {
 		// The timer went off: its firing has begun, if it has not run.
 		// It finds no body now; wait until it has run, rare as this is.
-		t.mu.Lock()
+		// The wait has an owner: time.AfterFunc runs fire on a goroutine
+		// of its own once Stop has failed, and fire moves done whatever
+		// the body's Close does, so it ends when that Close returns.
 		t.late++
 		for t.done < t.late {
-			t.mu.Unlock()
-			runtime.Gosched()
-			t.mu.Lock()
+			t.firingDone.Wait()
 		}
-		t.mu.Unlock()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	return t.fired
 }
 
@@ -201,4 +200,5 @@ func (t *idleTimer) fire() {
 	t.mu.Lock()
 	t.done++
 	t.mu.Unlock()
+	t.firingDone.Broadcast()
 }

@@ -236,3 +236,39 @@ func TestStalledRejectionBodyIsCutOff(t *testing.T) {
 		}
 	})
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// A stop that comes after its Read's timer went off waits, blocked, for
+// the firing to finish closing the body (else the firing could land in
+// the next Read), and then says the body was closed for idling.
+// synctest.Wait returns only once every goroutine is blocked: a stop that
+// spun meanwhile would hold it up for ever.
+func TestIdleTimerStopWaitsBlockedForALateFiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		timers := &idleTimers{}
+		timer := timers.get()
+		closing, release := make(chan struct{}), make(chan struct{})
+		timer.start(closerFunc(func() error {
+			close(closing)
+			<-release
+			return nil
+		}), time.Second)
+		<-closing // the timer went off; its firing is in the body's Close
+		stopped := make(chan bool, 1)
+		go func() { stopped <- timer.stop() }()
+		synctest.Wait()
+		select {
+		case <-stopped:
+			t.Fatal("stop returned while the firing was still closing the body")
+		default:
+		}
+		close(release)
+		if fired := <-stopped; !fired {
+			t.Error("stop after a firing says the body was not closed for idling")
+		}
+		timers.put(timer)
+	})
+}

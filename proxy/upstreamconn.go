@@ -39,7 +39,7 @@ func (c *pooledCopyConn) ReadFrom(r io.Reader) (int64, error) {
 	// io.LimitReader(body, length): a body that keeps a replay copy
 	// writes itself from that copy, with no copy through buf.
 	if lr, ok := r.(*io.LimitedReader); ok {
-		if body, ok := lr.R.(*teeBody); ok {
+		if body, ok := lr.R.(*copyingBody); ok {
 			n, err := body.writeTo((*connWriter)(c), lr.N)
 			lr.N -= n
 			return n, err
