@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/authproxy/authproxy/config"
 )
 
 // Version is set at build time with -ldflags "-X .../app.Version=...".
@@ -22,7 +24,8 @@ type Options struct {
 	// os.Stderr.
 	Stdout, Stderr io.Writer
 	// LookupEnv is the program's environment, read through it alone so
-	// that a test can give it: ${VAR} in the config, AUTHPROXY_CONFIG,
+	// that a test can give it: ${VAR} in the config, AUTHPROXY_CONFIG and
+	// the AUTHPROXY_* overrides,
 	// GOGC and GOMEMLIMIT (as serve's defaults respect them), OTEL_SDK_DISABLED
 	// and the OTLP protocol, DISPLAY for login's browser. nil means
 	// os.LookupEnv.
@@ -48,6 +51,12 @@ func (o Options) getenv(key string) string {
 	}
 	v, _ := lookup(key)
 	return v
+}
+
+// config is what config's loading takes of the environment: the
+// program's, for ${VAR} and for the AUTHPROXY_* overrides alike.
+func (o Options) config() config.Options {
+	return config.Options{Lookup: o.LookupEnv, Env: o.LookupEnv}
 }
 
 // Run runs the program until ctx is done and returns its exit code

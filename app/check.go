@@ -36,7 +36,7 @@ func check(path string, opts Options) error {
 	// rest, so that every problem is said in one run; what is only risky
 	// is said beside them.
 	var warnings []string
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
+	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv, Env: opts.LookupEnv, CheckUpstream: func(u config.Upstream) config.Problems {
 		warnings = append(warnings, credentialWarnings(u)...)
 		return credentialProblems(u)
 	}})

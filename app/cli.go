@@ -60,7 +60,7 @@ func configFlag(fs *flag.FlagSet, opts Options, more string) *string {
 // mistakes in what was asked, not failures of what was tried: refusals
 // (exit 2), in the same words whichever command met them.
 func loadUpstream(cmd, name, path string, opts Options) (*config.Config, *config.Upstream, error) {
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	cfg, err := config.Load(path, opts.config())
 	if err != nil {
 		return nil, nil, refuse(err)
 	}

@@ -169,4 +169,16 @@ upstreams:
 	if want := path + ": OK, 1 upstream(s)\n"; code != 0 || out.String() != want {
 		t.Errorf("exit %d, stdout %q, want 0 and %q\nstderr: %s", code, out.String(), want, errOut.String())
 	}
+	// The AUTHPROXY_* overrides too: the options' environment has one the
+	// process has not, and a process's one is not the program's.
+	t.Setenv("AUTHPROXY_LOG_LEVEL", "loud")
+	env["AUTHPROXY_LISTEN"] = "x"
+	errOut = syncbuf.Buffer{}
+	code = Run(context.Background(), Options{Args: []string{"check"}, Stdout: &out, Stderr: &errOut,
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	want := "config " + path + ": 1 problem:\n" +
+		`  listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface` + "\n"
+	if code != 2 || errOut.String() != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, errOut.String(), want)
+	}
 }

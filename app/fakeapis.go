@@ -260,7 +260,7 @@ func startDemo(opts Options) (_ *config.Config, tries []string, stop func(), err
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return nil, nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	cfg, err := config.Load(path, config.Options{Lookup: opts.LookupEnv})
+	cfg, err := config.Load(path, opts.config())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("demo config: %w", err)
 	}

@@ -79,5 +79,5 @@ func adminAddress(path string, opts Options) (string, error) {
 		}
 		name = path
 	}
-	return config.AdminListenOf(name, data, config.Options{Lookup: opts.LookupEnv})
+	return config.AdminListenOf(name, data, opts.config())
 }

@@ -189,7 +189,7 @@ func (fw *fileWatch) close() {
 // invalid file is rejected and the running config stays.
 func (p *program) reload(ctx context.Context, path string, data []byte, opts Options, trigger string) {
 	log := p.log.WithField("trigger", trigger)
-	cfg, err := config.LoadData(path, data, config.Options{Lookup: opts.LookupEnv})
+	cfg, err := config.LoadData(path, data, opts.config())
 	if err != nil {
 		log.WithError(err).Error("config reload rejected; the running config stays")
 		return

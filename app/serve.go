@@ -103,7 +103,7 @@ func serve(ctx context.Context, path string, opts Options) error {
 // it is never nil.
 func loadServeConfig(path string, opts Options) (cfg *config.Config, demo []string, stop func(), err error) {
 	if path != "" {
-		cfg, err = config.Load(path, config.Options{Lookup: opts.LookupEnv})
+		cfg, err = config.Load(path, opts.config())
 		return cfg, nil, func() {}, err
 	}
 	cfg, demo, stop, err = startDemo(opts)

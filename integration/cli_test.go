@@ -15,9 +15,14 @@ import (
 )
 
 func runCLI(args ...string) (int, string, string) {
+	return runCLIWithEnv(func(string) (string, bool) { return "", false }, args...)
+}
+
+// runCLIWithEnv runs the command line with env as the program's
+// environment.
+func runCLIWithEnv(env func(string) (string, bool), args ...string) (int, string, string) {
 	var out, errOut syncbuf.Buffer
-	code := app.Run(context.Background(), app.Options{Args: args, Stdout: &out, Stderr: &errOut,
-		LookupEnv: func(string) (string, bool) { return "", false }})
+	code := app.Run(context.Background(), app.Options{Args: args, Stdout: &out, Stderr: &errOut, LookupEnv: env})
 	return code, out.String(), errOut.String()
 }
 
@@ -235,7 +240,7 @@ func TestAProblemFromAnOverrideNamesTheVariable(t *testing.T) {
 	os.WriteFile(path, []byte(realIdPConfig("")+upstream("two", "http://127.0.0.1:1", "http://127.0.0.1:1/token",
 		"      client_id: c\n      auth_method: client_secret_jwt\n      client_secret: a-file-secret-of-32-bytes-or-more\n")), 0o600)
 	t.Setenv("AUTHPROXY_LISTEN", "x")
-	code, _, errOut := runCLI("check", "--config", path)
+	code, _, errOut := runCLIWithEnv(os.LookupEnv, "check", "--config", path)
 	want := "config " + path + ": 1 problem:\n" +
 		`  listen (from AUTHPROXY_LISTEN): "x" is not host:port; write e.g. 127.0.0.1:8080, or :8080 for every interface` + "\n"
 	if code != 2 || errOut != want {
@@ -245,13 +250,14 @@ func TestAProblemFromAnOverrideNamesTheVariable(t *testing.T) {
 	t.Setenv("AUTHPROXY_LISTEN", "127.0.0.1:0")
 	t.Setenv("AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET", "ShortS3cretABC")
 	const says = "upstreams.two.token.client_secret (from AUTHPROXY_UPSTREAMS_TWO_TOKEN_CLIENT_SECRET): the client secret is 14 bytes"
-	code, _, checkOut := runCLI("check", "--config", path)
+	code, _, checkOut := runCLIWithEnv(os.LookupEnv, "check", "--config", path)
 	if code != 2 || !strings.Contains(checkOut, says) {
 		t.Errorf("check: exit %d, does not say %q:\n%s", code, says, checkOut)
 	}
 	logs := &syncbuf.Buffer{}
+	// The overrides are the program's environment, read through LookupEnv.
 	code = app.Run(context.Background(), app.Options{Args: []string{"--config", path}, Stdout: logs, Stderr: logs,
-		LookupEnv: func(string) (string, bool) { return "", false }})
+		LookupEnv: os.LookupEnv})
 	if code != 2 || !strings.Contains(logs.String(), says) {
 		t.Errorf("serve: exit %d, does not say %q:\n%s", code, says, logs)
 	}
