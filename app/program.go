@@ -63,25 +63,11 @@ func (p *program) build(ctx context.Context, cfg *config.Config, prev *proxyStat
 	}()
 	ups := make([]proxy.Upstream, 0, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
-		cache := kept[u.Name]
-		if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
-			cache, err = newTokenSource(ctx, u, p.stores, p.log.WithField("upstream", u.Name), p.now, p.metrics)
-			if err != nil {
-				return nil, credentialError(cfg, u, err)
-			}
+		var up proxy.Upstream
+		if up, err = p.upstream(ctx, cfg, u, kept[u.Name], st); err != nil {
+			return nil, err
 		}
-		st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
-		var transport http.RoundTripper
-		if transport, err = newUpstreamTransport(u, p.log.WithField("upstream", u.Name)); err != nil {
-			return nil, credentialError(cfg, u, fmt.Errorf("upstream %q: %w", u.Name, upstreamTLSError{err}))
-		}
-		ups = append(ups, proxy.Upstream{
-			Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Hosts: u.Hosts, Tokens: cache,
-			Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
-			ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: transport,
-			IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
-			DPoP: cache.DPoPKey(),
-		})
+		ups = append(ups, up)
 	}
 	keys := make([]string, len(cfg.Inbound.APIKeys))
 	for i, k := range cfg.Inbound.APIKeys {
@@ -100,23 +86,7 @@ func (p *program) build(ctx context.Context, cfg *config.Config, prev *proxyStat
 		ReplayBudget:    p.replay,
 		TracerProvider:  p.stores.tracer,
 		Inbound:         proxy.Inbound{APIKeys: keys, APIKeyHeader: cfg.Inbound.APIKeyHeader, AllowCIDRs: cfg.Inbound.AllowCIDRs},
-		OnRequest: func(ev proxy.RequestEvent) {
-			p.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
-			if ev.ReplaySkipped != "" {
-				p.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
-			}
-			if ev.Truncated {
-				p.metrics.UpstreamTruncated(ev.Upstream)
-			}
-			if ev.Mode == proxy.ModeForward {
-				host := ev.Host
-				if ev.Upstream == "" {
-					host = "" // a host no upstream took: any name a client chose
-				}
-				p.metrics.ForwardRequest(ev.Upstream, host, ev.Status)
-			}
-			p.counts.record(ev)
-		},
+		OnRequest:       p.onRequest,
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +94,50 @@ func (p *program) build(ctx context.Context, cfg *config.Config, prev *proxyStat
 	st.handler = h
 	p.replay.SetLimit(cfg.Limits.ReplayMemory)
 	return st, nil
+}
+
+// upstream builds what proxy needs of upstream u of cfg, with the token
+// cache kept from the previous config if its tokens still fit u (the
+// cache is added to st, so that it is closed if the build fails).
+func (p *program) upstream(ctx context.Context, cfg *config.Config, u config.Upstream, cache *auth.Cache, st *proxyState) (proxy.Upstream, error) {
+	if cache == nil || cache.Identity() != tokenSettings(u).Identity() {
+		var err error
+		if cache, err = newTokenSource(ctx, u, p.stores, p.log.WithField("upstream", u.Name), p.now, p.metrics); err != nil {
+			return proxy.Upstream{}, credentialError(cfg, u, err)
+		}
+	}
+	st.upstreams = append(st.upstreams, upstreamRuntime{name: u.Name, cache: cache})
+	transport, err := newUpstreamTransport(u, p.log.WithField("upstream", u.Name))
+	if err != nil {
+		return proxy.Upstream{}, credentialError(cfg, u, fmt.Errorf("upstream %q: %w", u.Name, upstreamTLSError{err}))
+	}
+	return proxy.Upstream{
+		Name: u.Name, Target: u.Target, PathPrefix: u.PathPrefix, Hosts: u.Hosts, Tokens: cache,
+		Header: u.Inject.Header, Format: u.Inject.Format, StaticHeaders: u.Inject.Headers,
+		ReplayOn: u.Replay.OnStatus, MaxReplayBody: u.Replay.MaxBody, Transport: transport,
+		IdleTimeout: u.IdleTimeout, AppendForwardedFor: cfg.Inbound.ForwardedHeaders == "append",
+		DPoP: cache.DPoPKey(),
+	}, nil
+}
+
+// onRequest feeds the metrics and /status's counts with one answered
+// request.
+func (p *program) onRequest(ev proxy.RequestEvent) {
+	p.metrics.Request(ev.Upstream, ev.Method, ev.Status, ev.Duration, ev.Replay, ev.Error, string(ev.Fault))
+	if ev.ReplaySkipped != "" {
+		p.metrics.ReplaySkipped(ev.Upstream, ev.ReplaySkipped)
+	}
+	if ev.Truncated {
+		p.metrics.UpstreamTruncated(ev.Upstream)
+	}
+	if ev.Mode == proxy.ModeForward {
+		host := ev.Host
+		if ev.Upstream == "" {
+			host = "" // a host no upstream took: any name a client chose
+		}
+		p.metrics.ForwardRequest(ev.Upstream, host, ev.Status)
+	}
+	p.counts.record(ev)
 }
 
 // tokenSettings copies an upstream's token settings out of the config:
