@@ -170,34 +170,16 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 
 		MinRefreshInterval: ft.MinRefresh.or(defaultMinRefreshInterval),
 	}
-	knownGrant := false
-	if strings.ReplaceAll(strings.ToLower(t.GrantType), "-", "_") == "authorization_code" {
-		// The grant of APIs that act for a user: the proxy has no user.
-		name := strings.TrimSuffix(strings.TrimPrefix(tk, "upstreams."), ".token")
-		p.add(tk+".grant_type", "%q is not allowed: the proxy cannot do its interactive part, in a browser; write grant_type: refresh_token and authorize_url, "+
-			"and log in once with authproxy login %s: the proxy then uses the refresh token that login stores", t.GrantType, name)
-	} else {
-		knownGrant = p.oneOf(tk+".grant_type", t.GrantType, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
-	}
+	knownGrant := p.grantType(tk, t.GrantType)
 	if tu := p.url(tk+".url", ft.URL); tu != nil {
 		t.URL = tu.String()
 	}
 	if ft.ClientID == "" {
 		p.required(tk+".client_id", nil, "required; write the client id the API gave you, or ${ENV_VAR}")
 	}
-	refreshGrant := t.GrantType == "refresh_token"
 	t.ClientSecret = p.clientSecret(tk, t.GrantType, t.AuthMethod, ft, dir)
-	if refreshGrant {
-		t.RefreshToken = p.secretValue(tk, "refresh_token", ft.RefreshToken, ft.RefreshTokenFile, dir, false)
-		if ft.AuthorizeURL != "" {
-			if au := p.url(tk+".authorize_url", ft.AuthorizeURL); au != nil {
-				t.AuthorizeURL = au.String()
-			}
-		}
-		t.RedirectURI = orDefault(ft.RedirectURI, defaultRedirectURI)
-		if ru := p.url(tk+".redirect_uri", t.RedirectURI); ru != nil && !isLoopback(ru.Hostname()) {
-			p.add(tk+".redirect_uri", "must be on this machine (localhost or 127.0.0.1), where authproxy login listens for it")
-		}
+	if t.GrantType == "refresh_token" {
+		p.refreshGrant(tk, &t, ft, dir)
 	} else if knownGrant && (ft.RefreshToken != "" || ft.RefreshTokenFile != "" || ft.AuthorizeURL != "" || ft.RedirectURI != "") {
 		// Not for a grant_type that is not known: its problem says what to write.
 		p.add(tk+".grant_type", "refresh_token, authorize_url and redirect_uri go with grant_type: refresh_token")
@@ -216,15 +198,8 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 	}
 	if t.DPoP = p.dpop(tk, ft.DPoP, dir); t.DPoP != nil {
 		t.TokenType = p.dpopTokenType(tk, ft.TokenType)
-	}
-	switch {
-	case t.DPoP != nil:
-	case strings.EqualFold(t.TokenType, "bearer"):
-		t.TokenType = "Bearer"
-	case strings.EqualFold(t.TokenType, "dpop"):
-		p.add(tk+".token_type", "DPoP tokens need a proof of a key with every request (RFC 9449): write token.dpop.private_key_file, the key to prove; or remove token_type to take Bearer tokens")
-	case !headerPattern.MatchString(t.TokenType):
-		p.add(tk+".token_type", "%q is not a token type; write e.g. Bearer, or the type the token endpoint answers with (N_A, MAC)", t.TokenType)
+	} else {
+		t.TokenType = p.tokenType(tk, t.TokenType)
 	}
 	if t.MinRefreshInterval < 0 || t.MinRefreshInterval > maxMinRefreshInterval {
 		p.add(tk+".min_refresh_interval", "must be between 0 and %s; write e.g. 500ms", maxMinRefreshInterval)
@@ -236,6 +211,48 @@ func (p *Problems) token(tk string, ft fileToken, dir string) Token {
 			Message: "no longer used: a token is used only until it expires; remove it (token requests are spaced by min_refresh_interval, default 500ms)"})
 	}
 	return t
+}
+
+// grantType checks grant_type, and reports whether it is one the proxy
+// knows.
+func (p *Problems) grantType(tk, grant string) (known bool) {
+	if strings.ReplaceAll(strings.ToLower(grant), "-", "_") == "authorization_code" {
+		// The grant of APIs that act for a user: the proxy has no user.
+		name := strings.TrimSuffix(strings.TrimPrefix(tk, "upstreams."), ".token")
+		p.add(tk+".grant_type", "%q is not allowed: the proxy cannot do its interactive part, in a browser; write grant_type: refresh_token and authorize_url, "+
+			"and log in once with authproxy login %s: the proxy then uses the refresh token that login stores", grant, name)
+		return false
+	}
+	return p.oneOf(tk+".grant_type", grant, grantClientCredentials, grantRefreshToken, grantPassword, grantJWTBearer, grantTokenExchange)
+}
+
+// refreshGrant reads what the refresh-token grant and login take: the
+// refresh token, the authorize and redirect URLs.
+func (p *Problems) refreshGrant(tk string, t *Token, ft fileToken, dir string) {
+	t.RefreshToken = p.secretValue(tk, "refresh_token", ft.RefreshToken, ft.RefreshTokenFile, dir, false)
+	if ft.AuthorizeURL != "" {
+		if au := p.url(tk+".authorize_url", ft.AuthorizeURL); au != nil {
+			t.AuthorizeURL = au.String()
+		}
+	}
+	t.RedirectURI = orDefault(ft.RedirectURI, defaultRedirectURI)
+	if ru := p.url(tk+".redirect_uri", t.RedirectURI); ru != nil && !isLoopback(ru.Hostname()) {
+		p.add(tk+".redirect_uri", "must be on this machine (localhost or 127.0.0.1), where authproxy login listens for it")
+	}
+}
+
+// tokenType checks token_type for a token without DPoP, and spells
+// Bearer as the header does.
+func (p *Problems) tokenType(tk, typ string) string {
+	switch {
+	case strings.EqualFold(typ, "bearer"):
+		return "Bearer"
+	case strings.EqualFold(typ, "dpop"):
+		p.add(tk+".token_type", "DPoP tokens need a proof of a key with every request (RFC 9449): write token.dpop.private_key_file, the key to prove; or remove token_type to take Bearer tokens")
+	case !headerPattern.MatchString(typ):
+		p.add(tk+".token_type", "%q is not a token type; write e.g. Bearer, or the type the token endpoint answers with (N_A, MAC)", typ)
+	}
+	return typ
 }
 
 // clientSecret reads client_secret or client_secret_file: required where
