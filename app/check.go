@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -110,33 +109,28 @@ func credentialProblems(u config.Upstream) (problems config.Problems) {
 // building has failed, so that a good config's keys are parsed once. Only
 // the problems at the key of err's cause are reported: another one, such
 // as an expired certificate, which serve tolerates, must not stand in for
-// the real cause; but the same problem at the same key of another
-// upstream is. An error it does not account for is returned as it is.
+// the real cause; but the same problem (the same file or secret) at any
+// other key is. An error it does not account for is returned as it is.
 func credentialError(cfg *config.Config, u config.Upstream, err error) error {
 	key := credentialKey(u.Name, err)
 	if key == "" {
 		return err
 	}
-	var problems config.Problems
+	var causes []string
 	for _, p := range credentialProblems(u) {
 		if p.Key == key {
-			problems = append(problems, p)
+			causes = append(causes, p.Message)
 		}
 	}
-	if len(problems) == 0 {
+	if len(causes) == 0 {
 		return err
 	}
-	// Upstreams that share the cause (one secret, one key file) fail
-	// alike; naming them too makes one start show every place to fix.
-	cause := problems
+	// The same file or secret at other keys, of this upstream or another,
+	// fails alike; naming each makes one start show every place to fix.
+	var problems config.Problems
 	for _, o := range cfg.Upstreams {
-		if o.Name == u.Name {
-			continue
-		}
 		for _, p := range credentialProblems(o) {
-			if slices.ContainsFunc(cause, func(c config.Problem) bool {
-				return c.Message == p.Message && strings.TrimPrefix(c.Key, "upstreams."+u.Name) == strings.TrimPrefix(p.Key, "upstreams."+o.Name)
-			}) {
+			if slices.Contains(causes, p.Message) {
 				problems = append(problems, p)
 			}
 		}

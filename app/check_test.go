@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,6 +70,31 @@ func TestCredentialErrorNamesEveryUpstreamSharingTheCause(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "upstreams.three") {
 		t.Errorf("%v names an upstream that builds", err)
+	}
+}
+
+// One bad file at two keys (an upstream's own tls and its token
+// endpoint's, or another upstream's) fails them alike: serve names every
+// key it sits at, as check does.
+func TestCredentialErrorNamesEveryKeyOfTheSameBadFile(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	https := &url.URL{Scheme: "https", Host: "127.0.0.1:1"}
+	tok := config.Token{URL: "https://127.0.0.1:1/token", ClientID: "c", AuthMethod: string(auth.ClientSecretPost), ClientSecret: "s"}
+	api, zed := config.Upstream{Name: "api", Target: https, Token: tok, TLS: config.TLS{CAFile: bad}}, config.Upstream{Name: "zed", Target: https, Token: tok, TLS: config.TLS{CAFile: bad}}
+	api.Token.TLS = config.TLS{CAFile: bad}
+	cfg := &config.Config{Upstreams: []config.Upstream{api, zed}}
+	_, built := auth.NewSource(context.Background(), tokenSettings(api), auth.Options{Store: &store.Memory{}})
+	err := credentialError(cfg, api, built)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, key := range []string{"upstreams.api.token.tls:", "upstreams.api.tls:", "upstreams.zed.tls:"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("does not name %s:\n%v", key, err)
+		}
 	}
 }
 

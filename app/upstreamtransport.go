@@ -5,6 +5,7 @@ import (
 
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/outbound"
+	"github.com/authproxy/authproxy/pki"
 	"github.com/authproxy/authproxy/proxy"
 	"github.com/sirupsen/logrus"
 )
@@ -71,4 +72,10 @@ func maxConnections(configured int, memoryLimit int64) int {
 		return 0
 	}
 	return max(minAutoConnections, int(memoryLimit>>20)*connectionsPerMiB)
+}
+
+// tlsFiles copies a TLS section of the config into pki's terms, for the
+// token endpoint's and the upstream's transports (outbound.New).
+func tlsFiles(t config.TLS) pki.TLSFiles {
+	return pki.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
 }
