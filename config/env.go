@@ -20,7 +20,10 @@ const EnvPrefix = "AUTHPROXY"
 // the overlay does, with the variables it is given, what viper's
 // AutomaticEnv and BindEnv would: the same keys, the same precedence, an
 // empty variable taken as unset, and a variable set for a section (or a
-// value the file writes as a mapping) hiding every key below it.
+// value the file writes as a mapping) hiding every key below it. One
+// case differs: where the file writes a scalar in place of a section
+// (admin: 5) and a variable sets a key inside it, the variable wins every
+// time; viper chose by the order it walked a map.
 type envOverlay struct {
 	lookup func(name string) (string, bool)
 }

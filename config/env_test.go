@@ -73,3 +73,14 @@ func TestOverlayKeepsViperPrecedence(t *testing.T) {
 		t.Errorf("a variable for the section hides the file's section under it, and leaves nothing to refuse: %v", err)
 	}
 }
+
+// A variable that sets a key inside a section the file writes as a
+// scalar wins, every time (viper chose by the order of a map).
+func TestOverlayWinsOverAScalarWhereASectionBelongs(t *testing.T) {
+	for range 10 {
+		cfg, err := Parse([]byte(minimal+"admin: 5\n"), Options{Env: lookup(map[string]string{"AUTHPROXY_ADMIN_LISTEN": "127.0.0.1:9"})})
+		if err != nil || cfg.AdminListen != "127.0.0.1:9" {
+			t.Fatalf("admin.listen of %+v, %v", cfg, err)
+		}
+	}
+}
