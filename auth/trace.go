@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 
+	"github.com/authproxy/authproxy/outbound"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -86,12 +85,6 @@ const (
 	attrBackoff      = attribute.Key("authproxy.token.backoff_ms")
 	attrFound        = attribute.Key("authproxy.shared.found")
 	attrAcquired     = attribute.Key("authproxy.shared.acquired")
-	attrHTTPMethod   = attribute.Key("http.request.method")
-	attrHTTPStatus   = attribute.Key("http.response.status_code")
-	attrURLFull      = attribute.Key("url.full")
-	attrServerAddr   = attribute.Key("server.address")
-	attrServerPort   = attribute.Key("server.port")
-	attrErrorType    = attribute.Key("error.type")
 	attrTokenSpanOut = attribute.Key("authproxy.token.fetch_outcome")
 )
 
@@ -175,52 +168,25 @@ func traceTokenEndpoint(hc *http.Client, tp trace.TracerProvider) *http.Client {
 		base = http.DefaultTransport
 	}
 	traced := *hc
-	traced.Transport = &endpointTransport{base: base, tracer: tp.Tracer(TracerName)}
+	// The requests are our own (built by newRequest for each attempt):
+	// their headers may be set.
+	traced.Transport = &outbound.SpanTransport{Base: base, Tracer: tp.Tracer(TracerName),
+		URL: endpointURL, Unanswered: endpointUnanswered, Answered: markFetch}
 	return &traced
 }
 
-// endpointTransport is traceTokenEndpoint's RoundTripper.
-type endpointTransport struct {
-	base   http.RoundTripper
-	tracer trace.Tracer
-}
+// Hooks of the token requests' client spans (see traceTokenEndpoint).
 
-func (t *endpointTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	fetch := trace.SpanFromContext(req.Context())
-	ctx, span := t.tracer.Start(req.Context(), req.Method, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrHTTPMethod.String(req.Method), attrURLFull.String(endpointURL(req)),
-			attrServerAddr.String(req.URL.Hostname()), attrServerPort.Int(port(req))))
-	defer span.End()
-	// A request of our own (built by newRequest for this attempt): its
-	// header may be set.
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		span.SetAttributes(attrErrorType.String("transport"))
-		// The fetch span has the error, redacted; here only its kind.
-		span.SetStatus(codes.Error, "the token request was not answered")
-		return nil, err
-	}
-	span.SetAttributes(attrHTTPStatus.Int(resp.StatusCode))
-	fetch.SetAttributes(attrStatus.Int(resp.StatusCode))
-	if resp.StatusCode >= 400 {
-		span.SetAttributes(attrErrorType.String(strconv.Itoa(resp.StatusCode)))
-		span.SetStatus(codes.Error, "")
-	}
-	return resp, err
+// endpointUnanswered is the status of a token request not answered: the
+// fetch span has the error, redacted; here only its kind.
+func endpointUnanswered(error) string { return "the token request was not answered" }
+
+// markFetch records the token endpoint's status on the fetch span the
+// request was made in.
+func markFetch(req *http.Request, resp *http.Response) {
+	trace.SpanFromContext(req.Context()).SetAttributes(attrStatus.Int(resp.StatusCode))
 }
 
 // endpointURL is the request's URL without its query (as the logs write
 // it): a token URL may carry an API key in it, or in a password.
 func endpointURL(req *http.Request) string { return redactURL(req.URL.String()) }
-
-func port(req *http.Request) int {
-	if p := req.URL.Port(); p != "" {
-		n, _ := strconv.Atoi(p)
-		return n
-	}
-	if req.URL.Scheme == "https" {
-		return 443
-	}
-	return 80
-}

@@ -4,10 +4,13 @@
 // transport's dialing, TLS, timeouts and connection pool are set, so that
 // a new setting, or a new kind of outbound connection, is written once.
 //
-// It imports only pki (for the TLS files), so that auth, proxy and app
-// can all use it. Spans are not made here: auth and proxy wrap what they
-// are given with their own (auth/trace.go, proxy/trace.go), as each
-// span's attributes are its package's.
+// It is also the one place a request sent out is traced (trace.go): a
+// client span and the traceparent it sends, which auth (token requests)
+// and proxy (upstream attempts) wrap their transports in, each adding its
+// own attributes through SpanTransport's hooks.
+//
+// It imports only pki (for the TLS files) and OpenTelemetry's API, so
+// that auth, proxy and app can all use it.
 package outbound
 
 import (

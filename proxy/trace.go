@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 
+	"github.com/authproxy/authproxy/outbound"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -16,7 +17,8 @@ import (
 
 // Tracing (docs/tracing.md): with Options.TracerProvider set, each request
 // is a server span, continuing the client's traceparent if it sent one;
-// each attempt upstream is a client span that carries the traceparent on;
+// each attempt upstream is a client span that carries the traceparent on
+// (outbound.SpanTransport, with proxy's attributes);
 // the replay after a 401 is a span of its own around its fresh token and
 // its second attempt; and the server span ends with the row of the
 // failures table the request failed with, if any. auth adds the spans of
@@ -39,9 +41,6 @@ const (
 	attrStatus       = attribute.Key("http.response.status_code")
 	attrPath         = attribute.Key("url.path")
 	attrScheme       = attribute.Key("url.scheme")
-	attrURLFull      = attribute.Key("url.full")
-	attrServerAddr   = attribute.Key("server.address")
-	attrServerPort   = attribute.Key("server.port")
 	attrClientAddr   = attribute.Key("client.address")
 	attrResendCount  = attribute.Key("http.request.resend_count")
 	attrErrorType    = attribute.Key("error.type")
@@ -114,14 +113,20 @@ func (t handlerTracer) end(r *http.Request, info *requestInfo, status int, f Fai
 	span.End()
 }
 
-// route makes the attempts of rp's transport client spans.
+// route makes the attempts of rp's transport client spans (outbound's,
+// with proxy's attributes).
 func (t handlerTracer) route(rp *httputil.ReverseProxy) {
 	tt, ok := rp.Transport.(*tokenTransport)
 	if t.tracer == nil || !ok {
 		return
 	}
 	tt.tracer = t.tracer
-	tt.base = &attemptTracer{base: tt.base, tracer: t.tracer, upstream: tt.upstream}
+	// The requests are the transport's own (see tokenTransport.RoundTrip):
+	// their headers may be set. url.full is outbound's default, the URL
+	// without its query, which may carry keys (as the access log leaves
+	// it out).
+	tt.base = &outbound.SpanTransport{Base: tt.base, Tracer: t.tracer,
+		ExtraAttributes: 3, Attributes: attemptAttributes(tt.upstream)}
 }
 
 // noSpan is what startReplay returns with tracing off.
@@ -152,54 +157,15 @@ func endReplay(span trace.Span, outcome string) {
 	}
 }
 
-// attemptTracer makes each request sent upstream a client span, and
-// sends the span's traceparent with it.
-type attemptTracer struct {
-	base     http.RoundTripper
-	tracer   trace.Tracer
-	upstream string
-}
-
-func (t *attemptTracer) RoundTrip(req *http.Request) (*http.Response, error) {
-	attrs := make([]attribute.KeyValue, 0, 7)
-	attrs = append(attrs, attrMethod.String(req.Method), attrURLFull.String(attemptURL(req)),
-		attrServerAddr.String(req.URL.Hostname()), attrServerPort.Int(urlPort(req)), attrUpstream.String(t.upstream))
-	if reason, ok := req.Context().Value(replayKey{}).(string); ok {
-		attrs = append(attrs, attrResendCount.Int(1), attrReplayReason.String(reason))
+// attemptAttributes appends what proxy's client span of an attempt
+// says beyond outbound's: the upstream and, on a replay, the resend count
+// and its reason.
+func attemptAttributes(upstream string) func(*http.Request, []attribute.KeyValue) []attribute.KeyValue {
+	return func(req *http.Request, attrs []attribute.KeyValue) []attribute.KeyValue {
+		attrs = append(attrs, attrUpstream.String(upstream))
+		if reason, ok := req.Context().Value(replayKey{}).(string); ok {
+			attrs = append(attrs, attrResendCount.Int(1), attrReplayReason.String(reason))
+		}
+		return attrs
 	}
-	ctx, span := t.tracer.Start(req.Context(), req.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	defer span.End()
-	// The request is the transport's own (see tokenTransport.RoundTrip).
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		span.SetAttributes(attrErrorType.String("transport"))
-		span.SetStatus(codes.Error, err.Error())
-		return resp, err
-	}
-	span.SetAttributes(attrStatus.Int(resp.StatusCode))
-	if resp.StatusCode >= 400 {
-		span.SetAttributes(attrErrorType.String(strconv.Itoa(resp.StatusCode)))
-		span.SetStatus(codes.Error, "")
-	}
-	return resp, nil
-}
-
-// attemptURL is the upstream URL without its query, which may carry keys
-// (as the access log leaves it out).
-func attemptURL(req *http.Request) string {
-	u := *req.URL
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
-	return u.String()
-}
-
-func urlPort(req *http.Request) int {
-	if p := req.URL.Port(); p != "" {
-		n, _ := strconv.Atoi(p)
-		return n
-	}
-	if req.URL.Scheme == "https" {
-		return 443
-	}
-	return 80
 }
