@@ -56,8 +56,8 @@ func TestACAFileThatIsANamedPipeIsAProblem(t *testing.T) {
 				return err
 			})
 			want := "forward_proxy." + key + ": " + pipe + " is not a regular file (a named pipe)"
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Fatalf("got %v\nwant %q", err, want)
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "forward_proxy.") != 1 {
+				t.Fatalf("got %v\nwant %q, once, and no other problem", err, want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -189,5 +190,21 @@ func TestUpstreamHostsOwners(t *testing.T) {
 		if !reflect.DeepEqual(u.Hosts, want[u.Name]) {
 			t.Errorf("%s: hosts %v, want %v", u.Name, u.Hosts, want[u.Name])
 		}
+	}
+}
+
+// A CA file that cannot be read is one problem, at its own key: pki.LoadCA,
+// which reads both files, said it again for the certificate (in other
+// words), and for the key said it under ca_cert_file.
+func TestAnUnreadableCAFileIsOneProblem(t *testing.T) {
+	for key, file := range map[string]string{"ca_cert_file": "ca.pem", "ca_key_file": "ca-key.pem"} {
+		t.Run(key, func(t *testing.T) {
+			_, err := forwardConfig(t, strings.Replace(forwardOn, key+": "+file, key+": missing.pem", 1), "example.com", "example.net")
+			var problems Problems
+			if !errors.As(err, &problems) || len(problems) != 1 || problems[0].Key != "forward_proxy."+key ||
+				!strings.HasPrefix(problems[0].Message, "cannot read it: ") || !strings.Contains(problems[0].Message, "missing.pem") {
+				t.Errorf("got %v\nwant one problem: forward_proxy.%s: cannot read it: ... missing.pem ...", err, key)
+			}
+		})
 	}
 }
