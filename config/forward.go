@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,9 +135,9 @@ func (p *Problems) passThrough(listed []string, owner map[string]string) []strin
 			port = "443"
 		}
 		pattern := net.JoinHostPort(name, port)
-		for host, u := range owner {
+		for _, host := range sortedKeys(owner) {
 			if passes(pattern, host) {
-				p.add(key, "%q would pass %s, upstream %q's host, through without its token; remove it, or narrow it", h, host, u)
+				p.add(key, "%q would pass %s, upstream %q's host, through without its token; remove it, or narrow it", h, host, owner[host])
 			}
 		}
 		patterns = append(patterns, pattern)
@@ -184,11 +186,8 @@ func (p *Problems) forwardCA(f fileForwardProxy, owner map[string]string, dir st
 	return certFile, keyFile
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+// sortedKeys is m's keys in order: problems found by ranging over a map
+// would otherwise come out in another order on every run.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -208,3 +208,29 @@ func TestAnUnreadableCAFileIsOneProblem(t *testing.T) {
 		})
 	}
 }
+
+// A pass_through item that takes several upstreams' hosts says so for
+// each host, in the same order on every run: the hosts came from a map.
+func TestPassThroughProblemsReadTheSameOnEveryRun(t *testing.T) {
+	text := []byte(`
+upstreams:
+  a:
+    target: https://a.example.com
+    hosts: [b.example.com, c.example.com, d.example.com, e.example.com]
+    token: {url: https://idp.example/token, client_id: id, client_secret: s3cret}
+forward_proxy:
+  pass_through: ["*.example.com"]
+`)
+	var first string
+	for i := range 20 {
+		_, err := Parse(text, Options{NoEnvOverrides: true})
+		if err == nil || strings.Count(err.Error(), "forward_proxy.pass_through[0]: ") != 5 {
+			t.Fatalf("got %v, want 5 problems of forward_proxy.pass_through[0], one for each host on 443", err)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("load %d said\n%s\nthe first said\n%s", i+1, err, first)
+		}
+	}
+}
