@@ -115,19 +115,24 @@ func (p *Problems) readableFile(key, path, dir string) string {
 	if path == "" {
 		return ""
 	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
+	path = absPath(path, dir)
+	p.readable(key, path)
+	return path
+}
+
+// readable reports whether path is a file that can be opened, and if not
+// records why as a problem for key.
+func (p *Problems) readable(key, path string) bool {
 	if p.notAFile(key, path, false) {
-		return path
+		return false
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		p.add(key, "cannot read it: %v", err)
-		return path
+		return false
 	}
 	f.Close()
-	return path
+	return true
 }
 
 // absPath returns path taken from dir if relative; "" stays "". For the

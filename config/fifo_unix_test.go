@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/pki"
 )
 
 // A named pipe where a key or certificate file should be is a problem
@@ -27,6 +29,37 @@ func TestAFileThatIsANamedPipeIsAProblem(t *testing.T) {
 	want := "upstreams.api.token.private_key_file: " + filepath.Join(dir, "pipe") + " is not a regular file (a named pipe)"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v\nwant %q", err, want)
+	}
+}
+
+// A named pipe as the forward proxy's CA certificate or key is a problem
+// naming the key. As the certificate it was looked at, and then opened
+// all the same by pki.LoadCA, which blocked the config's loading.
+func TestACAFileThatIsANamedPipeIsAProblem(t *testing.T) {
+	for _, key := range []string{"ca_cert_file", "ca_key_file"} {
+		t.Run(key, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, _, err := pki.WriteCA(dir, []string{"example.com", "example.net"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			pipe := filepath.Join(dir, "pipe")
+			if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+			forward := strings.Replace(forwardOn, key+": "+map[string]string{"ca_cert_file": "ca.pem", "ca_key_file": "ca-key.pem"}[key], key+": pipe", 1)
+			path := filepath.Join(dir, "proxy.yaml")
+			if err := os.WriteFile(path, []byte(forwardUpstreams+forward), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := loadsAtAll(t, "the named pipe", func() error {
+				_, err := Load(path, Options{NoEnvOverrides: true})
+				return err
+			})
+			want := "forward_proxy." + key + ": " + pipe + " is not a regular file (a named pipe)"
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "forward_proxy.") != 1 {
+				t.Fatalf("got %v\nwant %q, once, and no other problem", err, want)
+			}
+		})
 	}
 }
 

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,9 +135,9 @@ func (p *Problems) passThrough(listed []string, owner map[string]string) []strin
 			port = "443"
 		}
 		pattern := net.JoinHostPort(name, port)
-		for host, u := range owner {
+		for _, host := range sortedKeys(owner) {
 			if passes(pattern, host) {
-				p.add(key, "%q would pass %s, upstream %q's host, through without its token; remove it, or narrow it", h, host, u)
+				p.add(key, "%q would pass %s, upstream %q's host, through without its token; remove it, or narrow it", h, host, owner[host])
 			}
 		}
 		patterns = append(patterns, pattern)
@@ -147,15 +149,19 @@ func (p *Problems) passThrough(listed []string, owner map[string]string) []strin
 // their paths: the key the owner's alone, the name constraints
 // permitting every host an upstream owns.
 func (p *Problems) forwardCA(f fileForwardProxy, owner map[string]string, dir string) (certFile, keyFile string) {
-	certFile = p.readableFile("forward_proxy.ca_cert_file", f.CACertFile, dir)
-	keyFile = absPath(f.CAKeyFile, dir)
+	certFile, keyFile = absPath(f.CACertFile, dir), absPath(f.CAKeyFile, dir)
 	if certFile == "" {
 		p.required("forward_proxy.ca_cert_file", nil, "required with listen: the CA that signs the tunnels' certificates; make one with: authproxy ca create DIR --hosts HOST,...")
 	}
 	if keyFile == "" {
 		p.required("forward_proxy.ca_key_file", nil, "required with listen: the CA's private key (mode 600); authproxy ca create writes it as ca-key.pem")
 	}
-	if certFile == "" || keyFile == "" || p.notAFile("forward_proxy.ca_key_file", keyFile, false) {
+	// Each file is looked at on its own, and pki.LoadCA, which reads both,
+	// only when both can be read: it would say again, in its own words,
+	// why one cannot, and for the key under ca_cert_file.
+	certRead := certFile != "" && p.readable("forward_proxy.ca_cert_file", certFile)
+	keyRead := keyFile != "" && p.readable("forward_proxy.ca_key_file", keyFile)
+	if !certRead || !keyRead {
 		return certFile, keyFile
 	}
 	ca, err := pki.LoadCA(certFile, keyFile)
@@ -180,11 +186,8 @@ func (p *Problems) forwardCA(f fileForwardProxy, owner map[string]string, dir st
 	return certFile, keyFile
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+// sortedKeys is m's keys in order: problems found by ranging over a map
+// would otherwise come out in another order on every run.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -188,6 +189,48 @@ func TestUpstreamHostsOwners(t *testing.T) {
 	for _, u := range cfg.Upstreams {
 		if !reflect.DeepEqual(u.Hosts, want[u.Name]) {
 			t.Errorf("%s: hosts %v, want %v", u.Name, u.Hosts, want[u.Name])
+		}
+	}
+}
+
+// A CA file that cannot be read is one problem, at its own key: pki.LoadCA,
+// which reads both files, said it again for the certificate (in other
+// words), and for the key said it under ca_cert_file.
+func TestAnUnreadableCAFileIsOneProblem(t *testing.T) {
+	for key, file := range map[string]string{"ca_cert_file": "ca.pem", "ca_key_file": "ca-key.pem"} {
+		t.Run(key, func(t *testing.T) {
+			_, err := forwardConfig(t, strings.Replace(forwardOn, key+": "+file, key+": missing.pem", 1), "example.com", "example.net")
+			var problems Problems
+			if !errors.As(err, &problems) || len(problems) != 1 || problems[0].Key != "forward_proxy."+key ||
+				!strings.HasPrefix(problems[0].Message, "cannot read it: ") || !strings.Contains(problems[0].Message, "missing.pem") {
+				t.Errorf("got %v\nwant one problem: forward_proxy.%s: cannot read it: ... missing.pem ...", err, key)
+			}
+		})
+	}
+}
+
+// A pass_through item that takes several upstreams' hosts says so for
+// each host, in the same order on every run: the hosts came from a map.
+func TestPassThroughProblemsReadTheSameOnEveryRun(t *testing.T) {
+	text := []byte(`
+upstreams:
+  a:
+    target: https://a.example.com
+    hosts: [b.example.com, c.example.com, d.example.com, e.example.com]
+    token: {url: https://idp.example/token, client_id: id, client_secret: s3cret}
+forward_proxy:
+  pass_through: ["*.example.com"]
+`)
+	var first string
+	for i := range 20 {
+		_, err := Parse(text, Options{NoEnvOverrides: true})
+		if err == nil || strings.Count(err.Error(), "forward_proxy.pass_through[0]: ") != 5 {
+			t.Fatalf("got %v, want 5 problems of forward_proxy.pass_through[0], one for each host on 443", err)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("load %d said\n%s\nthe first said\n%s", i+1, err, first)
 		}
 	}
 }

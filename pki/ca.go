@@ -22,16 +22,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
 )
-
-// maxFileSize bounds what is read of a certificate or key file: a PEM
-// CA is a few KiB, and a wrong path (a log, a device) must not be read
-// whole.
-const maxFileSize = 1 << 20
 
 // CA is an operator's certificate authority, loaded for minting.
 type CA struct {
@@ -67,7 +62,7 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	if err := CheckKeyMode(keyFile); err != nil {
 		return nil, err
 	}
-	b, err := readSmall(keyFile)
+	b, err := readCAFile(keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +85,7 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 
 // ReadCertificate reads the first certificate of a PEM file.
 func ReadCertificate(path string) (*x509.Certificate, error) {
-	b, err := readSmall(path)
+	b, err := readCAFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -169,18 +164,18 @@ func domainMatch(host, constraint string) bool {
 	return host == constraint || strings.HasSuffix(host, "."+constraint)
 }
 
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+// readCAFile reads the CA's certificate or key through ReadFile, as
+// every key and certificate is read: a regular file of at most 1 MiB. A
+// named pipe is refused rather than opened: opening one blocks until a
+// writer comes, and authproxy check, serve and ca create with it.
+func readCAFile(path string) ([]byte, error) {
+	b, err := ReadFile(path)
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &pathErr):
 		return nil, fmt.Errorf("cannot read it: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("%s is over 1 MiB; it must hold one PEM certificate or key", path)
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %v", path, err)
 	}
 	return b, nil
 }

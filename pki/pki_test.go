@@ -56,6 +56,19 @@ func TestLoadCARefusesAKeyOthersCanRead(t *testing.T) {
 	}
 }
 
+// A file over 1 MiB where the CA's certificate should be is refused,
+// not read whole: a CA is a few KiB.
+func TestLoadCARefusesAFileOver1MiB(t *testing.T) {
+	dir := writeCA(t, "api.example.com")
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, make([]byte, 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCA(big, filepath.Join(dir, KeyFileName)); err == nil || !strings.Contains(err.Error(), big) {
+		t.Errorf("got %v, want a refusal naming %s", err, big)
+	}
+}
+
 func TestPermits(t *testing.T) {
 	dir := writeCA(t, "api.example.com", ".svc.example")
 	ca, err := LoadCA(filepath.Join(dir, CertFileName), filepath.Join(dir, KeyFileName))
