@@ -20,9 +20,9 @@ type Options struct {
 	// Lookup resolves ${VAR} in values; nil means os.LookupEnv.
 	Lookup func(name string) (string, bool)
 	// Env is the environment the AUTHPROXY_* overrides are read from (see
-	// envOverlay); nil means os.LookupEnv. It is not Lookup: a caller
-	// that resolves ${VAR} from a table of its own may still take the
-	// overrides from the process, as app's callers do.
+	// envOverlay); nil means os.LookupEnv. app gives its one environment
+	// as both; they are apart so that a caller may resolve ${VAR} from a
+	// table of its own and still take the overrides from the process.
 	Env func(name string) (string, bool)
 	// NoEnvOverrides ignores AUTHPROXY_* variables.
 	NoEnvOverrides bool
