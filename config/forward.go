@@ -166,7 +166,7 @@ func (p *Problems) forwardCA(f fileForwardProxy, owner map[string]string, dir st
 	}
 	ca, err := pki.LoadCA(certFile, keyFile)
 	switch {
-	case errors.Is(err, pki.ErrKeyReadable):
+	case errors.Is(err, pki.ErrCAKeyFile):
 		p.add("forward_proxy.ca_key_file", "%v", err)
 		return certFile, keyFile
 	case err != nil:

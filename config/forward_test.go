@@ -234,3 +234,15 @@ forward_proxy:
 		}
 	}
 }
+
+// A CA key file that can be read but holds no key is the key's problem,
+// said under ca_key_file, not under the certificate's key.
+func TestACAKeyFileWithoutAKeyIsItsProblem(t *testing.T) {
+	// proxy.yaml itself: mode 600, readable, and no key in it.
+	_, err := forwardConfig(t, strings.Replace(forwardOn, "ca_key_file: ca-key.pem", "ca_key_file: proxy.yaml", 1), "example.com", "example.net")
+	var problems Problems
+	if !errors.As(err, &problems) || len(problems) != 1 || problems[0].Key != "forward_proxy.ca_key_file" ||
+		!strings.Contains(problems[0].Message, "no PEM private key found") {
+		t.Errorf("got %v\nwant one problem: forward_proxy.ca_key_file: ... no PEM private key found ...", err)
+	}
+}

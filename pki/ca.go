@@ -38,6 +38,18 @@ type CA struct {
 // whoever reads it can impersonate every host the CA permits.
 var ErrKeyReadable = errors.New("the CA key is readable by others")
 
+// ErrCAKeyFile marks an error of LoadCA that is its key file's (its
+// mode, reading it, a key in it), so that a caller can name that file's
+// setting rather than the certificate's.
+var ErrCAKeyFile = errors.New("the CA key file")
+
+// keyFileError is an error of the CA's key file: its text is err's, and
+// it is both err and ErrCAKeyFile.
+type keyFileError struct{ err error }
+
+func (e keyFileError) Error() string   { return e.err.Error() }
+func (e keyFileError) Unwrap() []error { return []error{e.err, ErrCAKeyFile} }
+
 // CheckKeyMode refuses a key file that anyone but its owner can read or
 // write (mode & 0o077).
 func CheckKeyMode(path string) error {
@@ -60,16 +72,16 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 		return nil, err
 	}
 	if err := CheckKeyMode(keyFile); err != nil {
-		return nil, err
+		return nil, keyFileError{err}
 	}
 	b, err := readCAFile(keyFile)
 	if err != nil {
-		return nil, err
+		return nil, keyFileError{err}
 	}
 	defer clear(b)
 	key, err := parseCAKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", keyFile, err)
+		return nil, keyFileError{fmt.Errorf("%s: %w", keyFile, err)}
 	}
 	if !cert.IsCA || !cert.BasicConstraintsValid {
 		return nil, fmt.Errorf("%s is not a CA certificate (basic constraints CA:TRUE); make one with: authproxy ca create DIR --hosts ...", certFile)

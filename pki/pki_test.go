@@ -56,6 +56,25 @@ func TestLoadCARefusesAKeyOthersCanRead(t *testing.T) {
 	}
 }
 
+// An error of the key file is marked ErrCAKeyFile, whatever it is; one of
+// the certificate is not.
+func TestLoadCAMarksTheKeyFilesErrors(t *testing.T) {
+	dir := writeCA(t, "api.example.com")
+	cert, key := filepath.Join(dir, CertFileName), filepath.Join(dir, KeyFileName)
+	notAKey := filepath.Join(dir, "not-a-key.pem")
+	if err := os.WriteFile(notAKey, []byte("no key here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, keyFile := range []string{notAKey, filepath.Join(dir, "missing.pem")} {
+		if _, err := LoadCA(cert, keyFile); !errors.Is(err, ErrCAKeyFile) {
+			t.Errorf("key %s: %v, want ErrCAKeyFile", keyFile, err)
+		}
+	}
+	if _, err := LoadCA(notAKey, key); err == nil || errors.Is(err, ErrCAKeyFile) {
+		t.Errorf("a certificate file without a certificate: %v, want an error not marked ErrCAKeyFile", err)
+	}
+}
+
 // A file over 1 MiB where the CA's certificate should be is refused,
 // not read whole: a CA is a few KiB.
 func TestLoadCARefusesAFileOver1MiB(t *testing.T) {
