@@ -20,7 +20,8 @@ const EnvPrefix = "AUTHPROXY"
 // the overlay does, with the variables it is given, what viper's
 // AutomaticEnv and BindEnv would: the same keys, the same precedence, an
 // empty variable taken as unset, and a variable set for a section (or a
-// value the file writes as a mapping) hiding every key below it. One
+// value the file writes as a mapping) hiding every key below it, and
+// there standing as text, which decoding refuses. One
 // case differs: where the file writes a scalar in place of a section
 // (admin: 5) and a variable sets a key inside it, the variable wins every
 // time; viper chose by the order it walked a map.
@@ -65,7 +66,37 @@ func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
 		path := strings.Split(k, ".")
 		within(settings, path[:len(path)-1])[path[len(path)-1]] = value
 	}
+	// A variable set for a section hides the keys under it (above), and
+	// stands in the section's place as text, as a scalar written there in
+	// the file would: decoding refuses it, naming the variable.
+	for _, section := range sectionsOf(keys) {
+		s, ok := e.get(section)
+		if !ok || slices.ContainsFunc(parentKeys(section), func(p string) bool { _, ok := e.get(p); return ok }) {
+			continue
+		}
+		if fromEnv == nil {
+			fromEnv = map[string]string{}
+		}
+		fromEnv[section] = envName(section)
+		path := strings.Split(section, ".")
+		within(settings, path[:len(path)-1])[path[len(path)-1]] = s
+	}
 	return settings, fromEnv
+}
+
+// sectionsOf is the keys that hold others among keys, and are not among
+// them, in order.
+func sectionsOf(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		for _, p := range parentKeys(k) {
+			if !slices.Contains(keys, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // boundKeys are the keys a variable may set though the file does not

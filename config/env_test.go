@@ -68,9 +68,28 @@ func TestOverlayKeepsViperPrecedence(t *testing.T) {
 	if u.Inject.Headers["x-a"] != "a" || strings.Join(u.Token.Scopes, "|") != "a|b" {
 		t.Errorf("headers %v, scopes %q", u.Inject.Headers, u.Token.Scopes)
 	}
-	_, err = Parse([]byte(file), Options{Env: lookup(map[string]string{"AUTHPROXY_UPSTREAMS_API_INJECT": "x"})})
-	if err != nil {
-		t.Errorf("a variable for the section hides the file's section under it, and leaves nothing to refuse: %v", err)
+}
+
+// A variable set for a section (AUTHPROXY_ADMIN, AUTHPROXY_UPSTREAMS, one
+// upstream's inject) hides the file's section under it, and is refused as
+// a scalar written there in the file is, naming the variable: it used to
+// drop the section without a word (or say no upstream was configured).
+func TestAVariableForASectionIsRefused(t *testing.T) {
+	file := minimal + `    inject:
+      headers:
+        X-A: a
+`
+	for name, key := range map[string]string{
+		"AUTHPROXY_ADMIN":                "admin",
+		"AUTHPROXY_UPSTREAMS":            "upstreams",
+		"AUTHPROXY_UPSTREAMS_API":        "upstreams.api",
+		"AUTHPROXY_UPSTREAMS_API_INJECT": "upstreams.api.inject",
+	} {
+		_, err := Parse([]byte(file), Options{Env: lookup(map[string]string{name: `{"x": 1}`, "AUTHPROXY_UPSTREAMS_API_TARGET": "https://other.example"})})
+		want := "1 problem:\n  " + key + " (from " + name + "): must be a mapping of keys, not text"
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s set: %v\nwant %s", name, err, want)
+		}
 	}
 }
 
