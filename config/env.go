@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -69,7 +68,8 @@ func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
 	// A variable set for a section hides the keys under it (above), and
 	// stands in the section's place as text, as a scalar written there in
 	// the file would: decoding refuses it, naming the variable.
-	for _, section := range sectionsOf(keys) {
+	// upstreams is one even where the file has none.
+	for _, section := range sectionsOf(append(keys, "upstreams.")) {
 		s, ok := e.get(section)
 		if !ok || slices.ContainsFunc(parentKeys(section), func(p string) bool { _, ok := e.get(p); return ok }) {
 			continue
@@ -101,17 +101,11 @@ func sectionsOf(keys []string) []string {
 
 // boundKeys are the keys a variable may set though the file does not
 // have them (a client_secret given only by env): every key of the file
-// struct, and every key of each upstream the file (or
-// AUTHPROXY_UPSTREAMS, as JSON) names.
+// struct, and every key of each upstream the file names
+// (AUTHPROXY_UPSTREAMS names none: a section is not set by a variable).
 func (e envOverlay) boundKeys(v *viper.Viper) []string {
 	keys := leafKeys(reflect.TypeFor[fileConfig](), "")
-	var names map[string]any
-	if s, ok := e.get("upstreams"); ok {
-		json.Unmarshal([]byte(s), &names) // as viper's GetStringMap reads text
-	} else {
-		names = v.GetStringMap("upstreams")
-	}
-	for name := range names {
+	for name := range v.GetStringMap("upstreams") {
 		keys = append(keys, leafKeys(reflect.TypeFor[fileUpstream](), "upstreams."+strings.ToLower(name)+".")...)
 	}
 	return keys

@@ -91,6 +91,10 @@ func TestAVariableForASectionIsRefused(t *testing.T) {
 			t.Errorf("%s set: %v\nwant %s", name, err, want)
 		}
 	}
+	_, err := Parse([]byte("listen: 127.0.0.1:1\n"), Options{Env: lookup(map[string]string{"AUTHPROXY_UPSTREAMS": `{"a": {}}`})})
+	if want := "upstreams (from AUTHPROXY_UPSTREAMS): must be a mapping of keys, not text"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("AUTHPROXY_UPSTREAMS with no upstreams in the file: %v\nwant %s", err, want)
+	}
 }
 
 // A variable that sets a key inside a section the file writes as a
