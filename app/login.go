@@ -95,8 +95,13 @@ func login(ctx context.Context, name, path string, openBrowser bool, listen stri
 	if openBrowser {
 		tryOpenBrowser(authURL, opts.getenv)
 	}
-	if err := awaitRedirect(ctx, flow, ln, redirect, listen, inContainer); err != nil {
-		return loginFailed(name, err)
+	// What came of it is said while the redirect's server still runs,
+	// before its graceful shutdown (deferred), as notes are.
+	stop, err := awaitRedirect(ctx, flow, ln, redirect, listen, inContainer)
+	defer stop()
+	if err != nil {
+		note("%v", err) // loginFailed's words, through note's lock
+		return said(loginFailed(name, err))
 	}
 	fmt.Fprintf(opts.Stdout, "%s\n", loggedIn(name, cfg.Store))
 	return nil
@@ -149,24 +154,24 @@ func listenForRedirect(listen string, redirect *url.URL, note func(string, ...an
 }
 
 // awaitRedirect serves flow on ln until a redirect took the login and its
-// exchange ended, or loginTimeout passed, or ctx was done; then it shuts
-// the server down gracefully, so that the browser gets its page.
-func awaitRedirect(ctx context.Context, flow *loginFlow, ln net.Listener, redirect *url.URL, listen string, inContainer bool) (err error) {
+// exchange ended, or loginTimeout passed, or ctx was done. The server
+// still runs when it returns: stop shuts it down gracefully, so that the
+// browser gets its page, and waits for it.
+func awaitRedirect(ctx context.Context, flow *loginFlow, ln net.Listener, redirect *url.URL, listen string, inContainer bool) (stop func(), err error) {
 	waitCtx, cancel := context.WithTimeout(ctx, loginTimeout)
-	defer cancel()
 	srv := &http.Server{Handler: flow.handler(waitCtx, redirect.Path), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		srv.Serve(ln)
 	}()
-	defer func() {
-		// Gracefully, so the browser gets its page before we exit.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	stop = func() {
+		shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelShutdown()
 		srv.Shutdown(shutdownCtx)
 		<-served
-	}()
+		cancel()
+	}
 
 	select {
 	case err = <-flow.done:
@@ -174,7 +179,7 @@ func awaitRedirect(ctx context.Context, flow *loginFlow, ln net.Listener, redire
 		if flow.taken.Load() {
 			// A redirect took the login: its exchange, cut short by the same
 			// context, is what happened.
-			return <-flow.done
+			return stop, <-flow.done
 		}
 		err = errors.New("no redirect came back within " + loginTimeout.String())
 		if ctx.Err() != nil {
@@ -187,7 +192,7 @@ func awaitRedirect(ctx context.Context, flow *loginFlow, ln net.Listener, redire
 			err = fmt.Errorf("%w; nothing reached %s: if the browser runs outside this container, publish the port and give --listen 0.0.0.0:%s", err, listen, redirect.Port())
 		}
 	}
-	return err
+	return stop, err
 }
 
 // tryOpenBrowser opens url where a desktop is likely; the printed URL is

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/authproxy/authproxy/internal/fakeapi"
@@ -30,6 +32,12 @@ type loginRun struct {
 // startLoginWith writes a config with storeYAML and starts a login on it.
 func startLoginWith(t *testing.T, storeYAML string) *loginRun {
 	t.Helper()
+	return startLoginTo(t, storeYAML, nil)
+}
+
+// startLoginTo is startLoginWith, with stderr also written to also.
+func startLoginTo(t *testing.T, storeYAML string, also io.Writer) *loginRun {
+	t.Helper()
 	f := fakeapi.Redbooth()
 	api := httptest.NewServer(fakeapi.New(f, "c", "s", nil))
 	t.Cleanup(api.Close)
@@ -48,10 +56,14 @@ upstreams:
 	t.Setenv("AUTHPROXY_CONFIG", "")
 	ctx, stop := context.WithCancel(context.Background())
 	l := &loginRun{redirectURI: redirectURI, out: &syncbuf.Buffer{}, exit: make(chan int, 1), stop: stop}
+	var stderr io.Writer = l.out
+	if also != nil {
+		stderr = io.MultiWriter(l.out, also)
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		l.exit <- Run(ctx, Options{Args: []string{"login", "redbooth", "--config", path, "--no-browser"},
-			Stdout: io.MultiWriter(pw, l.out), Stderr: l.out})
+			Stdout: io.MultiWriter(pw, l.out), Stderr: stderr})
 		pw.Close()
 	}()
 	for lines := bufio.NewScanner(pr); l.authURL == "" && lines.Scan(); {
@@ -196,4 +208,42 @@ func TestLoginInAContainer(t *testing.T) {
 			t.Errorf("exit %d; outside a container, nothing about one:\n%s", code, out)
 		}
 	})
+}
+
+// whenWritten calls f once a write holds text.
+type whenWritten struct {
+	text string
+	f    func()
+	once sync.Once
+}
+
+func (w *whenWritten) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.text) {
+		w.once.Do(w.f)
+	}
+	return len(p), nil
+}
+
+// login says why it failed while its redirect server still listens, as
+// it did before its error went to the one exit path: the failure comes
+// first, then the graceful shutdown (up to 5 s with a browser's
+// connection open), not the other way round.
+func TestLoginSaysItsFailureBeforeItStopsServing(t *testing.T) {
+	var listening atomic.Int32 // 1: still listening when said, 2: not
+	var redirect string
+	l := startLoginTo(t, "store: {type: memory}", &whenWritten{text: "stopped before a redirect came back", f: func() {
+		c, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(redirect, "http://"), "/callback"))
+		if err != nil {
+			listening.Store(2)
+			return
+		}
+		c.Close()
+		listening.Store(1)
+	}})
+	redirect = l.redirectURI
+	l.stop()
+	if code := <-l.exit; code != 1 || listening.Load() != 1 {
+		t.Errorf("exit %d; the failure was said while still listening: %v (0: never said)\n%s", code, listening.Load() == 1, l.out)
+	}
+	l.exit <- 1
 }
