@@ -139,35 +139,17 @@ func runForward(ctx context.Context, o options, ps *proxies, sc scenario, fresh 
 
 	fmt.Fprintf(o.out, "\n## %s: %s %s, %d connections%s; authproxy = its forward proxy (CONNECT %s:443, TLS inside), reverse = its reverse listener (plain HTTP), bare = bench/bareproxy (TLS, fixed token)\n",
 		sc.name, sc.method, sc.path, sc.conns, map[bool]string{true: ", a new connection (and for TLS a full handshake) per request", false: " kept alive"}[fresh], benchHost)
-	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
-	for r := range o.rounds {
-		byName := map[string]measurement{}
-		for i := range procs {
-			k := (i + r) % len(procs)
-			if err := ctx.Err(); err != nil {
-				return rep, err
-			}
-			m, err := measure(procs[k], gens[k], o, scrape, "")
-			if err != nil {
-				return rep, fmt.Errorf("%s, round %d: %w", procs[k].name, r+1, err)
-			}
-			m.round = r + 1
-			rep.rows = append(rep.rows, m)
-			byName[m.proxy] = m
-			printRow(o.out, m)
-		}
+	rows, err := measureRounds(ctx, o, procs, generators(gens), scrape, "", func(byName map[string]measurement) {
 		f, rv, b := byName["authproxy"], byName["reverse"], byName["bare"]
 		fmt.Fprintf(o.out, "      forward/reverse: throughput %.3f, CPU/req %.3f; forward/tls-bare: throughput %.3f, CPU/req %.3f\n",
 			f.rps/rv.rps, float64(f.cpuPerReq)/float64(rv.cpuPerReq), f.rps/b.rps, float64(f.cpuPerReq)/float64(b.cpuPerReq))
+	})
+	rep.rows = rows
+	if err != nil {
+		return rep, err
 	}
 	printForwardMedians(o.out, rep)
 	return rep, nil
-}
-
-func printRow(out io.Writer, m measurement) {
-	fmt.Fprintf(out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %9s %7dM %7d\n", m.round, m.proxy, m.rps,
-		m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq),
-		bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
 }
 
 // printForwardMedians gives the medians over rounds of the per-round

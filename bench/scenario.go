@@ -75,30 +75,12 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 	defer scrape.CloseIdleConnections()
 
 	fmt.Fprintf(o.out, "\n## %s: %s %s, body %d B, %d connections, token lifetime %d s\n", sc.name, sc.method, sc.path, sc.body, sc.conns, sc.lifetime)
-	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
 	grantsBefore := up.tokenGrants.Load()
-	for r := range o.rounds {
-		byName := map[string]measurement{}
-		for i := range procs {
-			k := (i + r) % len(procs)
-			if err := ctx.Err(); err != nil {
-				return rep, err
-			}
-			profileTo := ""
-			if o.profileDir != "" && r == 0 && procs[k].pprof != "" {
-				profileTo = filepath.Join(o.profileDir, sc.name)
-			}
-			m, err := measure(procs[k], gens[k], o, scrape, profileTo)
-			if err != nil {
-				return rep, fmt.Errorf("%s, round %d: %w", procs[k].name, r+1, err)
-			}
-			m.round = r + 1
-			rep.rows = append(rep.rows, m)
-			byName[m.proxy] = m
-			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %9s %7dM %7d\n", m.round, m.proxy, m.rps,
-				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq),
-				bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
-		}
+	profileDir := ""
+	if o.profileDir != "" {
+		profileDir = filepath.Join(o.profileDir, sc.name)
+	}
+	rows, err := measureRounds(ctx, o, procs, generators(gens), scrape, profileDir, func(byName map[string]measurement) {
 		for _, name := range measuredAuthproxies {
 			if _, ok := byName[name]; !ok {
 				continue
@@ -110,10 +92,58 @@ func runScenario(ctx context.Context, o options, ps *proxies, sc scenario) (rep 
 			}
 			fmt.Fprintln(o.out)
 		}
+	})
+	rep.rows = rows
+	if err != nil {
+		return rep, err
 	}
 	rep.tokenGrants = up.tokenGrants.Load() - grantsBefore
 	fmt.Fprintf(o.out, "      token endpoint answered %d times during the rounds\n", rep.tokenGrants)
 	return rep, nil
+}
+
+// measureRounds measures each of procs, with its generator, once a round
+// for o.rounds rounds, in an order that rotates by round so that none is
+// always first; each row is printed as it comes, and after each round
+// summary is given the round's rows by proxy name. With profileDir set,
+// the first round profiles the procs that serve pprof into it.
+func measureRounds(ctx context.Context, o options, procs []*proxyProc, gens []generator, scrape *http.Client, profileDir string, summary func(byName map[string]measurement)) ([]measurement, error) {
+	fmt.Fprintf(o.out, "%-5s %-9s %9s %9s %9s %11s %10s %9s %8s %7s\n", "round", "proxy", "req/s", "p50", "p99", "CPU/req", "allocs/req", "bytes/req", "peak RSS", "errors")
+	var rows []measurement
+	for r := range o.rounds {
+		byName := map[string]measurement{}
+		for i := range procs {
+			k := (i + r) % len(procs)
+			if err := ctx.Err(); err != nil {
+				return rows, err
+			}
+			profileTo := ""
+			if profileDir != "" && r == 0 && procs[k].pprof != "" {
+				profileTo = profileDir
+			}
+			m, err := measure(procs[k], gens[k], o, scrape, profileTo)
+			if err != nil {
+				return rows, fmt.Errorf("%s, round %d: %w", procs[k].name, r+1, err)
+			}
+			m.round = r + 1
+			rows = append(rows, m)
+			byName[m.proxy] = m
+			fmt.Fprintf(o.out, "%-5d %-9s %9.0f %9s %9s %9.1fµs %10s %9s %7dM %7d\n", m.round, m.proxy, m.rps,
+				m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), micros(m.cpuPerReq), allocsString(m.allocsPerReq),
+				bytesString(m.bytesPerReq), m.peakRSS>>20, m.errors)
+		}
+		summary(byName)
+	}
+	return rows, nil
+}
+
+// generators is gens as the generator each is.
+func generators[G generator](gens []G) []generator {
+	out := make([]generator, len(gens))
+	for i, g := range gens {
+		out[i] = g
+	}
+	return out
 }
 
 // measure warms p's connections up, then reads the proxy process's CPU,
