@@ -38,10 +38,13 @@ func (e envOverlay) get(key string) (string, bool) {
 // them, and the variable that set each key overridden, so that a problem
 // with its value can name it.
 func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
+	// Sets, not slices searched: a file of a few hundred upstreams has
+	// thousands of keys, and this runs at every start and reload.
 	bound := e.boundKeys(v)
+	isBound := setOf(bound)
 	keys := slices.Clone(bound)
 	for _, k := range v.AllKeys() {
-		if !slices.ContainsFunc(parentKeys(k), func(p string) bool { return slices.Contains(bound, p) }) {
+		if !slices.ContainsFunc(parentKeys(k), func(p string) bool { return isBound[p] }) {
 			keys = append(keys, k)
 		}
 	}
@@ -57,7 +60,7 @@ func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
 				fromEnv = map[string]string{}
 			}
 			fromEnv[k] = envName(k)
-		} else if slices.ContainsFunc(parentKeys(k), func(p string) bool { _, ok := e.get(p); return ok }) {
+		} else if e.underVariable(k) {
 			continue
 		} else if value = v.Get(k); value == nil {
 			continue
@@ -71,7 +74,7 @@ func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
 	// upstreams is one even where the file has none.
 	for _, section := range sectionsOf(append(keys, "upstreams.")) {
 		s, ok := e.get(section)
-		if !ok || slices.ContainsFunc(parentKeys(section), func(p string) bool { _, ok := e.get(p); return ok }) {
+		if !ok || e.underVariable(section) {
 			continue
 		}
 		if fromEnv == nil {
@@ -87,16 +90,29 @@ func (e envOverlay) apply(v *viper.Viper) (map[string]any, map[string]string) {
 // sectionsOf is the keys that hold others among keys, and are not among
 // them, in order.
 func sectionsOf(keys []string) []string {
-	var out []string
+	isKey, in := setOf(keys), map[string]bool{}
 	for _, k := range keys {
 		for _, p := range parentKeys(k) {
-			if !slices.Contains(keys, p) {
-				out = append(out, p)
+			if !isKey[p] {
+				in[p] = true
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return sortedKeys(in)
+}
+
+// underVariable reports whether a variable is set for a section that
+// holds key: it hides key.
+func (e envOverlay) underVariable(key string) bool {
+	return slices.ContainsFunc(parentKeys(key), func(p string) bool { _, ok := e.get(p); return ok })
+}
+
+func setOf(keys []string) map[string]bool {
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	return set
 }
 
 // boundKeys are the keys a variable may set though the file does not
